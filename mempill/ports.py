@@ -1,0 +1,146 @@
+"""The seams between the engine and the world: the store, the oracle and the vector index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from mempill.enums import PendingStatus
+from mempill.model import (
+    AdjudicationRequest,
+    AssertionRow,
+    ClaimRow,
+    EdgeRow,
+    LedgerEntry,
+    LineRows,
+    PendingAdjudication,
+    WriteStat,
+)
+
+
+class Reader(Protocol):
+    """Reads of one agent's rows; inside a write transaction they see its own writes."""
+
+    def line(self, subject: str, predicate: str, as_of: datetime | None = None) -> LineRows: ...
+
+    def claim(self, claim_ref: str) -> ClaimRow | None: ...
+
+    def claim_entries(self, claim_ref: str) -> tuple[LedgerEntry, ...]: ...
+
+    def claim_assertions(self, claim_ref: str) -> tuple[AssertionRow, ...]: ...
+
+    def children(self, claim_ref: str) -> tuple[str, ...]: ...
+
+    def predicates(self, subject: str, as_of: datetime | None = None) -> tuple[str, ...]: ...
+
+    def lines(self) -> tuple[tuple[str, str], ...]: ...
+
+    def audit(
+        self, claim_ref: str | None, after_seq: int, limit: int
+    ) -> tuple[LedgerEntry, ...]: ...
+
+    def ledger(self) -> Iterator[LedgerEntry]: ...
+
+    def request_entries(self, request_ref: str) -> tuple[LedgerEntry, ...]: ...
+
+    def pending(self, status: PendingStatus | None = None) -> tuple[PendingAdjudication, ...]: ...
+
+    def pending_for_line(self, subject: str, predicate: str) -> tuple[PendingAdjudication, ...]: ...
+
+    def pending_by_handle(self, handle_id: str) -> PendingAdjudication | None: ...
+
+    def write_stats(self) -> tuple[WriteStat, ...]: ...
+
+
+class Writer(Reader, Protocol):
+    """A write transaction of one agent: append-only rows plus the outbox status."""
+
+    def head(self) -> tuple[int, datetime | None]: ...
+
+    def append_claim(self, row: ClaimRow) -> None: ...
+
+    def append_entry(self, entry: LedgerEntry) -> None: ...
+
+    def append_assertion(self, row: AssertionRow) -> None: ...
+
+    def append_edge(self, row: EdgeRow) -> None: ...
+
+    def append_pending(self, row: PendingAdjudication) -> None: ...
+
+    def set_pending_status(self, handle_id: str, status: PendingStatus) -> None: ...
+
+    def set_pending_notified(self, handle_id: str) -> None: ...
+
+
+class Store(Protocol):
+    """A persistence backend: per-agent write transactions and read snapshots."""
+
+    backend: str
+
+    def write(self, agent_id: str) -> AbstractContextManager[Writer]:
+        """Take the agent's write lock and open a transaction; commit on a clean exit."""
+        ...
+
+    def read(self, agent_id: str) -> AbstractContextManager[Reader]:
+        """A consistent read snapshot of one agent."""
+        ...
+
+    def may_write(self, agent_id: str) -> bool:
+        """False when the store is bound to another agent (SPEC §8.1 write authority)."""
+        ...
+
+    def agents(self) -> tuple[str, ...]:
+        """Every agent with stored rows."""
+        ...
+
+    def agents_with_pending(self) -> tuple[str, ...]:
+        """Agents with a pending adjudication (for sweeps and notification retries)."""
+        ...
+
+    def find_handle(self, handle_id: str) -> str | None:
+        """The agent owning an adjudication handle, or None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class OraclePort(Protocol):
+    """Adjudicates contested claims; called after the commit that queued the request."""
+
+    def request_adjudication(self, handle_id: str, request: AdjudicationRequest) -> None: ...
+
+
+class VectorPort(Protocol):
+    """A seam for similarity search over claims; no behaviour yet."""
+
+    def index_claim(self, row: ClaimRow) -> None: ...
+
+
+class NoOpOracle:
+    """The default oracle: none. Conflicts are surfaced as Contested (rule E6)."""
+
+    def request_adjudication(self, handle_id: str, request: AdjudicationRequest) -> None:
+        return None
+
+
+class NoOpVector:
+    def index_claim(self, row: ClaimRow) -> None:
+        return None
+
+
+def has_oracle(oracle: OraclePort | None) -> bool:
+    return oracle is not None and not isinstance(oracle, NoOpOracle)
+
+
+__all__: Sequence[str] = (
+    "NoOpOracle",
+    "NoOpVector",
+    "OraclePort",
+    "Reader",
+    "Store",
+    "VectorPort",
+    "Writer",
+    "has_oracle",
+)

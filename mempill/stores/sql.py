@@ -1,0 +1,377 @@
+"""SQL shared by both backends, and the session that implements the Reader/Writer ports.
+
+Queries are written once with `?` placeholders; a `Dialect` rewrites placeholders and
+converts timestamps (fixed-width text on SQLite, `timestamptz` on PostgreSQL). Text is
+never ordered in SQL: collations differ between backends, so ordering is done in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from mempill.canonical import canonical_json
+from mempill.dates import END_OF_TIME
+from mempill.enums import (
+    AssertionKind,
+    Cardinality,
+    Criticality,
+    Disposition,
+    EventKind,
+    Granularity,
+    PendingStatus,
+    Provenance,
+)
+from mempill.model import (
+    AssertionRow,
+    ClaimRow,
+    EdgeRow,
+    LedgerEntry,
+    LineRows,
+    PendingAdjudication,
+    WriteStat,
+)
+
+CLAIM_COLUMNS = (
+    "agent_id, claim_ref, subject, predicate, value, cardinality, provenance, value_confidence, "
+    "valid_time_confidence, criticality, valid_from, valid_from_granularity, valid_until, "
+    "valid_until_granularity, tx_time, stream_seq, derived_from, derivation_depth, external_anchor"
+)
+ENTRY_COLUMNS = (
+    "agent_id, stream_seq, entry_id, claim_ref, event_kind, disposition, rationale, "
+    "recorded_at, subject, predicate, request_ref"
+)
+ASSERTION_COLUMNS = (
+    "agent_id, assertion_ref, claim_ref, subject, predicate, kind, bound_at, bound_granularity, "
+    "provenance, confidence, tx_time, stream_seq, handle_id"
+)
+PENDING_COLUMNS = (
+    "agent_id, handle_id, subject, predicate, challenger_ref, incumbent_refs, request, "
+    "queued_at, expires_at, status, notified"
+)
+STATS_COLUMNS = "agent_id, first_seq, last_seq, lock_wait_us, txn_us, backend, pid, recorded_at"
+
+
+def _insert(table: str, columns: str) -> str:
+    marks = ", ".join("?" for _ in columns.split(","))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+
+
+LINE = "agent_id = ? AND subject = ? AND predicate = ?"
+SQL = {
+    "insert_claim": _insert("claims", CLAIM_COLUMNS),
+    "insert_entry": _insert("ledger", ENTRY_COLUMNS),
+    "insert_assertion": _insert("assertions", ASSERTION_COLUMNS),
+    "insert_edge": _insert("edges", "agent_id, kind, from_ref, to_ref, tx_time"),
+    "insert_pending": _insert("pending_adjudications", PENDING_COLUMNS),
+    "insert_stats": _insert("write_stats", STATS_COLUMNS),
+    "head": "SELECT stream_seq, recorded_at FROM ledger WHERE agent_id = ? "
+    "ORDER BY stream_seq DESC LIMIT 1",
+    "line_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE {LINE} AND tx_time <= ? "
+    "ORDER BY stream_seq",
+    "line_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE {LINE} AND recorded_at <= ? "
+    "ORDER BY stream_seq",
+    "line_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE {LINE} "
+    "AND tx_time <= ? ORDER BY stream_seq",
+    "claim": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE agent_id = ? AND claim_ref = ?",
+    "claim_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
+    "ORDER BY stream_seq",
+    "claim_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE agent_id = ? "
+    "AND claim_ref = ? ORDER BY stream_seq",
+    "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
+    "ORDER BY tx_time, from_ref",
+    "predicates": "SELECT DISTINCT predicate FROM claims WHERE agent_id = ? AND subject = ? "
+    "AND tx_time <= ?",
+    "lines": "SELECT DISTINCT subject, predicate FROM claims WHERE agent_id = ?",
+    "audit": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND stream_seq > ? "
+    "ORDER BY stream_seq LIMIT ?",
+    "audit_claim": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
+    "AND stream_seq > ? ORDER BY stream_seq LIMIT ?",
+    "ledger": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? ORDER BY stream_seq",
+    "request_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? "
+    "AND request_ref = ? ORDER BY stream_seq",
+    "pending_all": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications WHERE agent_id = ?",
+    "pending_status": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications "
+    "WHERE agent_id = ? AND status = ?",
+    "pending_line": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications WHERE {LINE}",
+    "pending_handle": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications "
+    "WHERE agent_id = ? AND handle_id = ?",
+    "set_pending_status": "UPDATE pending_adjudications SET status = ? "
+    "WHERE agent_id = ? AND handle_id = ?",
+    "set_pending_notified": "UPDATE pending_adjudications SET notified = 1 "
+    "WHERE agent_id = ? AND handle_id = ?",
+    "stats": f"SELECT {STATS_COLUMNS} FROM write_stats WHERE agent_id = ? ORDER BY stat_id",
+    "agents": "SELECT DISTINCT agent_id FROM ledger",
+    "agents_with_pending": "SELECT DISTINCT agent_id FROM pending_adjudications WHERE status = ?",
+    "find_handle": "SELECT agent_id FROM pending_adjudications WHERE handle_id = ?",
+}
+
+
+class Dialect(Protocol):
+    """What differs between the backends: placeholders and timestamp values."""
+
+    name: str
+
+    def sql(self, key: str) -> str: ...
+
+    def time_param(self, moment: datetime) -> Any: ...
+
+    def time_value(self, stored: Any) -> datetime: ...
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
+
+
+@dataclass
+class SqlSession:
+    """Reader and Writer of one agent over one open connection (and transaction)."""
+
+    cursor: Cursor
+    dialect: Dialect
+    agent_id: str
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+    # ---- plumbing
+
+    def _rows(self, key: str, *params: Any) -> list[Any]:
+        self.cursor.execute(self.dialect.sql(key), params)
+        return self.cursor.fetchall()
+
+    def _exec(self, key: str, *params: Any) -> None:
+        self.cursor.execute(self.dialect.sql(key), params)
+
+    def _t(self, moment: datetime | None) -> Any:
+        return None if moment is None else self.dialect.time_param(moment)
+
+    def _as_of(self, as_of: datetime | None) -> Any:
+        return self.dialect.time_param(as_of or END_OF_TIME)
+
+    # ---- row decoding
+
+    def _claim(self, r: Sequence[Any]) -> ClaimRow:
+        tv = self.dialect.time_value
+        return ClaimRow(
+            agent_id=r[0], claim_ref=r[1], subject=r[2], predicate=r[3], value=r[4],
+            cardinality=Cardinality(r[5]), provenance=Provenance(r[6]),
+            value_confidence=float(r[7]), valid_time_confidence=float(r[8]),
+            criticality=Criticality(r[9]), valid_from=_opt(tv, r[10]),
+            valid_from_granularity=_opt(Granularity, r[11]), valid_until=_opt(tv, r[12]),
+            valid_until_granularity=_opt(Granularity, r[13]), tx_time=tv(r[14]),
+            stream_seq=int(r[15]), derived_from=tuple(json.loads(r[16])),
+            derivation_depth=_opt(int, r[17]), external_anchor=r[18],
+        )  # fmt: skip
+
+    def _entry(self, r: Sequence[Any]) -> LedgerEntry:
+        return LedgerEntry(
+            agent_id=r[0], stream_seq=int(r[1]), entry_id=r[2], claim_ref=r[3],
+            event_kind=EventKind(r[4]), disposition=Disposition(r[5]),
+            rationale=json.loads(r[6]), recorded_at=self.dialect.time_value(r[7]),
+            subject=r[8], predicate=r[9], request_ref=r[10],
+        )  # fmt: skip
+
+    def _assertion(self, r: Sequence[Any]) -> AssertionRow:
+        tv = self.dialect.time_value
+        return AssertionRow(
+            agent_id=r[0], assertion_ref=r[1], claim_ref=r[2], subject=r[3], predicate=r[4],
+            kind=AssertionKind(r[5]), bound_at=_opt(tv, r[6]),
+            bound_granularity=_opt(Granularity, r[7]), provenance=Provenance(r[8]),
+            confidence=float(r[9]), tx_time=tv(r[10]), stream_seq=int(r[11]), handle_id=r[12],
+        )  # fmt: skip
+
+    def _pending(self, r: Sequence[Any]) -> PendingAdjudication:
+        tv = self.dialect.time_value
+        return PendingAdjudication(
+            agent_id=r[0], handle_id=r[1], subject=r[2], predicate=r[3], challenger_ref=r[4],
+            incumbent_refs=tuple(json.loads(r[5])), request=json.loads(r[6]),
+            queued_at=tv(r[7]), expires_at=_opt(tv, r[8]), status=PendingStatus(r[9]),
+            notified=bool(r[10]),
+        )  # fmt: skip
+
+    # ---- Reader
+
+    def line(self, subject: str, predicate: str, as_of: datetime | None = None) -> LineRows:
+        args = (self.agent_id, subject, predicate, self._as_of(as_of))
+        return LineRows(
+            claims=tuple(self._claim(r) for r in self._rows("line_claims", *args)),
+            entries=tuple(self._entry(r) for r in self._rows("line_entries", *args)),
+            assertions=tuple(self._assertion(r) for r in self._rows("line_assertions", *args)),
+        )
+
+    def claim(self, claim_ref: str) -> ClaimRow | None:
+        rows = self._rows("claim", self.agent_id, claim_ref)
+        return self._claim(rows[0]) if rows else None
+
+    def claim_entries(self, claim_ref: str) -> tuple[LedgerEntry, ...]:
+        return tuple(self._entry(r) for r in self._rows("claim_entries", self.agent_id, claim_ref))
+
+    def claim_assertions(self, claim_ref: str) -> tuple[AssertionRow, ...]:
+        rows = self._rows("claim_assertions", self.agent_id, claim_ref)
+        return tuple(self._assertion(r) for r in rows)
+
+    def children(self, claim_ref: str) -> tuple[str, ...]:
+        rows = self._rows("children", self.agent_id, claim_ref, "DerivedFrom")
+        return tuple(r[0] for r in rows)
+
+    def predicates(self, subject: str, as_of: datetime | None = None) -> tuple[str, ...]:
+        rows = self._rows("predicates", self.agent_id, subject, self._as_of(as_of))
+        return tuple(r[0] for r in rows)
+
+    def lines(self) -> tuple[tuple[str, str], ...]:
+        return tuple((r[0], r[1]) for r in self._rows("lines", self.agent_id))
+
+    def audit(self, claim_ref: str | None, after_seq: int, limit: int) -> tuple[LedgerEntry, ...]:
+        if claim_ref is None:
+            rows = self._rows("audit", self.agent_id, after_seq, limit)
+        else:
+            rows = self._rows("audit_claim", self.agent_id, claim_ref, after_seq, limit)
+        return tuple(self._entry(r) for r in rows)
+
+    def ledger(self) -> Iterator[LedgerEntry]:
+        self.cursor.execute(self.dialect.sql("ledger"), (self.agent_id,))
+        while True:
+            row = self.cursor.fetchone()
+            if row is None:
+                return
+            yield self._entry(row)
+
+    def request_entries(self, request_ref: str) -> tuple[LedgerEntry, ...]:
+        rows = self._rows("request_entries", self.agent_id, request_ref)
+        return tuple(self._entry(r) for r in rows)
+
+    def pending(self, status: PendingStatus | None = None) -> tuple[PendingAdjudication, ...]:
+        if status is None:
+            rows = self._rows("pending_all", self.agent_id)
+        else:
+            rows = self._rows("pending_status", self.agent_id, status.value)
+        found = (self._pending(r) for r in rows)
+        return tuple(sorted(found, key=lambda p: (p.queued_at, p.handle_id)))
+
+    def pending_for_line(self, subject: str, predicate: str) -> tuple[PendingAdjudication, ...]:
+        rows = self._rows("pending_line", self.agent_id, subject, predicate)
+        return tuple(
+            sorted((self._pending(r) for r in rows), key=lambda p: (p.queued_at, p.handle_id))
+        )
+
+    def pending_by_handle(self, handle_id: str) -> PendingAdjudication | None:
+        rows = self._rows("pending_handle", self.agent_id, handle_id)
+        return self._pending(rows[0]) if rows else None
+
+    def write_stats(self) -> tuple[WriteStat, ...]:
+        tv = self.dialect.time_value
+        return tuple(
+            WriteStat(
+                agent_id=r[0],
+                first_seq=r[1],
+                last_seq=r[2],
+                lock_wait_us=int(r[3]),
+                txn_us=int(r[4]),
+                backend=r[5],
+                pid=int(r[6]),
+                recorded_at=tv(r[7]),
+            )
+            for r in self._rows("stats", self.agent_id)
+        )
+
+    # ---- Writer
+
+    def head(self) -> tuple[int, datetime | None]:
+        rows = self._rows("head", self.agent_id)
+        if not rows:
+            return 0, None
+        return int(rows[0][0]), self.dialect.time_value(rows[0][1])
+
+    def append_claim(self, row: ClaimRow) -> None:
+        self._exec(
+            "insert_claim",
+            row.agent_id, row.claim_ref, row.subject, row.predicate, row.value,
+            row.cardinality.value, row.provenance.value, row.value_confidence,
+            row.valid_time_confidence, row.criticality.value, self._t(row.valid_from),
+            _opt(str, row.valid_from_granularity), self._t(row.valid_until),
+            _opt(str, row.valid_until_granularity), self._t(row.tx_time), row.stream_seq,
+            json.dumps(list(row.derived_from)), row.derivation_depth, row.external_anchor,
+        )  # fmt: skip
+
+    def append_entry(self, entry: LedgerEntry) -> None:
+        self._exec(
+            "insert_entry",
+            entry.agent_id, entry.stream_seq, entry.entry_id, entry.claim_ref,
+            entry.event_kind.value, entry.disposition.value, canonical_json(entry.rationale),
+            self._t(entry.recorded_at), entry.subject, entry.predicate, entry.request_ref,
+        )  # fmt: skip
+        if self.first_seq is None:
+            self.first_seq = entry.stream_seq
+        self.last_seq = entry.stream_seq
+
+    def append_assertion(self, row: AssertionRow) -> None:
+        self._exec(
+            "insert_assertion",
+            row.agent_id, row.assertion_ref, row.claim_ref, row.subject, row.predicate,
+            row.kind.value, self._t(row.bound_at), _opt(str, row.bound_granularity),
+            row.provenance.value, row.confidence, self._t(row.tx_time), row.stream_seq,
+            row.handle_id,
+        )  # fmt: skip
+
+    def append_edge(self, row: EdgeRow) -> None:
+        self._exec(
+            "insert_edge",
+            row.agent_id,
+            row.kind.value,
+            row.from_ref,
+            row.to_ref,
+            self._t(row.tx_time),
+        )
+
+    def append_pending(self, row: PendingAdjudication) -> None:
+        self._exec(
+            "insert_pending",
+            row.agent_id, row.handle_id, row.subject, row.predicate, row.challenger_ref,
+            json.dumps(list(row.incumbent_refs)), canonical_json(row.request),
+            self._t(row.queued_at), self._t(row.expires_at), row.status.value, int(row.notified),
+        )  # fmt: skip
+
+    def set_pending_status(self, handle_id: str, status: PendingStatus) -> None:
+        self._exec("set_pending_status", status.value, self.agent_id, handle_id)
+
+    def set_pending_notified(self, handle_id: str) -> None:
+        self._exec("set_pending_notified", self.agent_id, handle_id)
+
+    def record_stats(self, lock_wait_us: int, txn_us: int, recorded_at: datetime) -> None:
+        """One write_stats row per transaction that appended ledger entries."""
+        if self.first_seq is None:
+            return
+        self._exec(
+            "insert_stats",
+            self.agent_id, self.first_seq, self.last_seq, lock_wait_us, txn_us,
+            self.dialect.name, os.getpid(), self._t(recorded_at),
+        )  # fmt: skip
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration file into statements at lines ending with `;`."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if line.strip().startswith("--") and not current:
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current).strip())
+            current = []
+    tail = "\n".join(current).strip()
+    if tail:
+        statements.append(tail)
+    return [s for s in statements if s]

@@ -1,0 +1,364 @@
+"""SQLite, topology A (SPEC §8.1): one database per agent, WAL + synchronous=FULL.
+
+Writes to an agent go through that agent's one write connection, under its lock, in
+`BEGIN IMMEDIATE` (so two processes on one file are serialized by SQLite itself); a
+store-wide lock, on by default, serializes all agents of one store. Reads of file
+databases use their own connections and WAL snapshots, so they never wait for a write.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mempill import parse
+from mempill.clock import system_clock
+from mempill.dates import format_tx, parse_tx
+from mempill.errors import IntegrityError, StorageError, TransientStorageError
+from mempill.stores.sql import SQL, SqlSession, split_statements
+
+BUSY_TIMEOUT_MS = 30_000
+LAB_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
+
+
+class SQLiteDialect:
+    name = "sqlite"
+
+    def sql(self, key: str) -> str:
+        return SQL[key]
+
+    def time_param(self, moment: datetime) -> str:
+        return format_tx(moment)
+
+    def time_value(self, stored: Any) -> datetime:
+        return parse_tx(stored)
+
+
+DIALECT = SQLiteDialect()
+
+
+def translate(error: sqlite3.Error) -> StorageError:
+    """The one place SQLite errors become mempill errors (the cause is chained by callers)."""
+    message = str(error)
+    if isinstance(error, sqlite3.IntegrityError):
+        return IntegrityError(f"sqlite: {message}")
+    if isinstance(error, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
+        return TransientStorageError(f"sqlite: {message}")
+    return StorageError(f"sqlite: {message}")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the embedded migrations, in order."""
+    folder = resources.files("mempill.stores") / "migrations" / "sqlite"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            version = int(item.name.split("_", 1)[0])
+            found.append((version, item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass
+class AgentDatabase:
+    """One agent's database: its write connection, lock and idle read connections."""
+
+    path: str | None  # None: in memory
+    writer: sqlite3.Connection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    idle_readers: list[sqlite3.Connection] = field(default_factory=list)
+
+
+class SQLiteStore:
+    """The embedded store; made by `open_default`, `open_directory`, `open_default_in_memory`."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        directory: str | os.PathLike[str] | None = None,
+        serialize_all_writes: bool = True,
+        lab_synchronous: str = "FULL",
+    ) -> None:
+        """Exactly one of: `path` (one file), `directory` (a file per agent), neither (memory).
+
+        `lab_synchronous` exists for the durability lab only; the product keeps FULL.
+        """
+        if path is not None and directory is not None:
+            raise ValueError("give a path or a directory, not both")
+        if lab_synchronous.upper() not in LAB_SYNCHRONOUS:
+            raise ValueError(f"lab_synchronous must be one of {LAB_SYNCHRONOUS}")
+        self._synchronous = lab_synchronous.upper()
+        self._path = None if path is None else Path(path)
+        self._directory = None if directory is None else Path(directory)
+        self._agents: dict[str, AgentDatabase] = {}
+        self._agents_lock = threading.Lock()
+        self._store_lock = threading.Lock() if serialize_all_writes else None
+        self._closed = False
+        self._bound: str | None = None
+        if self._directory is not None:
+            self._directory.mkdir(parents=True, exist_ok=True)
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._shared = self._open_database(str(self._path))
+
+    @property
+    def topology(self) -> str:
+        return "file" if self._path else "directory" if self._directory else "memory"
+
+    # ---------------------------------------------------------------- connections
+
+    def _connect(self, target: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                target,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if target != ":memory:" and str(mode).lower() != "wal":
+                raise StorageError(f"sqlite: could not enable WAL on {target} (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as e:
+            raise translate(e) from e
+        return conn
+
+    def _open_database(self, target: str) -> AgentDatabase:
+        is_new = target != ":memory:" and not os.path.exists(target)
+        conn = self._connect(target)
+        try:
+            self._migrate(conn)
+        except sqlite3.Error as e:
+            raise translate(e) from e
+        if is_new:
+            _fsync_directory(os.path.dirname(os.path.abspath(target)))
+        return AgentDatabase(path=None if target == ":memory:" else target, writer=conn)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for version, name, script in migrations():
+                if version in applied:
+                    continue
+                for statement in split_statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, format_tx(system_clock())),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _database(self, agent_id: str, create: bool) -> AgentDatabase | None:
+        if self._closed:
+            raise StorageError("sqlite: the store is closed")
+        if self._path is not None:
+            return self._shared
+        with self._agents_lock:
+            found = self._agents.get(agent_id)
+            if found is not None:
+                return found
+            if self._directory is None:
+                target = ":memory:"
+            else:
+                target = str(self._directory / f"{parse.agent_id(agent_id)}.db")
+                if not create and not os.path.exists(target):
+                    return None
+            if target == ":memory:" and not create:
+                return None
+            database = self._open_database(target)
+            self._agents[agent_id] = database
+            return database
+
+    # ---------------------------------------------------------------- the Store port
+
+    @contextmanager
+    def write(self, agent_id: str) -> Iterator[SqlSession]:
+        database = self._database(agent_id, create=True)
+        assert database is not None
+        asked = time.perf_counter_ns()
+        with self._store_lock or nullcontext(), database.lock:
+            conn = database.writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise translate(e) from e
+            held = time.perf_counter_ns()
+            session = SqlSession(conn.cursor(), DIALECT, agent_id)
+            try:
+                yield session
+                session.record_stats(
+                    (held - asked) // 1000, (time.perf_counter_ns() - held) // 1000, system_clock()
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise translate(e) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextmanager
+    def read(self, agent_id: str) -> Iterator[SqlSession]:
+        database = self._database(agent_id, create=False)
+        if database is None:  # no file yet for this agent: an empty snapshot
+            with self._empty_reader(agent_id) as session:
+                yield session
+            return
+        if database.path is None:  # in memory: share the writer under the agent lock
+            with database.lock:
+                yield SqlSession(database.writer.cursor(), DIALECT, agent_id)
+            return
+        conn = self._take_reader(database)
+        try:
+            conn.execute("BEGIN")
+            yield SqlSession(conn.cursor(), DIALECT, agent_id)
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            _rollback(conn)
+            raise translate(e) from e
+        finally:
+            database.idle_readers.append(conn)
+
+    def _take_reader(self, database: AgentDatabase) -> sqlite3.Connection:
+        try:
+            return database.idle_readers.pop()
+        except IndexError:
+            assert database.path is not None
+            return self._connect(database.path)
+
+    @contextmanager
+    def _empty_reader(self, agent_id: str) -> Iterator[SqlSession]:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            self._migrate(conn)
+            yield SqlSession(conn.cursor(), DIALECT, agent_id)
+        finally:
+            conn.close()
+
+    def may_write(self, agent_id: str) -> bool:
+        """A single-file store belongs to the first agent that writes to it."""
+        if self._path is None:
+            return True
+        if self._bound is not None:
+            return self._bound == agent_id
+        conn = self._shared.writer
+        with self._shared.lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                row = conn.execute(
+                    "SELECT value FROM store_meta WHERE key = 'bound_agent'"
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO store_meta (key, value) VALUES ('bound_agent', ?)", (agent_id,)
+                    )
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise translate(e) from e
+        self._bound = agent_id if row is None else str(row[0])
+        return self._bound == agent_id
+
+    def bound_agent(self) -> str | None:
+        """The agent a single-file store is bound to (None before its first write)."""
+        if self._path is None:
+            return None
+        with self._shared.lock:
+            try:
+                row = self._shared.writer.execute(
+                    "SELECT value FROM store_meta WHERE key = 'bound_agent'"
+                ).fetchone()
+            except sqlite3.Error as e:
+                raise translate(e) from e
+        return None if row is None else str(row[0])
+
+    def agents(self) -> tuple[str, ...]:
+        if self._directory is not None:
+            on_disk = {p.stem for p in self._directory.glob("*.db")}
+            return tuple(sorted(on_disk | set(self._agents)))
+        if self._path is not None:
+            bound = self.bound_agent()
+            return () if bound is None else (bound,)
+        return tuple(sorted(self._agents))
+
+    def agents_with_pending(self) -> tuple[str, ...]:
+        found = []
+        for agent in self.agents():
+            with self.read(agent) as session:
+                session.cursor.execute(SQL["agents_with_pending"], ("pending",))
+                if session.cursor.fetchall():
+                    found.append(agent)
+        return tuple(found)
+
+    def find_handle(self, handle_id: str) -> str | None:
+        for agent in self.agents():
+            with self.read(agent) as session:
+                session.cursor.execute(SQL["find_handle"], (handle_id,))
+                row = session.cursor.fetchone()
+            if row is not None:
+                return str(row[0])
+        return None
+
+    def connection_for(self, agent_id: str) -> sqlite3.Connection | None:
+        """The agent's write connection (for diagnostics and the lab), or None if absent."""
+        database = self._database(agent_id, create=False)
+        return None if database is None else database.writer
+
+    def database_path(self, agent_id: str) -> Path | None:
+        if self._path is not None:
+            return self._path
+        if self._directory is not None:
+            return self._directory / f"{parse.agent_id(agent_id)}.db"
+        return None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        databases = list(self._agents.values())
+        if self._path is not None:
+            databases.append(self._shared)
+        for database in databases:
+            with database.lock:
+                for conn in [database.writer, *database.idle_readers]:
+                    conn.close()
+                database.idle_readers.clear()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a newly created database file's directory entry durable (power-cut safety)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,92 @@
+"""nox sessions: lint, typecheck, tests, conformance, lab, notebooks, jupyter, bench.
+
+`tests` runs the whole pytest suite against the embedded PostgreSQL 18 and, when
+MEMPILL_TEST_PG_DSN is set (CI points it at the system PostgreSQL 15), once more
+against that server for the PostgreSQL-backed tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+PYTHON = "3.11"
+SOURCES = ["mempill", "conformance", "benchmarks", "tests", "noxfile.py"]
+
+
+def install(session: nox.Session, extras: str = "dev") -> None:
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", *SOURCES)
+    session.run("ruff", "format", "--check", *SOURCES)
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    install(session)
+    session.run("mypy", "--strict", "mempill")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite on SQLite and PostgreSQL 18 (embedded), and PostgreSQL from
+    MEMPILL_TEST_PG_DSN when it is set."""
+    install(session, "dev,notebooks")
+    args = session.posargs or []
+    system_dsn = os.environ.get("MEMPILL_TEST_PG_DSN")
+    embedded = {"MEMPILL_TEST_PG_DSN": ""}
+    session.run("pytest", *args, env=embedded)
+    if system_dsn:
+        session.log(f"again, PostgreSQL-backed tests only, against {system_dsn}")
+        session.run(
+            "pytest",
+            "-m",
+            "not sqlite_only",
+            *args,
+            env={"MEMPILL_TEST_PG_DSN": system_dsn, "MEMPILL_TEST_BACKENDS": "postgres"},
+        )
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Replay the scenario corpus on every backend (`-- --backends sqlite-mem` to narrow)."""
+    install(session, "lab")
+    session.run("python", "-m", "conformance", "replay", "data/scenarios", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lab(session: nox.Session) -> None:
+    """The lab on the embedded default: the conformance corpus on SQLite and embedded
+    PostgreSQL, then the summary table."""
+    install(session, "lab")
+    session.run("python", "-m", "mempill.lab", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def notebooks(session: nox.Session) -> None:
+    """Execute every notebook headless and write HTML to build/notebooks/."""
+    install(session, "notebooks")
+    session.run("python", "-m", "mempill.lab.notebooks", "execute", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def jupyter(session: nox.Session) -> None:
+    """Open JupyterLab on the project."""
+    install(session, "notebooks")
+    session.run("jupyter", "lab", "notebooks/", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (`-- --quick` for the three-minute version)."""
+    install(session, "lab")
+    session.run("python", "-m", "benchmarks", "run", *session.posargs)
