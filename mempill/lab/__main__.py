@@ -1,0 +1,28 @@
+"""`python -m mempill.lab <command>`: run (the lab), crash (durability), contention."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "run": ("mempill.lab.run", "the conformance lab on the embedded default, with its summary"),
+    "crash": ("mempill.lab.crash", "crash and power-loss durability experiments"),
+    "contention": ("mempill.lab.contention", "lock-contention experiments"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        print("usage: python -m mempill.lab {run,crash,contention} [options]\n")
+        for name, (_, about) in COMMANDS.items():
+            print(f"  {name:<11} {about}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    result: int = module.main(args[1:])
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
