@@ -68,7 +68,9 @@ def inspect_value(value: Any, max_depth: int) -> str | None:
                 return "value_too_deep"
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise ValidationError(f"value: object keys must be strings, got {key!r}")
+                    raise ValidationError(
+                        f"value: object keys must be strings, got {type(key).__name__}"
+                    )
                 if not is_clean_text(key):
                     reason = reason or "invalid_text"
                 stack.append((child, depth + 1))

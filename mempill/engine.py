@@ -195,21 +195,36 @@ class Engine:
 
     def _ingest_batch(self, requests: Sequence[IngestRequest]) -> tuple[Receipt, ...]:
         agent = requests[0].agent_id
-        refs = [r.claim_ref or self.ids() for r in requests]
         if not self.store.may_write(agent):
             return tuple(
-                Receipt(claim_ref=ref, disposition=Disposition.REJECTED, reason="write_authority")
-                for ref in refs
+                Receipt(
+                    claim_ref=r.claim_ref or self.ids(),
+                    disposition=Disposition.REJECTED,
+                    reason="write_authority",
+                )
+                for r in requests
             )
+        # Refs are minted request by request, interleaved with each request's own ids,
+        # so a batch draws ids in the same order as ingesting one by one; they are kept
+        # across retries so a lost COMMIT is recognised (`replay`).
+        refs: list[str] = []
+
+        def ref_for(index: int) -> str:
+            if index == len(refs):
+                refs.append(requests[index].claim_ref or self.ids())
+            return refs[index]
 
         def replay(txn: Writer) -> tuple[Receipt, ...] | None:
+            if len(refs) < len(requests):
+                return None
             stored = [self._stored_receipt(txn, ref) for ref in refs]
             done = [r for r in stored if r is not None]
             return tuple(done) if len(done) == len(refs) else None
 
         def work(batch: Batch) -> tuple[Receipt, ...]:
             receipts = []
-            for request, ref in zip(requests, refs, strict=True):
+            for index, request in enumerate(requests):
+                ref = ref_for(index)
                 stored = self._stored_receipt(batch.txn, ref) if request.claim_ref else None
                 receipts.append(stored or ingest(batch, request, ref))
             return tuple(receipts)

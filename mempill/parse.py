@@ -8,6 +8,7 @@ of `decide.py` and produce a Rejected receipt instead.
 from __future__ import annotations
 
 import re
+import reprlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import fields
@@ -22,6 +23,15 @@ from mempill.model import IngestRequest, ValidTime
 
 AGENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 E = TypeVar("E", bound=StrEnum)
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
+
+
+def show(value: Any) -> str:
+    """A short, recursion-safe repr of caller input for error messages."""
+    return _SHOW.repr(value)
+
 
 _PROVENANCE_ALIASES = {
     "external:userasserted": Provenance.USER_ASSERTED,
@@ -39,7 +49,7 @@ def agent_id(value: Any) -> str:
     """1–128 characters of [A-Za-z0-9_.-], not starting with '.' (it names a file)."""
     if not isinstance(value, str) or not AGENT_ID.fullmatch(value) or value.startswith("."):
         raise ValidationError(
-            f"agent_id: {value!r} is invalid; use 1-128 characters of [A-Za-z0-9_.-], "
+            f"agent_id: {show(value)} is invalid; use 1-128 characters of [A-Za-z0-9_.-], "
             "not starting with '.'"
         )
     return value
@@ -55,7 +65,7 @@ def enum(kind: type[E], value: Any, what: str) -> E:
             if folded in (member.value.casefold(), member.name.casefold()):
                 return member
     names = ", ".join(m.value for m in kind)
-    raise ValidationError(f"{what}: {value!r} is not one of {names}")
+    raise ValidationError(f"{what}: {show(value)} is not one of {names}")
 
 
 def provenance(value: Any, what: str = "provenance") -> Provenance:
@@ -66,14 +76,14 @@ def provenance(value: Any, what: str = "provenance") -> Provenance:
         kind = value.get("type")
         sub = value.get("kind")
         if not isinstance(kind, str) or (sub is not None and not isinstance(sub, str)):
-            raise ValidationError(f"{what}: {dict(value)!r} is not a provenance")
+            raise ValidationError(f"{what}: {show(value)} is not a provenance")
         value = f"{kind}:{sub}" if sub else kind
     if isinstance(value, str):
         found = _PROVENANCE_ALIASES.get(value.strip().casefold().replace(" ", ""))
         if found is not None:
             return found
     raise ValidationError(
-        f"{what}: {value!r} is not one of External:UserAsserted, External:ExternalFirstHand, "
+        f"{what}: {show(value)} is not one of External:UserAsserted, External:ExternalFirstHand, "
         "RecallReEntry, ModelDerived"
     )
 
@@ -87,7 +97,7 @@ def claim_ref(value: Any, what: str = "claim_ref") -> str:
             return str(uuid.UUID(value))
         except ValueError:
             pass
-    raise ValidationError(f"{what}: {value!r} is not a UUID")
+    raise ValidationError(f"{what}: {show(value)} is not a UUID")
 
 
 def parent_ref(value: Any) -> str:
@@ -95,7 +105,7 @@ def parent_ref(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     if not isinstance(value, str):
-        raise ValidationError(f"derived_from: {value!r} is not a string")
+        raise ValidationError(f"derived_from: {show(value)} is not a string")
     try:
         return str(uuid.UUID(value))
     except ValueError:

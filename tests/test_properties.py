@@ -1,0 +1,196 @@
+"""Property tests: history agrees with recall, and malformed input never gets stored."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+from conftest import Backend
+from hypothesis import HealthCheck, given, settings
+from support import ledger, put
+
+from mempill import Disposition, Engine, HistoryStatus, ValidationError
+from mempill.canonical import canonical_json
+
+PROFILE = settings(
+    max_examples=int(os.environ.get("MEMPILL_PROPERTY_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+_agents = itertools.count()
+
+YEARS = st.sampled_from([None, "2010", "2012", "2014", "2016", "2018"])
+PROVENANCES = st.sampled_from(
+    ["External:UserAsserted", "External:ExternalFirstHand", "ModelDerived", "RecallReEntry"]
+)
+INGEST = st.fixed_dictionaries(
+    {
+        "value": st.sampled_from(["a", "b", "c", 1, 1.0]),
+        "predicate": st.sampled_from(["p", "q"]),
+        "provenance": PROVENANCES,
+        "cardinality": st.sampled_from(["Functional", "SetValued", "Unknown"]),
+        "criticality": st.sampled_from(["Low", "Medium", "High", "Critical"]),
+        "value_confidence": st.sampled_from([0.1, 0.5, 0.9, 1.0]),
+        "valid_time_confidence": st.sampled_from([0.0, 0.5, 0.7, 1.0]),
+        "valid_from": YEARS,
+        "valid_until": YEARS,
+        "parent": st.integers(0, 8) | st.none(),
+    }
+)
+OPERATION = st.one_of(
+    st.tuples(st.just("ingest"), INGEST),
+    st.tuples(st.just("end"), st.tuples(st.integers(0, 8), YEARS.filter(bool))),
+    st.tuples(st.just("invalidate"), st.integers(0, 8)),
+    st.tuples(st.just("reopen"), st.integers(0, 8)),
+)
+
+
+def apply(engine: Engine, agent: str, op: tuple[str, Any], refs: list[str]) -> None:
+    kind, args = op
+    if kind == "ingest":
+        fields = dict(args)
+        parent = fields.pop("parent")
+        if parent is not None and refs:
+            fields["derived_from"] = [refs[parent % len(refs)]]
+        receipt = put(
+            engine, fields.pop("value"), "s", fields.pop("predicate"), agent_id=agent, **fields
+        )
+        if receipt.disposition is not Disposition.REJECTED:
+            refs.append(receipt.claim_ref)
+        return
+    if not refs:
+        return
+    index = args[0] if kind == "end" else args
+    ref = refs[index % len(refs)]
+    if kind == "end":
+        try:
+            engine.end(agent, ref, args[1])
+        except Exception as e:  # a different active bound is a ConflictError
+            assert type(e).__name__ == "ConflictError"
+    elif kind == "invalidate":
+        engine.invalidate(agent, ref)
+    else:
+        engine.reopen(agent, ref)
+
+
+def believed_values(engine: Engine, agent: str, predicate: str, as_of: Any) -> list[str]:
+    belief = engine.query_memory(agent, "s", predicate, as_of=as_of)
+    slots = [belief.primary] if belief.primary else []
+    return sorted(
+        {canonical_json(s.value) for s in (*slots, *belief.members, *belief.alternatives)}
+    )
+
+
+def history_values(engine: Engine, agent: str, predicate: str, as_of: Any) -> list[str]:
+    history = engine.query_history(agent, "s", predicate, as_of=as_of)
+    live = (HistoryStatus.CURRENT, HistoryStatus.CONTESTED)
+    return sorted({canonical_json(e.value) for e in history if e.status in live})
+
+
+@PROFILE
+@given(operations=st.lists(OPERATION, min_size=1, max_size=25))
+def test_history_current_equals_memory(backend: Backend, operations: list[tuple[str, Any]]) -> None:
+    engine = backend.open()
+    agent = f"prop-{next(_agents)}"
+    refs: list[str] = []
+    instants: list[Any] = [None]
+    for op in operations:
+        apply(engine, agent, op, refs)
+        entries = engine.query_audit(agent, after_seq=0, limit=10_000).entries
+        if entries:
+            instants.append(entries[-1].recorded_at)
+    for predicate, as_of in itertools.product(("p", "q"), instants):
+        assert history_values(engine, agent, predicate, as_of) == believed_values(
+            engine, agent, predicate, as_of
+        ), (predicate, as_of)
+
+
+# ---------------------------------------------------------------- malformed input
+
+TEXT = st.text(max_size=8) | st.sampled_from(["", "\x00", "a\x00b", "\ud800", "x" * 1100])
+NUMBER = st.sampled_from([math.nan, math.inf, -math.inf, -0.5, 1.5, 0.5, 1e308, 2])
+JSON_ISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+WEIRD = st.sampled_from([b"bytes", {1, 2}, object(), 3 + 4j, {1: "non-string key"}])
+
+
+def deep(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+MALFORMED_FIELD = st.sampled_from(
+    ["agent_id", "subject", "predicate", "value", "provenance", "cardinality", "criticality",
+     "value_confidence", "valid_time_confidence", "valid_time", "derived_from", "missing", "extra"]
+)  # fmt: skip
+BAD_VALUES = st.one_of(
+    TEXT, NUMBER, JSON_ISH, WEIRD, st.just(deep(70)), st.just(deep(10_000)),
+    st.just("z" * 70_000), st.just({"k": [math.nan]}),
+    st.sampled_from(["../x", "a/b", ".hidden", "", "x" * 200, "ok-agent", None, 7]),
+    st.sampled_from([["not-a-uuid"], ["00000000-0000-4000-8000-000000000000"], "str", [1]]),
+    st.sampled_from([{"start": "yesterday"}, {"start": "2020-13"}, {"start": 5}, "2020"]),
+    st.sampled_from(["External:Nope", "nobody", {"type": "External"}, {"type": 1}]),
+)  # fmt: skip
+
+
+LEGAL_WHEN_WELL_FORMED = {
+    "agent_id", "value", "valid_time", "valid_time_confidence", "value_confidence", "cardinality",
+    "criticality", "provenance", "subject", "predicate", "derived_from",
+}  # fmt: skip
+
+
+@PROFILE
+@given(field=MALFORMED_FIELD, bad=BAD_VALUES)
+def test_malformed_requests_raise_or_reject(backend: Backend, field: str, bad: Any) -> None:
+    engine = backend.open()
+    agent = f"bad-{next(_agents)}"
+    put(engine, "Berlin", agent_id=agent)
+    before = belief_of(engine, agent)
+    claims_before = len(engine.query_history(agent, "user", "city"))
+    body: dict[str, Any] = {
+        "agent_id": agent,
+        "subject": "user",
+        "predicate": "city",
+        "value": "Paris",
+    }
+    if field == "missing":
+        body.pop("value")
+    elif field == "extra":
+        body["surprise"] = bad
+    else:
+        body[field] = bad
+    root = backend.tmp_path
+    files_before = set(_all_files(root.parent))
+    try:
+        receipt = engine.ingest(body)
+    except ValidationError:
+        pass
+    else:
+        if receipt.disposition is Disposition.REJECTED:
+            assert receipt.reason
+        else:  # it parsed and was acceptable: only legal shapes get here
+            assert field in LEGAL_WHEN_WELL_FORMED
+            return
+    assert len(engine.query_history(agent, "user", "city")) == claims_before
+    assert belief_of(engine, agent) == before
+    assert all(e.claim_ref is None for e in ledger(engine, agent)[1:])
+    created = set(_all_files(root.parent)) - files_before
+    assert all(Path(p).is_relative_to(root) for p in created), created
+
+
+def belief_of(engine: Engine, agent: str) -> tuple[object, ...]:
+    belief = engine.query_memory(agent, "user", "city", valid_at="2026-06-01")
+    return belief.status, [(s.claim_ref, s.value) for s in belief.candidates], belief.markers
+
+
+def _all_files(top: Path) -> list[str]:
+    return [os.path.join(d, f) for d, _, files in os.walk(top) for f in files]
