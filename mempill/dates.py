@@ -37,8 +37,8 @@ def format_tx(moment: datetime) -> str:
 
 
 def parse_tx(text: str) -> datetime:
-    """Inverse of `format_tx`."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """Inverse of `format_tx` (fromisoformat is fast and reads the `Z`)."""
+    return datetime.fromisoformat(text)
 
 
 def parse_lenient(value: str | date | datetime, what: str = "date") -> tuple[datetime, Granularity]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from mempill.canonical import canonical_json, inspect_value, is_clean_text
 from mempill.config import EngineConfig
-from mempill.enums import Cardinality, Disposition, EventKind, Provenance
+from mempill.enums import Cardinality, Disposition, Provenance
 from mempill.fold import ClaimView, is_set_valued, overlaps
 from mempill.model import ClaimRow, IngestRequest, LedgerEntry
 
@@ -119,20 +119,20 @@ class Candidate:
 
 
 def recall_reentries(
-    claims: Sequence[ClaimView], entries: Sequence[LedgerEntry], since: datetime
+    claims: Sequence[ClaimView], echoes: Sequence[LedgerEntry], since: datetime
 ) -> int:
-    """Recall re-entries on the line (echoes and stored rows) with tx time after `since`."""
-    echoes = sum(
-        1
-        for e in entries
-        if e.event_kind is EventKind.RECALL_RE_ENTRY_DETECTED and e.recorded_at > since
-    )
+    """Recall re-entries on the line (echo entries and stored rows) with tx time after `since`."""
+    recent_echoes = 0
+    for echo in reversed(echoes):  # stream order: stop at the first one outside the window
+        if echo.recorded_at <= since:
+            break
+        recent_echoes += 1
     rows = sum(
         1
         for v in claims
         if v.row.provenance is Provenance.RECALL_RE_ENTRY and v.row.tx_time > since
     )
-    return echoes + rows
+    return recent_echoes + rows
 
 
 def conflicts(candidate: Candidate, line: Sequence[ClaimView]) -> tuple[ClaimView, ...]:
@@ -151,7 +151,7 @@ def conflicts(candidate: Candidate, line: Sequence[ClaimView]) -> tuple[ClaimVie
 def decide(
     candidate: Candidate,
     line: Sequence[ClaimView],
-    line_entries: Sequence[LedgerEntry],
+    echoes: Sequence[LedgerEntry],
     parents: Mapping[str, ClaimRow],
     *,
     tx_time: datetime,
@@ -174,7 +174,7 @@ def decide(
         return Decision(Disposition.QUARANTINED, "Q1", "incoherent_window", write_claim=True)
     if recall:
         since = tx_time - timedelta(seconds=config.burst_window_seconds)
-        if recall_reentries(line, line_entries, since) >= config.quarantine_burst_threshold - 1:
+        if recall_reentries(line, echoes, since) >= config.quarantine_burst_threshold - 1:
             return Decision(Disposition.QUARANTINED, "Q2", "recall_burst", write_claim=True)
         return _decide_recall(candidate, line, missing)
     if request.provenance is Provenance.MODEL_DERIVED:

@@ -32,7 +32,8 @@ from mempill.enums import (
     Verdict,
 )
 from mempill.errors import ConflictError, NotFoundError, TransientStorageError, ValidationError
-from mempill.fold import history, project, views
+from mempill.fold import ClaimView, history, project, views
+from mempill.lines import LineCache
 from mempill.ids import IdFactory, random_ids
 from mempill.model import (
     AdjudicationOutcome,
@@ -100,6 +101,7 @@ class Engine:
         self.clock = clock
         self.ids = ids
         self.retry = retry or RetryPolicy()
+        self.lines = LineCache(self.config)
 
     def __enter__(self) -> Engine:
         return self
@@ -134,11 +136,10 @@ class Engine:
                     if attempt and replay is not None:
                         done = replay(txn)
                         if done is not None:
-                            return done, Batch(txn, agent_id, self.ids, now, self.config, False)
-                    batch = Batch(
-                        txn, agent_id, self.ids, now, self.config, has_oracle(self.oracle)
-                    )
+                            return done, self._batch(txn, agent_id, now)
+                    batch = self._batch(txn, agent_id, now)
                     result = work(batch)
+                batch.publish()
                 return result, batch
             except TransientStorageError as e:
                 if attempt + 1 == self.retry.attempts:
@@ -148,6 +149,9 @@ class Engine:
                 log.info("transient storage error (attempt %d): %s", attempt + 1, e)
                 time.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
+
+    def _batch(self, txn: Writer, agent_id: str, now: datetime) -> Batch:
+        return Batch(txn, agent_id, self.ids, now, self.config, has_oracle(self.oracle), self.lines)
 
     def _after_commit(self, batch: Batch) -> dict[str, bool]:
         for row in batch.new_claims:
@@ -499,9 +503,9 @@ class Engine:
         )
 
     def _reconcile_line(self, batch: Batch, subject: str, predicate: str) -> ReconcileLine:
-        rows = batch.txn.line(subject, predicate)
+        line_views = batch.line_state(subject, predicate).ordered_views()
         belief = project(
-            rows,
+            line_views,
             agent_id=batch.agent_id,
             subject=subject,
             predicate=predicate,
@@ -519,7 +523,7 @@ class Engine:
                 subject=subject, predicate=predicate, status=belief.status, escalated=False
             )
         contenders = {ref for slot in belief.alternatives for ref in slot.claim_refs}
-        line_views = [v for v in views(rows, self.config) if v.ref in contenders]
+        line_views = tuple(v for v in line_views if v.ref in contenders)
         challenger = max(line_views, key=lambda v: v.row.stream_seq)
         incumbents = [v.row for v in line_views if v.value != challenger.value]
         handle = self.ids()
@@ -544,9 +548,8 @@ class Engine:
         valid_at: datetime | None,
         now: datetime,
     ) -> Projection:
-        rows = reader.line(subject, predicate, as_of)
         return project(
-            rows,
+            self._views(reader, agent, subject, predicate, as_of),
             agent_id=agent,
             subject=subject,
             predicate=predicate,
@@ -555,6 +558,19 @@ class Engine:
             now=now,
             config=self.config,
         )
+
+    def _views(
+        self, reader: Reader, agent: str, subject: str, predicate: str, as_of: datetime | None
+    ) -> Sequence[ClaimView]:
+        """The line's claim views from the cache, refreshed to the reader's snapshot."""
+        state = self.lines.refreshed(
+            (agent, subject, predicate),
+            reader.line_version(subject, predicate),
+            lambda after: reader.line_since(subject, predicate, after),
+        )
+        if as_of is None:
+            return self.lines.snapshot(state)
+        return views(self.lines.rows(state, as_of), self.config)
 
     def query_memory(
         self,
@@ -606,9 +622,9 @@ class Engine:
         as_of_at = parse.optional_moment(as_of, "as_of")
         subject, predicate = _key(subject, "subject"), _key(predicate, "predicate")
         with self.store.read(agent) as reader:
-            rows = reader.line(subject, predicate, as_of_at)
+            line_views = self._views(reader, agent, subject, predicate, as_of_at)
         return history(
-            rows,
+            line_views,
             agent_id=agent,
             subject=subject,
             predicate=predicate,

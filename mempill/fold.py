@@ -309,7 +309,7 @@ def _belief(all_views: Sequence[ClaimView], instant: datetime) -> _Belief:
 
 
 def project(
-    rows: LineRows,
+    all_views: Sequence[ClaimView],
     *,
     agent_id: str,
     subject: str,
@@ -319,10 +319,9 @@ def project(
     now: datetime,
     config: EngineConfig,
 ) -> Projection:
-    """Fold a line into its belief at valid instant `valid_at` (default: `as_of`, else now)."""
+    """Fold a line's views into its belief at `valid_at` (default: `as_of`, else now)."""
     age_at = as_of or now
     instant = valid_at or age_at
-    all_views = views(rows, config)
     belief = _belief(all_views, instant)
     slots = tuple(_slot(g, age_at, config) for g in belief.groups)
     alternatives: tuple[BeliefSlot, ...] = ()
@@ -427,7 +426,7 @@ def _history_status(
 
 
 def history(
-    rows: LineRows,
+    all_views: Sequence[ClaimView],
     *,
     agent_id: str,
     subject: str,
@@ -438,7 +437,6 @@ def history(
 ) -> History:
     """Every claim of the line with its status at `as_of`, ordered by effective start."""
     instant = as_of or now
-    all_views = views(rows, config)
     belief = _belief(all_views, instant)
     believed = frozenset(v.ref for g in belief.groups for v in g.claims)
     ordered = sorted(

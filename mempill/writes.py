@@ -35,7 +35,8 @@ from mempill.enums import (
     Verdict,
 )
 from mempill.errors import NotFoundError
-from mempill.fold import ClaimView, overlaps, view, views
+from mempill.fold import ClaimView, overlaps, view
+from mempill.lines import LineCache, LineState
 from mempill.ids import IdFactory
 from mempill.model import (
     AdjudicationOutcome,
@@ -44,6 +45,7 @@ from mempill.model import (
     EdgeRow,
     IngestRequest,
     LedgerEntry,
+    LineRows,
     PendingAdjudication,
     Receipt,
     ValidityReceipt,
@@ -61,14 +63,19 @@ class Batch:
     now: datetime
     config: EngineConfig
     has_oracle: bool
+    cache: LineCache
     seq: int = 0
+    start_seq: int = 0
     last_tx: datetime | None = None
     tx_time: datetime | None = None
     queued: list[str] = field(default_factory=list)
     new_claims: list[ClaimRow] = field(default_factory=list)
+    local: dict[tuple[str, str], LineState] = field(default_factory=dict)
+    seen: dict[tuple[str, str], LineState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.seq, self.last_tx = self.txn.head()
+        self.start_seq = self.seq
 
     def tick(self) -> datetime:
         """Start a call: its tx time is now, or last + 1 µs if the clock has not moved past."""
@@ -88,6 +95,55 @@ class Batch:
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    # ---- line states: the shared cache holds committed rows, writes go to private copies
+
+    def line_state(self, subject: str, predicate: str) -> LineState:
+        """The line as this transaction sees it (its own writes included)."""
+        line = (subject, predicate)
+        known = self.local.get(line) or self.seen.get(line)
+        if known is not None:  # we hold the agent's lock: only our own writes change it
+            return known
+        version = self.txn.line_version(subject, predicate)
+        shared = self.cache.refreshed(
+            (self.agent_id, subject, predicate),
+            version,
+            lambda after: self.txn.line_since(subject, predicate, after),
+            upto=self.start_seq,  # never let this transaction's own rows into the shared cache
+        )
+        if version > self.start_seq:
+            return self._private(line, shared)
+        self.seen[line] = shared
+        return shared
+
+    def _private(self, line: tuple[str, str], shared: LineState) -> LineState:
+        state = self.cache.private_copy(shared)
+        state.apply(self.txn.line_since(line[0], line[1], state.version))
+        self.local[line] = state
+        return state
+
+    def _writing(self, line: tuple[str, str]) -> LineState:
+        """The private state of a line about to get a row (loaded before the row is stored).
+
+        A line without a private state has no rows of this transaction yet (all of them
+        go through here), so the shared committed state is exactly its current state.
+        """
+        state = self.line_state(*line)
+        private = self.local.get(line)
+        if private is None:
+            private = self.local[line] = self.cache.private_copy(state)
+        return private
+
+    def add_claim(self, row: ClaimRow) -> None:
+        state = self._writing((row.subject, row.predicate))
+        self.txn.append_claim(row)
+        state.apply(LineRows(claims=(row,)))
+        self.new_claims.append(row)
+
+    def add_assertion(self, row: AssertionRow) -> None:
+        state = self._writing((row.subject, row.predicate))
+        self.txn.append_assertion(row)
+        state.apply(LineRows(assertions=(row,)))
 
     def entry(
         self,
@@ -112,8 +168,16 @@ class Batch:
             predicate=None if line is None else line[1],
             request_ref=request_ref,
         )
+        state = None if line is None else self._writing(line)
         self.txn.append_entry(entry)
+        if state is not None:
+            state.apply(LineRows(entries=(entry,)))
         return entry
+
+    def publish(self) -> None:
+        """After COMMIT: the private line states are committed now; share them."""
+        for (subject, predicate), state in self.local.items():
+            self.cache.publish((self.agent_id, subject, predicate), state)
 
     def claim_view(self, claim_ref: str) -> ClaimView:
         row = self.txn.claim(claim_ref)
@@ -137,8 +201,8 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     reason, text = validate(request, batch.config)
     if reason is not None or text is None:
         return _rejected(batch, request, ref, "V", reason or "invalid")
-    rows = batch.txn.line(*line)
-    line_views = views(rows, batch.config)
+    state = batch.line_state(*line)
+    line_views = state.ordered_views()
     parents = {p: row for p in request.derived_from if (row := batch.txn.claim(p)) is not None}
     depth, anchor = derivation(request.provenance, request.derived_from, parents)
     time_confidence = effective_time_confidence(request)
@@ -151,7 +215,7 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     decision = decide(
         Candidate(request, text, trusted, depth),
         line_views,
-        rows.entries,
+        state.echoes,
         parents,
         tx_time=tx,
         has_oracle=batch.has_oracle,
@@ -194,8 +258,7 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
         derivation_depth=depth,
         external_anchor=anchor,
     )
-    batch.txn.append_claim(row)
-    batch.new_claims.append(row)
+    batch.add_claim(row)
     for parent in request.derived_from:
         if parent in parents:
             batch.txn.append_edge(
@@ -546,7 +609,7 @@ def _assert(
 ) -> ValidityReceipt:
     line = (claim.row.subject, claim.row.predicate)
     ref = batch.ids()
-    batch.txn.append_assertion(
+    batch.add_assertion(
         AssertionRow(
             agent_id=batch.agent_id,
             assertion_ref=ref,

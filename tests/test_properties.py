@@ -194,3 +194,42 @@ def belief_of(engine: Engine, agent: str) -> tuple[object, ...]:
 
 def _all_files(top: Path) -> list[str]:
     return [os.path.join(d, f) for d, _, files in os.walk(top) for f in files]
+
+
+# ---------------------------------------------------------------- the line cache
+
+
+def uncached(engine: Engine, agent: str, predicate: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Projection and history folded from a fresh full read, bypassing the line cache."""
+    from mempill.fold import history, project, views
+
+    now = engine.clock()
+    with engine.store.read(agent) as reader:
+        line = views(reader.line("s", predicate), engine.config)
+    key = {"agent_id": agent, "subject": "s", "predicate": predicate, "as_of": None}
+    belief = project(line, **key, valid_at=None, now=now, config=engine.config)
+    past = history(line, **key, now=now, config=engine.config)
+    return belief.to_dict(), past.to_dict()
+
+
+@PROFILE
+@given(operations=st.lists(st.tuples(st.booleans(), OPERATION), min_size=1, max_size=20))
+def test_line_cache_returns_exactly_the_fold(
+    backend: Backend, operations: list[tuple[bool, tuple[str, Any]]]
+) -> None:
+    """Two engines share one store (one's cache goes stale behind the other's writes)."""
+    from datetime import timedelta
+
+    from mempill import SteppingClock
+
+    stopped = SteppingClock(backend.clock(), timedelta(0))
+    first = backend.open(clock=stopped)
+    second = first if backend.name == "sqlite-mem" else backend.open(clock=stopped)
+    agent = f"cache-{next(_agents)}"
+    refs: list[str] = []
+    for use_second, op in operations:
+        apply(second if use_second else first, agent, op, refs)
+        for engine, predicate in itertools.product((first, second), ("p", "q")):
+            belief = engine.query_memory(agent, "s", predicate).to_dict()
+            past = engine.query_history(agent, "s", predicate).to_dict()
+            assert (belief, past) == uncached(engine, agent, predicate)

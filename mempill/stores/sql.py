@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 from mempill.canonical import canonical_json
 from mempill.dates import END_OF_TIME
@@ -53,6 +54,7 @@ PENDING_COLUMNS = (
     "agent_id, handle_id, subject, predicate, challenger_ref, incumbent_refs, request, "
     "queued_at, expires_at, status, notified"
 )
+E = TypeVar("E", bound=StrEnum)
 STATS_COLUMNS = "agent_id, first_seq, last_seq, lock_wait_us, txn_us, backend, pid, recorded_at"
 
 
@@ -71,12 +73,13 @@ SQL = {
     "insert_stats": _insert("write_stats", STATS_COLUMNS),
     "head": "SELECT stream_seq, recorded_at FROM ledger WHERE agent_id = ? "
     "ORDER BY stream_seq DESC LIMIT 1",
-    "line_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE {LINE} AND tx_time <= ? "
+    "line_version": f"SELECT max(stream_seq) FROM ledger WHERE {LINE}",
+    "line_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE {LINE} AND stream_seq > ? "
     "ORDER BY stream_seq",
-    "line_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE {LINE} AND recorded_at <= ? "
+    "line_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE {LINE} AND stream_seq > ? "
     "ORDER BY stream_seq",
     "line_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE {LINE} "
-    "AND tx_time <= ? ORDER BY stream_seq",
+    "AND stream_seq > ? ORDER BY stream_seq",
     "claim": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE agent_id = ? AND claim_ref = ?",
     "claim_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
     "ORDER BY stream_seq",
@@ -135,6 +138,25 @@ def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else convert(value)
 
 
+def _lookup(kind: type[E]) -> Callable[[str], E]:
+    """A fast value -> member decoder for a string enum (rows decode many of them)."""
+    members: dict[str, E] = {m.value: m for m in kind}
+    return members.__getitem__
+
+
+CARDINALITY = _lookup(Cardinality)
+PROVENANCE = _lookup(Provenance)
+CRITICALITY = _lookup(Criticality)
+GRANULARITY = _lookup(Granularity)
+EVENT_KIND = _lookup(EventKind)
+DISPOSITION = _lookup(Disposition)
+ASSERTION_KIND = _lookup(AssertionKind)
+
+
+def _refs(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))
+
+
 @dataclass
 class SqlSession:
     """Reader and Writer of one agent over one open connection (and transaction)."""
@@ -166,19 +188,19 @@ class SqlSession:
         tv = self.dialect.time_value
         return ClaimRow(
             agent_id=r[0], claim_ref=r[1], subject=r[2], predicate=r[3], value=r[4],
-            cardinality=Cardinality(r[5]), provenance=Provenance(r[6]),
+            cardinality=CARDINALITY(r[5]), provenance=PROVENANCE(r[6]),
             value_confidence=float(r[7]), valid_time_confidence=float(r[8]),
-            criticality=Criticality(r[9]), valid_from=_opt(tv, r[10]),
-            valid_from_granularity=_opt(Granularity, r[11]), valid_until=_opt(tv, r[12]),
-            valid_until_granularity=_opt(Granularity, r[13]), tx_time=tv(r[14]),
-            stream_seq=int(r[15]), derived_from=tuple(json.loads(r[16])),
+            criticality=CRITICALITY(r[9]), valid_from=_opt(tv, r[10]),
+            valid_from_granularity=_opt(GRANULARITY, r[11]), valid_until=_opt(tv, r[12]),
+            valid_until_granularity=_opt(GRANULARITY, r[13]), tx_time=tv(r[14]),
+            stream_seq=int(r[15]), derived_from=_refs(r[16]),
             derivation_depth=_opt(int, r[17]), external_anchor=r[18],
         )  # fmt: skip
 
     def _entry(self, r: Sequence[Any]) -> LedgerEntry:
         return LedgerEntry(
             agent_id=r[0], stream_seq=int(r[1]), entry_id=r[2], claim_ref=r[3],
-            event_kind=EventKind(r[4]), disposition=Disposition(r[5]),
+            event_kind=EVENT_KIND(r[4]), disposition=DISPOSITION(r[5]),
             rationale=json.loads(r[6]), recorded_at=self.dialect.time_value(r[7]),
             subject=r[8], predicate=r[9], request_ref=r[10],
         )  # fmt: skip
@@ -187,8 +209,8 @@ class SqlSession:
         tv = self.dialect.time_value
         return AssertionRow(
             agent_id=r[0], assertion_ref=r[1], claim_ref=r[2], subject=r[3], predicate=r[4],
-            kind=AssertionKind(r[5]), bound_at=_opt(tv, r[6]),
-            bound_granularity=_opt(Granularity, r[7]), provenance=Provenance(r[8]),
+            kind=ASSERTION_KIND(r[5]), bound_at=_opt(tv, r[6]),
+            bound_granularity=_opt(GRANULARITY, r[7]), provenance=PROVENANCE(r[8]),
             confidence=float(r[9]), tx_time=tv(r[10]), stream_seq=int(r[11]), handle_id=r[12],
         )  # fmt: skip
 
@@ -203,12 +225,28 @@ class SqlSession:
 
     # ---- Reader
 
-    def line(self, subject: str, predicate: str, as_of: datetime | None = None) -> LineRows:
-        args = (self.agent_id, subject, predicate, self._as_of(as_of))
+    def line_version(self, subject: str, predicate: str) -> int:
+        """The stream_seq of the line's latest ledger entry (0 for an empty line)."""
+        rows = self._rows("line_version", self.agent_id, subject, predicate)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def line_since(self, subject: str, predicate: str, after_seq: int) -> LineRows:
+        """The line's rows written after `after_seq`, in stream order."""
+        args = (self.agent_id, subject, predicate, after_seq)
         return LineRows(
             claims=tuple(self._claim(r) for r in self._rows("line_claims", *args)),
             entries=tuple(self._entry(r) for r in self._rows("line_entries", *args)),
             assertions=tuple(self._assertion(r) for r in self._rows("line_assertions", *args)),
+        )
+
+    def line(self, subject: str, predicate: str, as_of: datetime | None = None) -> LineRows:
+        rows = self.line_since(subject, predicate, 0)
+        if as_of is None:
+            return rows
+        return LineRows(
+            claims=tuple(c for c in rows.claims if c.tx_time <= as_of),
+            entries=tuple(e for e in rows.entries if e.recorded_at <= as_of),
+            assertions=tuple(a for a in rows.assertions if a.tx_time <= as_of),
         )
 
     def claim(self, claim_ref: str) -> ClaimRow | None:

@@ -29,7 +29,7 @@ CREATE TABLE claims (
     external_anchor TEXT,
     PRIMARY KEY (agent_id, claim_ref)
 );
-CREATE INDEX claims_line ON claims (agent_id, subject, predicate, tx_time);
+CREATE INDEX claims_line ON claims (agent_id, subject, predicate, stream_seq);
 
 CREATE TABLE ledger (
     agent_id TEXT NOT NULL,
@@ -46,7 +46,7 @@ CREATE TABLE ledger (
     PRIMARY KEY (agent_id, stream_seq),
     FOREIGN KEY (agent_id, claim_ref) REFERENCES claims (agent_id, claim_ref)
 );
-CREATE INDEX ledger_line ON ledger (agent_id, subject, predicate, recorded_at);
+CREATE INDEX ledger_line ON ledger (agent_id, subject, predicate, stream_seq);
 CREATE INDEX ledger_claim ON ledger (agent_id, claim_ref, stream_seq);
 CREATE INDEX ledger_request ON ledger (agent_id, request_ref) WHERE request_ref IS NOT NULL;
 
@@ -67,7 +67,7 @@ CREATE TABLE assertions (
     PRIMARY KEY (agent_id, assertion_ref),
     FOREIGN KEY (agent_id, claim_ref) REFERENCES claims (agent_id, claim_ref)
 );
-CREATE INDEX assertions_line ON assertions (agent_id, subject, predicate, tx_time);
+CREATE INDEX assertions_line ON assertions (agent_id, subject, predicate, stream_seq);
 CREATE INDEX assertions_claim ON assertions (agent_id, claim_ref, stream_seq);
 
 CREATE TABLE edges (
