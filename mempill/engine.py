@@ -33,8 +33,8 @@ from mempill.enums import (
 )
 from mempill.errors import ConflictError, NotFoundError, TransientStorageError, ValidationError
 from mempill.fold import ClaimView, history, project, views
-from mempill.lines import LineCache
 from mempill.ids import IdFactory, random_ids
+from mempill.lines import LineCache
 from mempill.model import (
     AdjudicationOutcome,
     AdjudicationRequest,

@@ -36,8 +36,8 @@ from mempill.enums import (
 )
 from mempill.errors import NotFoundError
 from mempill.fold import ClaimView, overlaps, view
-from mempill.lines import LineCache, LineState
 from mempill.ids import IdFactory
+from mempill.lines import LineCache, LineState
 from mempill.model import (
     AdjudicationOutcome,
     AssertionRow,
