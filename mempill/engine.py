@@ -125,9 +125,16 @@ class Engine(OracleLoop):
         *,
         provenance: Any = Provenance.USER_ASSERTED,
         confidence: float = 1.0,
+        granularity: Granularity | str | None = None,
     ) -> ValidityReceipt:
-        """Close a claim's window at `at` (Bound → Superseded); reopen first to move it."""
-        instant, granularity = parse_lenient(at, "at")
+        """Close a claim's window at `at` (Bound → Superseded); reopen first to move it.
+
+        `granularity` overrides the display precision read from `at` (e.g. `2024-09`).
+        """
+        instant, written = parse_lenient(at, "at")
+        if granularity is not None:
+            written = parse.enum(Granularity, granularity, "granularity")
+        granularity = written
         return self._assertion(
             agent_id, claim_ref, AssertionKind.BOUND, provenance, confidence, instant, granularity
         )
