@@ -133,8 +133,8 @@ def write_parquet(
     columns: Sequence[tuple[str, str]], data: list[dict[str, Any]], path: str
 ) -> None:
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError as e:
         raise ConfigError("Parquet export needs pyarrow: pip install 'mempill[lab]'") from e
     schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in columns])
