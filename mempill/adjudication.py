@@ -100,7 +100,16 @@ def adjudicate(
             at = _affirm_bound(challenger, incumbent, batch.tx)
             if incumbent.active_bound is not None and incumbent.active_bound <= at:
                 continue
-            bound(batch, incumbent, at, None, evidence, 1.0, handle=pending.handle_id)
+            bound(
+                batch,
+                incumbent,
+                at,
+                None,
+                evidence,
+                1.0,
+                handle=pending.handle_id,
+                spare=challenger.ref,
+            )
             batch.txn.append_edge(
                 EdgeRow(
                     agent_id=batch.agent_id,

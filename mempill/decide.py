@@ -255,7 +255,8 @@ def decide_end(claim: ClaimView, at: datetime, provenance: Provenance) -> Assert
         return AssertionDecision(Disposition.REJECTED, "bound_requires_external", False)
     if not claim.live:
         return AssertionDecision(Disposition.REJECTED, "claim_not_live", False)
-    if claim.window_from is not None and at < claim.window_from:
+    start = claim.row.valid_from  # the claim's own start, trusted or not
+    if start is not None and at < start:
         return AssertionDecision(Disposition.REJECTED, "bound_before_start", False)
     if claim.active_bound is not None:
         if claim.active_bound == at:

@@ -15,14 +15,15 @@ from typing import Any
 
 from mempill import parse
 from mempill.batch import Batch
-from mempill.canonical import canonical_json
+from mempill.canonical import canonical_json, loads
 from mempill.dates import format_tx, parse_lenient
-from mempill.decide import decide_end, decide_invalidate, decide_reopen
+from mempill.decide import AssertionDecision, decide_end, decide_invalidate, decide_reopen
 from mempill.enums import AssertionKind, Disposition, Granularity, Provenance
 from mempill.errors import ConflictError, NotFoundError, ValidationError
-from mempill.fold import history
+from mempill.fold import ClaimView, history, project
 from mempill.model import (
     AuditPage,
+    BeliefSlot,
     EndFactReceipt,
     History,
     IngestRequest,
@@ -164,9 +165,7 @@ class Engine(OracleLoop):
         agent = parse.agent_id(agent_id)
         ref = parse.claim_ref(claim_ref)
         source = parse.provenance(provenance)
-        confidence = parse.number(confidence, "confidence")
-        if not 0.0 <= confidence <= 1.0:
-            raise ValidationError(f"confidence: {confidence!r} is not in [0, 1]")
+        confidence = _confidence(confidence)
         op_ref = self.ids()
 
         def work(batch: Batch) -> ValidityReceipt:
@@ -174,12 +173,7 @@ class Engine(OracleLoop):
             claim = batch.claim_view(ref)
             if kind is AssertionKind.BOUND:
                 assert at is not None
-                decision = decide_end(claim, at, source)
-                if decision.conflict:
-                    raise ConflictError(
-                        f"claim {ref} is already bound at {format_tx(claim.active_bound or at)}; "
-                        "reopen it first"
-                    )
+                decision = _decide_bound(claim, at, source)
             elif kind is AssertionKind.REOPEN:
                 decision = decide_reopen(claim, source)
             else:
@@ -216,33 +210,61 @@ class Engine(OracleLoop):
         """End the current belief of a line at `at` (lenient date): bound all its claims.
 
         The line must believe exactly one value now (pass `value=` to pick one member of
-        a set or one side of a contest); otherwise NotFoundError or ConflictError.
+        a set or one side of a contest); otherwise NotFoundError or ConflictError. One
+        transaction and one tx time for all the bounds.
         """
+        agent = parse.agent_id(agent_id)
+        subject, predicate = _key(subject, "subject"), _key(predicate, "predicate")
         instant, granularity = parse_lenient(at, "at")
-        belief = self.query_memory(agent_id, subject, predicate)
-        slots = belief.candidates
-        if value is not ...:
-            slots = tuple(s for s in slots if canonical_json(s.value) == canonical_json(value))
-        if not slots:
-            raise NotFoundError(f"no current belief to end on ({subject!r}, {predicate!r})")
-        if len(slots) > 1:
-            raise ConflictError(
-                f"({subject!r}, {predicate!r}) believes {len(slots)} values; pass value= "
-                "or end(claim_ref) to choose"
+        source = parse.provenance(provenance)
+        confidence = _confidence(confidence)
+        op_ref = self.ids()
+
+        def work(batch: Batch) -> EndFactReceipt:
+            tx = batch.tick()
+            line = batch.line_state(subject, predicate).ordered_views()
+            key = {"agent_id": agent, "subject": subject, "predicate": predicate}
+            belief = project(line, **key, as_of=None, valid_at=None, now=tx, config=self.config)
+            slot = _single_slot(belief, value)
+            receipts = []
+            for ref in slot.claim_refs:
+                claim = batch.claim_view(ref)
+                decision = _decide_bound(claim, instant, source)
+                receipts.append(
+                    apply_assertion(
+                        batch,
+                        claim,
+                        AssertionKind.BOUND,
+                        decision,
+                        source,
+                        confidence,
+                        op_ref,
+                        at=instant,
+                        granularity=granularity,
+                    )
+                )
+            return EndFactReceipt(
+                subject=subject,
+                predicate=predicate,
+                value=slot.value,
+                effective_at=instant,
+                receipts=tuple(receipts),
             )
-        receipts = tuple(
-            self._assertion(
-                agent_id, ref, AssertionKind.BOUND, provenance, confidence, instant, granularity
+
+        def replay(txn: Writer) -> EndFactReceipt | None:
+            entries = txn.request_entries(op_ref)
+            if not entries:
+                return None
+            first = txn.claim(str(entries[0].claim_ref or entries[0].rationale.get("target")))
+            return EndFactReceipt(
+                subject=subject,
+                predicate=predicate,
+                value=None if first is None else loads(first.value),
+                effective_at=instant,
+                receipts=tuple(validity_receipt_from_entry(e) for e in entries),
             )
-            for ref in slots[0].claim_refs
-        )
-        return EndFactReceipt(
-            subject=subject,
-            predicate=predicate,
-            value=slots[0].value,
-            effective_at=instant,
-            receipts=receipts,
-        )
+
+        return self._write(agent, work, replay=replay)[0]
 
     def query_memory(
         self,
@@ -311,9 +333,9 @@ class Engine(OracleLoop):
         """Ledger entries in ascending stream_seq after `after_seq`, filtered, then limited."""
         agent = parse.agent_id(agent_id)
         ref = None if claim_ref is None else parse.claim_ref(claim_ref)
-        for name, number in (("after_seq", after_seq), ("limit", limit)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-                raise ValidationError(f"{name}: expected an integer >= 0, got {number!r}")
+        for name, number, least in (("after_seq", after_seq, 0), ("limit", limit, 1)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < least:
+                raise ValidationError(f"{name}: expected an integer >= {least}, got {number!r}")
         self.clock()
         with self.store.read(agent) as reader:
             entries = reader.audit(ref, after_seq, limit + 1)
@@ -394,6 +416,37 @@ class Engine(OracleLoop):
         self, agent_id: str, subject: str, predicate: str, *, as_of: Instant | None = None
     ) -> History:
         return self.query_history(agent_id, subject, predicate, as_of=as_of)
+
+
+def _confidence(value: Any) -> float:
+    number = parse.number(value, "confidence")
+    if not 0.0 <= number <= 1.0:
+        raise ValidationError(f"confidence: {number!r} is not in [0, 1]")
+    return number
+
+
+def _decide_bound(claim: ClaimView, at: datetime, source: Provenance) -> AssertionDecision:
+    """`end` on one claim; a different active bound is a ConflictError (reopen first)."""
+    decision = decide_end(claim, at, source)
+    if decision.conflict:
+        bound_at = format_tx(claim.active_bound or at)
+        raise ConflictError(f"claim {claim.ref} is already bound at {bound_at}; reopen it first")
+    return decision
+
+
+def _single_slot(belief: Projection, value: Any) -> BeliefSlot:
+    """The one value group `end_fact` ends, or NotFoundError / ConflictError."""
+    slots = belief.candidates
+    if value is not ...:
+        slots = tuple(s for s in slots if canonical_json(s.value) == canonical_json(value))
+    line = f"({belief.subject!r}, {belief.predicate!r})"
+    if not slots:
+        raise NotFoundError(f"no current belief to end on {line}")
+    if len(slots) > 1:
+        raise ConflictError(
+            f"{line} believes {len(slots)} values; pass value= or end(claim_ref) to choose"
+        )
+    return slots[0]
 
 
 def _key(value: Any, what: str) -> str:

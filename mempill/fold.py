@@ -380,8 +380,9 @@ def _markers(
     found: set[Marker] = set()
     if any(v.state is Disposition.QUEUED_FOR_ADJUDICATION for v in belief.candidates):
         found.add(Marker.QUEUED_FOR_ADJUDICATION)
-    if any(v.ingest is Disposition.PENDING_CONFLICT for v in pending):
-        found.add(Marker.PENDING_CONFLICT)
+    believed = {g.value for g in belief.groups}
+    if any(v.ingest is Disposition.PENDING_CONFLICT and v.value not in believed for v in pending):
+        found.add(Marker.PENDING_CONFLICT)  # a held-back challenger whose value is not believed
     if any(_review_open(g) for g in belief.groups):
         found.add(Marker.PENDING_REVIEW)
     if any(v.row.provenance is Provenance.RECALL_RE_ENTRY for v in claims):

@@ -70,6 +70,7 @@ class OracleLoop(Transactions):
 
     def sweep_expired(self) -> int:
         """Expire every pending adjudication past its `expires_at`; returns how many."""
+        now = self.clock()  # one instant for the whole sweep, whatever the number of agents
         count = 0
         for agent in self.store.agents_with_pending():
 
@@ -84,7 +85,7 @@ class OracleLoop(Transactions):
                     expire(batch, pending)
                 return len(due)
 
-            count += self._write(agent, work)[0]
+            count += self._write(agent, work, now=now)[0]
         return count
 
     def notify_pending(self, agent_id: str | None = None) -> int:

@@ -81,13 +81,14 @@ class Transactions:
         work: Callable[[Batch], T],
         *,
         replay: Callable[[Writer], T | None] | None = None,
+        now: datetime | None = None,
     ) -> tuple[T, Batch]:
         """Run `work` in one write transaction, retrying the whole of it when transient.
 
         Before a retry, `replay` looks for the rows of an attempt whose COMMIT was lost
         with the connection; when it finds them, their result is returned instead.
         """
-        now = self.clock()
+        now = self.clock() if now is None else now
         for attempt in range(self.retry.attempts):
             try:
                 with self.store.write(agent_id) as txn:

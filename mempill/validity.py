@@ -26,8 +26,9 @@ def bound(
     *,
     handle: str | None = None,
     op_ref: str | None = None,
+    spare: str | None = None,
 ) -> ValidityReceipt:
-    """Append Bound(at) → Superseded, and flag the claim's dependents."""
+    """Append Bound(at) → Superseded, and flag the claim's dependents (except `spare`)."""
     return _assert(
         batch,
         claim,
@@ -40,6 +41,7 @@ def bound(
         granularity=granularity,
         handle=handle,
         op_ref=op_ref,
+        spare=spare,
     )
 
 
@@ -108,6 +110,7 @@ def _assert(
     granularity: Granularity | None = None,
     handle: str | None = None,
     op_ref: str | None = None,
+    spare: str | None = None,
 ) -> ValidityReceipt:
     line = (claim.row.subject, claim.row.predicate)
     ref = batch.ids()
@@ -146,11 +149,9 @@ def _assert(
         request_ref=op_ref,
     )
     if disposition in (Disposition.SUPERSEDED, Disposition.INVALIDATED):
-        flag_dependents(
-            batch,
-            claim.ref,
-            "parent_superseded" if disposition is Disposition.SUPERSEDED else "parent_invalidated",
-        )
+        superseded = disposition is Disposition.SUPERSEDED
+        reason = "parent_superseded" if superseded else "parent_invalidated"
+        flag_dependents(batch, claim.ref, reason, spare=spare)
     return ValidityReceipt(
         claim_ref=claim.ref,
         disposition=disposition,
@@ -172,9 +173,12 @@ def validity_receipt_from_entry(entry: LedgerEntry) -> ValidityReceipt:
     )
 
 
-def flag_dependents(batch: Batch, root: str, reason: str) -> None:
-    """The PendingReview cascade: every live claim derived (transitively) from `root`."""
-    seen = {root}
+def flag_dependents(batch: Batch, root: str, reason: str, spare: str | None = None) -> None:
+    """The PendingReview cascade: every live claim derived (transitively) from `root`.
+
+    `spare` is a claim an oracle just affirmed over `root`: the verdict is its review.
+    """
+    seen = {root} if spare is None else {root, spare}
     todo = deque([root])
     while todo:
         parent = todo.popleft()

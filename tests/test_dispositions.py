@@ -93,6 +93,13 @@ def test_pending_conflict(engine: Engine) -> None:
     # a corroborated challenger with enough confidence goes through E5/E6
     again = put(engine, "Bob", "acme", "ceo", value_confidence=0.95)
     assert again.disposition is D.CONTESTED
+    alice = engine.query_history(AGENT, "acme", "ceo").entries[0]
+    engine.end(AGENT, alice.claim_ref, "2025-06-01")
+    belief = engine.query_memory(AGENT, "acme", "ceo")
+    assert belief.value == "Bob"  # the held-back value won: no PendingConflict marker any more
+    assert Marker.PENDING_CONFLICT not in belief.markers and [s.value for s in belief.pending] == [
+        "Bob"
+    ]
 
 
 def test_pending_review(engine: Engine) -> None:

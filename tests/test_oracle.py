@@ -13,6 +13,7 @@ from mempill import (
     Disposition,
     EngineConfig,
     EventKind,
+    Marker,
     NotFoundError,
     PendingStatus,
     Verdict,
@@ -85,6 +86,43 @@ def test_affirm_cascades_to_dependents(backend: Backend, oracle: RecordingOracle
         E.DEPENDENT_FLAGGED_PENDING_REVIEW,
         "PendingReview",
     )
+
+
+def test_affirm_spares_a_challenger_derived_from_the_incumbent(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    incumbent = put(engine, "Berlin")
+    note = put(engine, "moved", "user", "note")
+    challenger = put(
+        engine,
+        "Paris",
+        provenance="ModelDerived",
+        derived_from=[note.claim_ref, incumbent.claim_ref],
+    )
+    assert challenger.disposition is D.QUEUED_FOR_ADJUDICATION and challenger.handle_id
+    engine.submit_adjudication(challenger.handle_id, Verdict.AFFIRM)
+    assert E.DEPENDENT_FLAGGED_PENDING_REVIEW not in {
+        e.event_kind for e in entries_of(engine, challenger.claim_ref)
+    }
+    belief = engine.query_memory(AGENT, "user", "city")
+    assert belief.value == "Paris" and Marker.PENDING_REVIEW not in belief.markers
+
+
+def test_sweep_reads_the_clock_once(backend: Backend, oracle: RecordingOracle) -> None:
+    engine = backend.open(oracle=oracle, config=EngineConfig(default_adjudication_ttl_seconds=60))
+    for agent in ("ada", "bea"):
+        put(engine, 1, agent_id=agent)
+        put(engine, 2, agent_id=agent)
+    backend.clock.advance(timedelta(minutes=5))
+    assert engine.sweep_expired() == 2
+    stamps = {
+        e.recorded_at
+        for agent in ("ada", "bea")
+        for e in engine.query_audit(agent).entries
+        if e.event_kind is E.ADJUDICATION_EXPIRED
+    }
+    assert len(stamps) == 1
 
 
 def test_deny_removes_the_challenger_for_good(backend: Backend, oracle: RecordingOracle) -> None:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from conftest import Backend
 from support import AGENT, ledger, put
 
-from mempill import BeliefStatus, Currency, Engine, EngineConfig, Marker, SeededIds, SteppingClock
+from mempill import (
+    BeliefStatus,
+    Currency,
+    Engine,
+    EngineConfig,
+    Marker,
+    SeededIds,
+    SteppingClock,
+    ValidationError,
+)
 
 
 def test_as_of_sees_what_was_known_then(engine: Engine, backend: Backend) -> None:
@@ -105,6 +115,8 @@ def test_audit_is_chronological_filters_then_limits(engine: Engine) -> None:
     assert [e.stream_seq for e in page.entries] == [1] and page.next_cursor == 1
     page = engine.query_audit(AGENT, claim_ref=first.claim_ref, after_seq=page.next_cursor, limit=1)
     assert [e.stream_seq for e in page.entries] == [7] and page.next_cursor is None
+    with pytest.raises(ValidationError):
+        engine.query_audit(AGENT, limit=0)
     everything = engine.query_audit(AGENT, limit=100)
     assert [e.stream_seq for e in everything.entries] == list(range(1, 8))
 

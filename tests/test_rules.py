@@ -401,6 +401,26 @@ def test_end_fact_bounds_the_whole_belief(engine: Engine) -> None:
     assert {e.valid_until_display for e in engine.query_history(AGENT, "user", "city")} == {
         "2025-09"
     }
+    bounds = [e for e in ledger(engine) if e.event_kind is EventKind.VALIDITY_ASSERTED]
+    assert len({e.recorded_at for e in bounds}) == 1  # one call: one tx time, one transaction
+    (stat,) = engine.write_stats(AGENT)[-1:]
+    assert (stat.first_seq, stat.last_seq) == (bounds[0].stream_seq, bounds[1].stream_seq)
+
+
+def test_end_fact_is_all_or_nothing(engine: Engine) -> None:
+    first = put(engine, "Berlin")
+    put(engine, "Berlin")
+    engine.end(AGENT, first.claim_ref, "2090")  # a different future bound on one of them
+    with pytest.raises(ConflictError):
+        engine.end_fact(AGENT, "user", "city", "2025")
+    bounds = [e for e in ledger(engine) if e.event_kind is EventKind.VALIDITY_ASSERTED]
+    assert len(bounds) == 1  # the other claim was not bound either
+
+
+def test_bound_before_an_untrusted_start_is_rejected(engine: Engine) -> None:
+    receipt = put(engine, "Berlin", valid_from="2020", valid_time_confidence=0.5)
+    result = engine.end(AGENT, receipt.claim_ref, "2019")
+    assert (result.disposition, result.reason) == (D.REJECTED, "bound_before_start")
 
 
 def test_end_fact_refuses_to_guess(engine: Engine) -> None:
