@@ -1,0 +1,392 @@
+"""The durability lab (issue 5): its file-system model, its checks, its CLI, and the
+short CI run asserting that the safe modes lose nothing.
+
+The checks are tested against stores damaged on purpose, so a check that could never
+fail would fail here. Power-loss tests need FUSE (/dev/fuse, fuse3, mfusepy, root);
+where it is missing they skip with that reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mempill import Disposition, Engine, SteppingClock
+from mempill.ids import SeededIds
+from mempill.lab import crash
+from mempill.lab import durability_check as checks
+from mempill.lab import durability_procs as procs
+from mempill.lab import durability_workload as workload
+from mempill.lab.durability_mount import PowerMount, unavailable_reason
+from mempill.lab.durability_overlay import BLOCK, FileState
+from mempill.lab.durability_trials import Configuration
+from mempill.stores.sqlite import SQLiteStore
+
+FUSE_MISSING = unavailable_reason()
+needs_fuse = pytest.mark.skipif(FUSE_MISSING is not None, reason=str(FUSE_MISSING))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- the overlay model
+
+
+def _state(path: Path, content: bytes) -> FileState:
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDWR)
+    return FileState(fd=fd, size=len(content), visible=len(content))
+
+
+def test_unsynced_writes_stay_in_memory_until_fsync(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    state = _state(path, b"durable!")
+    state.write(b"XY", 2)
+    state.write(b"tail", 8)
+    assert state.read(100, 0) == b"duXYble!tail"
+    assert path.read_bytes() == b"durable!"
+    state.sync()
+    assert path.read_bytes() == b"duXYble!tail"
+    os.close(state.fd)
+
+
+def test_truncate_then_extend_reads_zeros_not_old_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    state = _state(path, b"abcdefghij" * 1000)
+    state.truncate(2)
+    state.write(b"Z", 9000)
+    expected = b"ab" + bytes(8998) + b"Z"
+    assert state.read(20000, 0) == expected
+    assert path.read_bytes() == b"abcdefghij" * 1000
+    state.sync()
+    assert path.read_bytes() == expected
+    os.close(state.fd)
+
+
+def test_random_unaligned_writes_match_a_byte_array_model(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    model = bytearray(rng.randbytes(3 * BLOCK + 17))
+    path = tmp_path / "f"
+    state = _state(path, bytes(model))
+    durable = bytes(model)
+    for step in range(300):
+        if rng.random() < 0.1:
+            length = rng.randrange(0, 6 * BLOCK)
+            state.truncate(length)
+            model = model[:length] + bytearray(max(0, length - len(model)))
+        else:
+            offset, data = rng.randrange(0, 6 * BLOCK), rng.randbytes(rng.randrange(1, 5000))
+            state.write(data, offset)
+            model.extend(bytes(max(0, offset + len(data) - len(model))))
+            model[offset : offset + len(data)] = data
+        assert state.read(10 * BLOCK, 0) == bytes(model), step
+        if rng.random() < 0.1:
+            state.sync()
+            durable = bytes(model)
+        assert path.read_bytes() == durable, step
+    os.close(state.fd)
+
+
+@needs_fuse
+def test_a_cut_keeps_exactly_the_fsynced_data(tmp_path: Path) -> None:
+    with PowerMount(tmp_path / "backing", tmp_path / "mnt") as mount:
+        synced = mount.mountpoint / "synced"
+        with open(synced, "wb") as handle:
+            handle.write(b"kept")
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.write(b" and lost")
+        (mount.mountpoint / "never-synced").write_bytes(b"lost")
+        os.rename(synced, mount.mountpoint / "renamed")
+        assert (mount.mountpoint / "renamed").read_bytes() == b"kept and lost"
+        report = mount.cut()
+    assert report["files_with_unsynced_data"] == 2
+    assert (mount.backing / "renamed").read_bytes() == b"kept"
+    assert (mount.backing / "never-synced").read_bytes() == b""  # the create was durable
+    assert not os.path.ismount(mount.mountpoint)
+
+
+@needs_fuse
+def test_sqlite_file_locks_work_through_the_mount(tmp_path: Path) -> None:
+    with PowerMount(tmp_path / "backing", tmp_path / "mnt") as mount:
+        path = str(mount.mountpoint / "locks.db")
+        first = sqlite3.connect(path, isolation_level=None)
+        second = sqlite3.connect(path, isolation_level=None, timeout=0)
+        first.execute("PRAGMA journal_mode=WAL")
+        first.execute("CREATE TABLE t (x)")
+        first.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            second.execute("BEGIN IMMEDIATE")
+        first.execute("COMMIT")
+        second.execute("BEGIN IMMEDIATE")
+        second.execute("COMMIT")
+        first.close()
+        second.close()
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def _store(tmp_path: Path, count: int = 60) -> tuple[Path, list[checks.Ack]]:
+    """A store holding the first `count` workload claims, and their acknowledgements."""
+    directory = tmp_path / "agents"
+    engine = Engine(
+        SQLiteStore(directory=directory),
+        clock=SteppingClock(workload.START, workload.STEP),
+        ids=SeededIds(1),
+    )
+    acked = []
+    stream = workload.requests(11)
+    for _ in range(count):
+        receipt = engine.ingest(next(stream))
+        seq = engine.query_audit(workload.AGENT, claim_ref=receipt.claim_ref).entries[0]
+        acked.append((receipt.claim_ref, seq.stream_seq))
+    engine.close()
+    return directory, acked
+
+
+def _check(directory: Path, acked: list[checks.Ack]) -> checks.CheckResult:
+    from mempill.lab.durability_trials import check_sqlite
+
+    return check_sqlite(directory, acked)
+
+
+def _damage(directory: Path, statement: str, *params: Any) -> None:
+    conn = sqlite3.connect(directory / f"{workload.AGENT}.db", isolation_level=None)
+    conn.execute(statement, params)
+    conn.close()
+
+
+def test_a_clean_store_passes_every_check(tmp_path: Path) -> None:
+    directory, acked = _store(tmp_path)
+    result = _check(directory, acked)
+    assert result.sound and result.replay_mismatches == 0
+    assert (result.acked, result.lost, result.surviving_claims) == (60, 0, 60)
+    assert result.lines_checked == len(workload.lines())
+
+
+def test_a_missing_acknowledged_claim_counts_as_lost(tmp_path: Path) -> None:
+    directory, acked = _store(tmp_path)
+    result = _check(directory, [*acked, ("00000000-0000-4000-8000-000000000000", 61)])
+    assert result.lost == 1 and not result.sound
+
+
+def test_a_claim_without_its_ledger_entry_is_a_torn_commit(tmp_path: Path) -> None:
+    directory, acked = _store(tmp_path)
+    _damage(directory, "DELETE FROM ledger WHERE stream_seq = 60")
+    result = _check(directory, acked)
+    assert result.orphan_claims == 1 and result.lost == 1 and not result.sound
+
+
+def test_a_hole_in_the_ledger_is_found(tmp_path: Path) -> None:
+    directory, acked = _store(tmp_path)
+    ref = acked[29][0]
+    _damage(directory, "DELETE FROM edges WHERE from_ref = ?1 OR to_ref = ?1", ref)
+    _damage(directory, "DELETE FROM ledger WHERE claim_ref = ?", ref)
+    _damage(directory, "DELETE FROM claims WHERE claim_ref = ?", ref)
+    result = _check(directory, acked)
+    assert not result.ledger_gap_free and result.lost == 1
+
+
+def test_a_belief_the_survivors_do_not_explain_is_a_mismatch(tmp_path: Path) -> None:
+    directory, acked = _store(tmp_path)
+    engine = Engine(SQLiteStore(directory=directory), clock=checks.ManualClock(workload.CHECK_AT))
+    believed = [
+        p.primary.claim_ref
+        for s, p_name in workload.lines()
+        if (p := engine.query_memory(workload.AGENT, s, p_name)).primary is not None
+    ]
+    engine.close()
+    _damage(
+        directory,
+        "UPDATE ledger SET disposition = ? WHERE claim_ref = ?",
+        Disposition.PENDING_LOW_CONFIDENCE.value,
+        believed[0],
+    )
+    result = _check(directory, acked)
+    assert result.belief_mismatches >= 1 and result.replay_mismatches >= 1
+    assert not result.sound
+
+
+def test_a_corrupt_database_file_fails_the_integrity_check(tmp_path: Path) -> None:
+    directory, _ = _store(tmp_path, count=200)
+    path = directory / f"{workload.AGENT}.db"
+    with open(path, "r+b") as handle:
+        for page in range(1, 8):  # b-tree page headers of the first tables and indexes
+            handle.seek(page * 4096)
+            handle.write(b"\xff" * 16)
+    ok, detail = checks.sqlite_integrity(path)
+    assert not ok and detail
+
+
+def test_an_unreadable_store_loses_everything_it_acknowledged(tmp_path: Path) -> None:
+    directory = tmp_path / "agents"
+    directory.mkdir()
+    (directory / f"{workload.AGENT}.db").write_bytes(b"not a database" * 500)
+    result = _check(directory, [("00000000-0000-4000-8000-000000000001", 1)])
+    assert (result.lost, result.integrity_ok) == (1, False)
+    assert "not a database" in result.integrity_detail
+
+
+# ---------------------------------------------------------------- workload and processes
+
+
+def test_the_workload_is_deterministic_and_always_commits_a_claim() -> None:
+    first = [r for _, r in zip(range(300), workload.requests(7), strict=False)]
+    second = [r for _, r in zip(range(300), workload.requests(7), strict=False)]
+    assert first == second
+    engine = Engine(SQLiteStore(), clock=SteppingClock(workload.START, workload.STEP))
+    receipts = [engine.ingest(r) for r in first]
+    engine.close()
+    assert all(r.disposition is not Disposition.REJECTED for r in receipts)
+    assert len({r.disposition for r in receipts}) >= 4  # several routes, not one
+
+
+def test_freeze_stops_a_process_and_kill_and_reap_removes_it() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert procs.freeze([child.pid]) == [child.pid]
+        assert procs.state(child.pid) in ("T", "t")
+    finally:
+        procs.kill_and_reap([child.pid])
+        child.returncode = -9
+    assert procs.state(child.pid) is None
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_bad_arguments_are_refused_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        crash.main(["--backend", "sqlite", "--sync", "on"])
+    assert exit_info.value.code == 2
+    assert "on is not one of FULL, NORMAL, OFF" in capsys.readouterr().err
+
+
+def test_every_run_carries_the_positive_control() -> None:
+    sqlite_plan = crash.plan(crash.parse(["--backend", "sqlite", "--sync", "full"]))
+    assert [(c.kind, c.sync, c.role) for c, _ in sqlite_plan] == [
+        ("process-kill", "FULL", "measured"),
+        ("power-loss", "NORMAL", "control"),
+    ]
+    pg_plan = crash.plan(crash.parse(["--backend", "postgres", "--kind", "all", "--sync", "all"]))
+    roles = {(c.kind, c.sync): c.role for c, _ in pg_plan}
+    assert len(pg_plan) == 4 and roles[("power-loss", "off")] == "control"
+    assert roles[("process-kill", "on")] == "measured"
+
+
+def test_verdicts_name_failures_and_inert_controls() -> None:
+    def rows(lost: int) -> list[dict[str, Any]]:
+        keys = ("orphan_claims", "belief_mismatches", "replay_mismatches", "discarded_bytes")
+        base = {"acked": 10, "lost": lost, "integrity_ok": True, "ledger_gap_free": True}
+        return [base | dict.fromkeys(keys, 0)]
+
+    safe = Configuration(backend="sqlite", kind="power-loss", sync="FULL")
+    control = Configuration(backend="sqlite", kind="power-loss", sync="NORMAL", role="control")
+    assert crash.summarize(safe, rows(0), 1.0)["verdict"] == "ok"
+    assert crash.summarize(safe, rows(1), 1.0)["verdict"] == "FAILED"
+    assert crash.summarize(control, rows(0), 1.0)["verdict"] == "INERT CONTROL"
+    summaries = [crash.summarize(safe, rows(0), 1.0), crash.summarize(control, rows(0), 1.0)]
+    assert crash.exit_status(summaries) == 3
+
+
+def test_the_report_tables_and_plots_trial_rows() -> None:
+    import pandas as pd
+
+    from mempill.lab import durability_report as report
+
+    def trial(sync: str, lost: int, kind: str = "power-loss") -> dict[str, Any]:
+        return {
+            "backend": "sqlite", "kind": kind, "sync": sync, "trial": 0, "acked": 10,
+            "lost": lost, "integrity_ok": True, "ledger_gap_free": True, "belief_mismatches": 0,
+        }  # fmt: skip
+
+    trials = pd.DataFrame(
+        [trial("NORMAL", 5), trial("NORMAL", 0), trial("FULL", 0), trial("FULL", 0, "process-kill")]
+    )
+    table = report.summary_table(trials)
+    assert [k for k, _ in zip(table.index, range(9), strict=False)] == [
+        ("sqlite", "process-kill", "FULL"),
+        ("sqlite", "power-loss", "FULL"),
+        ("sqlite", "power-loss", "NORMAL"),
+    ]
+    assert "| sqlite | power-loss | NORMAL | 2 | 20 | 5 | 1 | 0 |" in report.markdown(table)
+    figure = report.plot_lost(trials)
+    assert all(ax.get_title() and ax.get_ylabel() and ax.get_xlabel() for ax in figure.axes)
+
+
+# ---------------------------------------------------------------- the short CI run
+
+
+def _run_cli(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    out = tmp_path / "trials.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "mempill.lab", "crash", *args, "--json", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode in (0, 3), done.stderr[-3000:]
+    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    with open(out, newline="", encoding="utf-8") as handle:
+        return summaries, list(csv.DictReader(handle))
+
+
+SAFE_RUNS = [
+    pytest.param(
+        "sqlite",
+        "FULL",
+        "process-kill",
+        id="sqlite-FULL-process-kill",
+        marks=pytest.mark.sqlite_only,
+    ),
+    pytest.param(
+        "sqlite",
+        "FULL",
+        "power-loss",
+        id="sqlite-FULL-power-loss",
+        marks=[needs_fuse, pytest.mark.sqlite_only],
+    ),
+    pytest.param(
+        "postgres",
+        "on",
+        "process-kill",
+        id="postgres-on-process-kill",
+        marks=pytest.mark.own_servers,
+    ),
+    pytest.param(
+        "postgres",
+        "on",
+        "power-loss",
+        id="postgres-on-power-loss",
+        marks=[needs_fuse, pytest.mark.own_servers],
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("backend", "sync", "kind"), SAFE_RUNS)
+def test_the_safe_modes_lose_nothing(backend: str, sync: str, kind: str, tmp_path: Path) -> None:
+    args = ("--backend", backend, "--kind", kind, "--sync", sync, "--trials", "10")
+    summaries, rows = _run_cli(tmp_path, *args, "--control-trials", "2", "--seed", "5")
+    measured = [s for s in summaries if s["role"] == "measured"]
+    assert len(measured) == 1
+    result = measured[0]
+    assert (result["backend"], result["kind"], result["sync"]) == (backend, kind, sync)
+    assert result["trials"] == 10 and result["acked"] >= 10
+    failures = ("lost", "integrity_failures", "ledger_gap_failures", "orphan_claims")
+    assert {k: result[k] for k in (*failures, "belief_mismatches")} == dict.fromkeys(
+        (*failures, "belief_mismatches"), 0
+    )
+    controls = [s for s in summaries if s["role"] == "control"]
+    assert controls and all(c["trials"] in (0, 2) for c in controls)  # reported, not asserted
+    assert len(rows) == 10 + sum(c["trials"] for c in controls)
