@@ -1,5 +1,7 @@
 """mempill: an append-only, bi-temporal, provenance-aware claim store for agent memory."""
 
+from typing import TYPE_CHECKING, Any
+
 from mempill.clock import Clock, SteppingClock, system_clock
 from mempill.config import EngineConfig
 from mempill.engine import Engine, RetryPolicy
@@ -49,6 +51,22 @@ from mempill.model import (
 )
 from mempill.openers import open_default, open_default_in_memory, open_directory
 from mempill.ports import NoOpOracle, NoOpVector, OraclePort, VectorPort
+
+if TYPE_CHECKING:
+    from mempill.stores.postgres import open_postgres
+
+
+def __getattr__(name: str) -> Any:
+    """`mempill.open_postgres` imports psycopg only when first used (an optional extra)."""
+    if name == "open_postgres":
+        try:
+            from mempill.stores.postgres import open_postgres
+        except ImportError as e:
+            raise ImportError(
+                "mempill.open_postgres needs the postgres extra: pip install 'mempill[postgres]'"
+            ) from e
+        return open_postgres
+    raise AttributeError(f"module 'mempill' has no attribute {name!r}")
 
 __version__ = "0.5.0"
 
@@ -105,6 +123,7 @@ __all__ = [
     "open_default",
     "open_default_in_memory",
     "open_directory",
+    "open_postgres",
     "random_ids",
     "system_clock",
 ]

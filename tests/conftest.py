@@ -36,6 +36,16 @@ def selected_backends() -> tuple[str, ...]:
     return names
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip backend-specific tests whose backend is not selected."""
+    chosen = set(selected_backends())
+    for item in items:
+        if item.get_closest_marker("postgres_only") and "postgres" not in chosen:
+            item.add_marker(pytest.mark.skip(reason="MEMPILL_TEST_BACKENDS excludes postgres"))
+        if item.get_closest_marker("sqlite_only") and not chosen & {"sqlite-mem", "sqlite-file"}:
+            item.add_marker(pytest.mark.skip(reason="MEMPILL_TEST_BACKENDS excludes sqlite"))
+
+
 @dataclass
 class Backend:
     """Opens engines on one backend with a deterministic clock and ids by default."""
@@ -60,10 +70,8 @@ class Backend:
         elif self.name == "sqlite-file":
             engine = mempill.open_directory(self.tmp_path / "agents", **options)
         else:
-            from mempill.stores.postgres import open_postgres
-
             assert self.dsn is not None
-            engine = open_postgres(self.dsn, **options)
+            engine = mempill.open_postgres(self.dsn, **options)
         self.stack.callback(engine.close)
         return engine
 

@@ -48,7 +48,8 @@ CREATE TABLE ledger (
 );
 CREATE INDEX ledger_line ON ledger (agent_id, subject, predicate, stream_seq);
 CREATE INDEX ledger_claim ON ledger (agent_id, claim_ref, stream_seq);
-CREATE INDEX ledger_request ON ledger (agent_id, request_ref) WHERE request_ref IS NOT NULL;
+CREATE INDEX ledger_request ON ledger (agent_id, request_ref, stream_seq)
+    WHERE request_ref IS NOT NULL;
 
 CREATE TABLE assertions (
     agent_id TEXT NOT NULL,
