@@ -150,8 +150,8 @@ def _assert(
     )
     if disposition in (Disposition.SUPERSEDED, Disposition.INVALIDATED):
         superseded = disposition is Disposition.SUPERSEDED
-        reason = "parent_superseded" if superseded else "parent_invalidated"
-        flag_dependents(batch, claim.ref, reason, spare=spare)
+        cascade = "parent_superseded" if superseded else "parent_invalidated"
+        flag_dependents(batch, claim.ref, cascade, spare=spare)
     return ValidityReceipt(
         claim_ref=claim.ref,
         disposition=disposition,

@@ -145,7 +145,7 @@ def test_quarantined(engine: Engine) -> None:
 def test_superseded(engine: Engine) -> None:
     receipt = put(engine, "Berlin", valid_from="2020-01-01")
     ended = engine.end(AGENT, receipt.claim_ref, "2024-01-01")
-    assert (ended.disposition, ended.no_op) == (D.SUPERSEDED, False)
+    assert (ended.disposition, ended.reason, ended.no_op) == (D.SUPERSEDED, "bound", False)
     assert kinds(entries_of(engine, receipt.claim_ref))[-1] == (E.VALIDITY_ASSERTED, "Superseded")
     assert engine.query_memory(AGENT, "user", "city").reason == "window_ended"
     assert engine.query_memory(AGENT, "user", "city", valid_at="2022").value == "Berlin"
@@ -157,7 +157,7 @@ def test_superseded(engine: Engine) -> None:
 def test_invalidated(engine: Engine) -> None:
     receipt = put(engine, "Berlin", valid_from="2020-01-01")
     result = engine.invalidate(AGENT, receipt.claim_ref)
-    assert result.disposition is D.INVALIDATED
+    assert (result.disposition, result.reason) == (D.INVALIDATED, "invalidated")
     for instant in ("2019", "2021", "2030"):
         belief = engine.query_memory(AGENT, "user", "city", valid_at=instant)
         assert belief.status is BeliefStatus.NO_BELIEF

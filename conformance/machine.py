@@ -1,0 +1,393 @@
+"""Property-based differential testing: one engine per backend, the same operations.
+
+A hypothesis `RuleBasedStateMachine` builds a claim stream step by step (few agents,
+subjects and predicates so lines collide; windows that touch and overlap; every
+provenance; oracle verdicts, bounds, reopens, invalidations; queries at `as_of` and
+`valid_at` instants) and applies each step to every backend through
+`mempill.lab.streams.Session`, asserting after every step that all backends returned the
+same canonical record and hold ledgers with equal digests. Because the steps *are* a
+stream, a failing example is written to `data/regressions/` and replayed forever after.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    multiple,
+    precondition,
+    rule,
+)
+
+from conformance.diff import explain
+from mempill.lab.backends import open_engine
+from mempill.lab.streams import Header, OpRecord, Session, Stream, dump_stream
+from mempill.model import Receipt, ReconcileReport
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+REGRESSIONS = Path("data/regressions")
+AGENTS = ("a1", "a2")
+SUBJECTS = ("s1", "s2")
+PREDICATES = ("p1", "p2")
+VALUES = ("x", "y", 1, 1.0, {"k": 1}, ["m"], None)
+DATES = ("2020", "2020-07-01", "2021", "2022-03", "2026-01-01T00:01:00Z", "2026-06")
+PROVENANCES = (
+    "External:UserAsserted",
+    "External:UserAsserted",
+    "External:ExternalFirstHand",
+    "ModelDerived",
+    "RecallReEntry",
+)
+UNKNOWN_REF = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass
+class Stats:
+    """What the machine did, across every example of one run (for the report)."""
+
+    backends: tuple[str, ...] = ()
+    profile: str = ""
+    examples: int = 0
+    steps: int = 0
+    operations: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    divergences: int = 0
+    seconds: float = 0.0
+    regression: str | None = None
+
+    def reset(self, backends: tuple[str, ...], profile: str) -> None:
+        fresh = Stats(backends=backends, profile=profile)
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backends": list(self.backends),
+            "profile": self.profile,
+            "examples": self.examples,
+            "steps": self.steps,
+            "operations": dict(sorted(self.operations.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "divergences": self.divergences,
+            "seconds": round(self.seconds, 3),
+            "regression": self.regression,
+        }
+
+
+STATS = Stats()
+LAST_FAILURE: list[Stream] = []
+
+#: windows that touch ([2020,2021) and [2021,2022-03)), overlap, start in the future, have
+#: no start (untrusted) or are incoherent (Q1)
+WINDOWS: tuple[dict[str, str] | None, ...] = (
+    None,
+    {"start": "2020"},
+    {"start": "2021"},
+    {"start": "2020", "end": "2021"},
+    {"start": "2021", "end": "2022-03"},
+    {"start": "2020-07-01", "end": "2022-03"},
+    {"start": "2022-03"},
+    {"start": "2026-06"},
+    {"end": "2021"},
+    {"start": "2021", "end": "2020-07-01"},
+)
+window = st.sampled_from(WINDOWS)
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """Every backend in `BACKENDS` gets the same operations; they must agree after each."""
+
+    BACKENDS: tuple[str, ...] = ("sqlite-mem", "sqlite-file")
+    claims = Bundle("claims")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack = ExitStack()
+        self.sessions: dict[str, Session] = {}
+        self.ops: list[dict[str, Any]] = []
+        self.handles: list[str] = []
+        self.written = 0  # claims written: reads and reconciles wait for the first one
+        self.header = Header(name="hypothesis", clock_start=START)
+        STATS.examples += 1
+
+    @initialize(
+        oracle=st.sampled_from((None, "recording", "failing")),
+        ttl=st.sampled_from((None, 90.0)),
+        step=st.sampled_from((1.0, 0.0, 3600.0)),
+    )
+    def open_engines(self, oracle: str | None, ttl: float | None, step: float) -> None:
+        config: dict[str, Any] = {"quarantine_burst_threshold": 3, "burst_window_seconds": 60}
+        if ttl is not None:
+            config["default_adjudication_ttl_seconds"] = ttl
+        self.header = Header(
+            name="hypothesis",
+            clock_start=START,
+            clock_step=timedelta(seconds=step),
+            id_seed=7,
+            config=config,
+            oracle=oracle,
+            agent_id="a1",
+        )
+        for backend in self.BACKENDS:
+            header = self.header_for(backend)
+            clock, lab_oracle = header.make_clock(), header.make_oracle()
+            engine = self.stack.enter_context(
+                open_engine(
+                    backend,
+                    clock=clock,
+                    ids=header.make_ids(),
+                    oracle=lab_oracle,
+                    config=header.make_config(),
+                )
+            )
+            self.sessions[backend] = Session(engine, header, clock, lab_oracle)
+
+    def header_for(self, backend: str) -> Header:
+        """The header a backend's engine is built from: the same for all (tests skew it)."""
+        return self.header
+
+    def teardown(self) -> None:
+        self.stack.close()
+
+    # ------------------------------------------------------------ the differential step
+
+    def run(self, op: dict[str, Any]) -> Any:
+        """Apply `op` everywhere; fail (saving the stream) on any disagreement."""
+        self.ops.append(op)
+        STATS.steps += 1
+        STATS.operations[op["op"]] += 1
+        records = {name: session.apply(op) for name, session in self.sessions.items()}
+        first_name, first = next(iter(records.items()))
+        for name, other in records.items():
+            if other.canonical() != first.canonical():
+                self._fail(first_name, first.to_json(), name, other.to_json())
+            if "unexpected" in other.outcome:
+                self._fail(name, other.to_json(), "expected", "a result or a MempillError")
+        digests = {name: s.digests() for name, s in self.sessions.items()}
+        for name, found in digests.items():
+            if found != digests[first_name]:
+                self._fail(first_name, digests[first_name], name, found)
+        _count_outcome(first)
+        return self.sessions[first_name].results[-1]
+
+    def _fail(self, left: str, a: Any, right: str, b: Any) -> None:
+        STATS.divergences += 1
+        stream = Stream(self.header, tuple(self.ops))
+        LAST_FAILURE[:] = [stream]
+        raise AssertionError(
+            f"backends disagree at operation {len(self.ops)}: {self.ops[-1]}\n"
+            f"{explain(left, a, right, b)}\nstream so far:\n{dump_stream(stream)}"
+        )
+
+    def _label(self) -> str:
+        return f"${len(self.ops)}"
+
+    # ------------------------------------------------------------ writes
+
+    def _request(
+        self, data: st.DataObject, agent: str | None = None, hot: bool = False
+    ) -> dict[str, Any]:
+        """A request on a few colliding lines; parents are earlier claims (rarely unknown)."""
+        request: dict[str, Any] = data.draw(
+            st.fixed_dictionaries(
+                {
+                    "agent_id": st.just(agent) if agent else st.sampled_from(AGENTS),
+                    "subject": st.just(SUBJECTS[0]) if hot else st.sampled_from(SUBJECTS),
+                    "predicate": st.just(PREDICATES[0]) if hot else st.sampled_from(PREDICATES),
+                    "value": st.sampled_from(VALUES),
+                    "provenance": st.sampled_from(PROVENANCES),
+                    "value_confidence": st.sampled_from((1.0, 0.9, 0.5, 0.1)),
+                    "valid_time": window,
+                },
+                optional={
+                    "cardinality": st.sampled_from(("Functional", "SetValued", "Unknown")),
+                    "criticality": st.sampled_from(("Low", "Medium", "High", "Critical")),
+                    "valid_time_confidence": st.sampled_from((0.9, 0.7, 0.4)),
+                },
+            )
+        )
+        if request["provenance"] != PROVENANCES[0] and data.draw(st.booleans()):
+            parents = data.draw(st.lists(self.claims.map(lambda claim: claim[1]), max_size=2))
+            rare_unknown: int = data.draw(st.integers(0, 7))
+            request["derived_from"] = parents + ([UNKNOWN_REF] if rare_unknown == 0 else [])
+        return request
+
+    @rule(target=claims, data=st.data(), hot=st.booleans())
+    def ingest(self, data: st.DataObject, hot: bool) -> Any:
+        request = self._request(data, "a1" if hot else None, hot)
+        result = self.run({"op": "ingest", "request": request})
+        return self._claims(result, self._label(), request["agent_id"])
+
+    @rule(target=claims, data=st.data())
+    def ingest_hot(self, data: st.DataObject) -> Any:
+        """A second ingest rule: writes are drawn more often, on the hot line a1/s1/p1."""
+        return self.ingest(data, True)
+
+    @rule(target=claims, data=st.data(), count=st.integers(1, 3))
+    def ingest_many(self, data: st.DataObject, count: int) -> Any:
+        agent = data.draw(st.sampled_from(AGENTS))
+        requests = [self._request(data, agent) for _ in range(count)]
+        result = self.run({"op": "ingest_many", "requests": requests})
+        if not isinstance(result, tuple):
+            return multiple()
+        found = [self._claims(r, f"{self._label()}.{i}", agent) for i, r in enumerate(result)]
+        return multiple(*(claim for group in found for claim in group.values))
+
+    def _claims(self, result: Any, label: str, agent: str) -> Any:
+        """Bundle entries are (agent, label): later steps mostly address the right agent."""
+        if not isinstance(result, Receipt):
+            return multiple()
+        if result.handle_id is not None:
+            self.handles.append(label)
+        self.written += 1
+        return multiple((agent, label))
+
+    @staticmethod
+    def _agent(claim: tuple[str, str], cross: bool) -> str:
+        """The claim's own agent, or (when `cross`) the other one, to test isolation."""
+        return next(a for a in AGENTS if a != claim[0]) if cross else claim[0]
+
+    @rule(
+        claim=claims,
+        cross=st.sampled_from((False, False, False, True)),
+        at=st.sampled_from(DATES),
+        provenance=st.sampled_from(("External:UserAsserted",) * 3 + ("ModelDerived",)),
+        whole_line=st.sampled_from((False, False, False, True)),
+    )
+    def end(
+        self, claim: tuple[str, str], cross: bool, at: str, provenance: str, whole_line: bool
+    ) -> None:
+        """`end(claim, at)`, or now and then `end_fact` on a hot line."""
+        agent = self._agent(claim, cross)
+        if whole_line:
+            op = {"op": "end_fact", "agent_id": agent, "subject": SUBJECTS[0]}
+            self.run({**op, "predicate": PREDICATES[0], "at": at})
+            return
+        op = {"op": "end", "agent_id": agent, "claim_ref": claim[1]}
+        self.run({**op, "at": at, "provenance": provenance})
+
+    @rule(
+        claim=claims, cross=st.sampled_from((False, False, False, True)), invalidate=st.booleans()
+    )
+    def reopen_or_invalidate(self, claim: tuple[str, str], cross: bool, invalidate: bool) -> None:
+        name = "invalidate" if invalidate else "reopen"
+        self.run({"op": name, "agent_id": self._agent(claim, cross), "claim_ref": claim[1]})
+
+    # ------------------------------------------------------------ the oracle loop
+
+    @precondition(lambda self: bool(self.handles))
+    @rule(
+        data=st.data(),
+        verdict=st.sampled_from(("Affirm", "Deny", "Unknown")),
+        evidence=st.sampled_from(("External:UserAsserted", "External:ExternalFirstHand")),
+    )
+    def submit(self, data: st.DataObject, verdict: str, evidence: str) -> None:
+        handle = data.draw(st.sampled_from(self.handles))
+        op = {"op": "submit_adjudication", "handle_id": handle, "verdict": verdict}
+        self.run({**op, "evidence_provenance": evidence})
+
+    @precondition(lambda self: self.written > 0)
+    @rule(
+        kind=st.sampled_from(
+            ("advance", "advance", "sweep", "notify", "list_pending", "oracle_down", "oracle_up")
+        ),
+        seconds=st.sampled_from((30, 120, 3600, 31 * 86400, 95 * 86400)),
+    )
+    def time_and_outbox(self, kind: str, seconds: int) -> None:
+        """Let time pass (ageing, expiry), work the outbox, or break and mend the oracle."""
+        if kind.startswith("oracle"):
+            if self.header.oracle is not None:
+                self.run({"op": "oracle", "fail": kind == "oracle_down"})
+            return
+        self.run({"op": kind, "seconds": seconds} if kind == "advance" else {"op": kind})
+
+    @precondition(lambda self: self.written > 0)
+    @rule(agent=st.sampled_from(AGENTS), one_line=st.booleans())
+    def reconcile(self, agent: str, one_line: bool) -> None:
+        op: dict[str, Any] = {"op": "reconcile", "agent_id": agent}
+        if one_line:
+            op["lines"] = [[SUBJECTS[0], PREDICATES[0]]]
+        result = self.run(op)
+        if isinstance(result, ReconcileReport):
+            label = self._label()
+            found = [f"{label}.{i}" for i, line in enumerate(result.lines) if line.handle_id]
+            self.handles.extend(found)
+
+    # ------------------------------------------------------------ reads
+
+    def _instants(self, data: st.DataObject) -> dict[str, str]:
+        readings = next(iter(self.sessions.values())).readings
+        earlier = [f"@{i}" for i, moment in enumerate(readings, 1) if moment is not None]
+        chosen: dict[str, str] = {}
+        past: bool = data.draw(st.booleans())
+        if earlier and past:
+            chosen["as_of"] = data.draw(st.sampled_from(earlier))
+        if data.draw(st.booleans()):
+            chosen["valid_at"] = data.draw(st.sampled_from(DATES))
+        return chosen
+
+    @precondition(lambda self: self.written > 0)
+    @rule(
+        data=st.data(),
+        agent=st.sampled_from(AGENTS),
+        subject=st.sampled_from(SUBJECTS),
+        predicate=st.sampled_from(PREDICATES),
+        kind=st.sampled_from(("query_memory", "query_subject", "query_history")),
+    )
+    def query(
+        self, data: st.DataObject, agent: str, subject: str, predicate: str, kind: str
+    ) -> None:
+        op: dict[str, Any] = {"op": kind, "agent_id": agent, "subject": subject}
+        if kind != "query_subject":
+            op["predicate"] = predicate
+        instants = self._instants(data)
+        if kind == "query_history":
+            instants.pop("valid_at", None)
+        self.run({**op, **instants})
+
+    @precondition(lambda self: self.written > 0)
+    @rule(data=st.data(), history=st.booleans())
+    def query_hot(self, data: st.DataObject, history: bool) -> None:
+        """Reads of the hot line, where most collisions happen."""
+        kind = "query_history" if history else "query_memory"
+        self.query(data, "a1", SUBJECTS[0], PREDICATES[0], kind)
+
+    @precondition(lambda self: self.written > 0)
+    @rule(
+        agent=st.sampled_from(AGENTS),
+        claim=st.none() | claims,
+        after_seq=st.integers(0, 6),
+        limit=st.integers(1, 4),
+    )
+    def audit(self, agent: str, claim: tuple[str, str] | None, after_seq: int, limit: int) -> None:
+        op: dict[str, Any] = {"op": "query_audit", "agent_id": claim[0] if claim else agent}
+        op.update({"after_seq": after_seq, "limit": limit})
+        self.run({**op, **({"claim_ref": claim[1]} if claim else {})})
+
+
+def _count_outcome(record: OpRecord) -> None:
+    outcome = record.outcome
+    if "error" in outcome:
+        STATS.outcomes[f"error/{outcome['error']}"] += 1
+        return
+    result = outcome["result"]
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, dict) and "disposition" in item:
+            STATS.outcomes[f"disposition/{item['disposition']}"] += 1
+        if isinstance(item, dict) and "status" in item and record.op.startswith("query"):
+            reason = f"/{item['reason']}" if item.get("reason") else ""
+            STATS.outcomes[f"status/{item['status']}{reason}"] += 1
+
+
+def machine_for(backends: tuple[str, ...]) -> type[DifferentialMachine]:
+    """The machine class for a set of backends (hypothesis instantiates it per example)."""
+    return type("DifferentialMachine", (DifferentialMachine,), {"BACKENDS": backends})

@@ -1,0 +1,29 @@
+"""Every stream in data/regressions/ (failing examples the state machine found, and engine
+bugs reproduced by hand) replays identically on SQLite in memory and every selected
+backend, and equals its recorded expectations when it has them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import selected_backends
+
+from conformance.replay import replay_path, stream_paths
+from mempill.lab.backends import supports
+from mempill.lab.streams import read_stream
+
+REGRESSIONS = Path(__file__).resolve().parent.parent / "data" / "regressions"
+PATHS = stream_paths([REGRESSIONS]) if REGRESSIONS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_regression_stream_agrees_everywhere(path: Path) -> None:
+    topology = read_stream(path).header.topology
+    backends = [
+        b for b in dict.fromkeys(("sqlite-mem", *selected_backends())) if supports(b, topology)
+    ]
+    verdict = replay_path(path, backends, require_expected=False)
+    problems = [d.render() for d in verdict.differences]
+    problems += [p for run in verdict.runs.values() for p in [run.error, *run.unexpected] if p]
+    assert verdict.ok, "\n".join(problems)
