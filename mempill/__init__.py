@@ -68,6 +68,7 @@ def __getattr__(name: str) -> Any:
         return open_postgres
     raise AttributeError(f"module 'mempill' has no attribute {name!r}")
 
+
 __version__ = "0.5.0"
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The state of one write transaction: stream_seq, tx time, ids and the lines it touches.
 
-Rows go through the Batch so each line this transaction writes has a private state that
-includes its own rows (see `lines.py`); after COMMIT those states are shared."""
+Rows go through the Batch, which applies them to the cached line states in place, marked
+dirty until COMMIT (see `lines.py`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from mempill.enums import Disposition, EventKind
 from mempill.errors import NotFoundError
 from mempill.fold import ClaimView, view
 from mempill.ids import IdFactory
-from mempill.lines import LineCache, LineState
+from mempill.linecache import LineCache
+from mempill.lines import LineState
 from mempill.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
 from mempill.ports import Writer
 
@@ -63,7 +64,7 @@ class Batch:
         self.seq += 1
         return self.seq
 
-    # ---- line states: the shared cache holds committed rows, writes go to private copies
+    # ---- line states: written in place, hidden from readers until COMMIT
 
     def line_state(self, subject: str, predicate: str) -> LineState:
         """The line as this transaction sees it (its own writes included)."""
@@ -72,34 +73,29 @@ class Batch:
         if known is not None:  # we hold the agent's lock: only our own writes change it
             return known
         version = self.txn.line_version(subject, predicate)
+        if version > self.start_seq:  # every row of ours goes through `_writing` first
+            raise AssertionError(f"line {line} has rows this transaction did not track")
         shared = self.cache.refreshed(
             (self.agent_id, subject, predicate),
             version,
             lambda after: self.txn.line_since(subject, predicate, after),
-            upto=self.start_seq,  # never let this transaction's own rows into the shared cache
         )
-        if version > self.start_seq:
-            return self._private(line, shared)
         self.seen[line] = shared
         return shared
 
-    def _private(self, line: tuple[str, str], shared: LineState) -> LineState:
-        state = self.cache.private_copy(shared)
-        state.apply(self.txn.line_since(line[0], line[1], state.version))
-        self.local[line] = state
-        return state
-
     def _writing(self, line: tuple[str, str]) -> LineState:
-        """The private state of a line about to get a row (loaded before the row is stored).
+        """The state of a line about to get a row of this transaction.
 
-        A line without a private state has no rows of this transaction yet (all of them
-        go through here), so the shared committed state is exactly its current state.
+        The shared state is marked dirty before its first uncommitted row: readers then
+        fold a fresh read of their own snapshot instead, until `publish` (after COMMIT)
+        or `abandon` (after a rollback, which also drops the state from the cache).
         """
-        state = self.line_state(*line)
-        private = self.local.get(line)
-        if private is None:
-            private = self.local[line] = self.cache.private_copy(state)
-        return private
+        state = self.local.get(line)
+        if state is None:
+            state = self.line_state(*line)
+            self.cache.mark_dirty(state)
+            self.local[line] = state
+        return state
 
     def add_claim(self, row: ClaimRow) -> None:
         state = self._writing((row.subject, row.predicate))
@@ -142,9 +138,13 @@ class Batch:
         return entry
 
     def publish(self) -> None:
-        """After COMMIT: the private line states are committed now; share them."""
+        """After COMMIT: the line states written in place are committed now."""
         for (subject, predicate), state in self.local.items():
             self.cache.publish((self.agent_id, subject, predicate), state)
+
+    def abandon(self) -> None:
+        """After a rollback: the states written in place hold rows that never were."""
+        self.cache.forget((self.agent_id, s, p) for s, p in self.local)
 
     def claim_view(self, claim_ref: str) -> ClaimView:
         row = self.txn.claim(claim_ref)

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from mempill.canonical import canonical_json, inspect_value, is_clean_text
 from mempill.config import EngineConfig
 from mempill.enums import Cardinality, Disposition, Provenance
-from mempill.fold import ClaimView, is_set_valued, overlaps
+from mempill.line import Line
 from mempill.model import ClaimRow, IngestRequest, LedgerEntry
+from mempill.view import ClaimView
 
 MAX_KEY_CHARS = 1024
 MAX_VALUE_DEPTH = 64
@@ -118,39 +119,27 @@ class Candidate:
         return window.valid_from, window.valid_until
 
 
-def recall_reentries(
-    claims: Sequence[ClaimView], echoes: Sequence[LedgerEntry], since: datetime
-) -> int:
+def recall_reentries(line: Line, echoes: Sequence[LedgerEntry], since: datetime) -> int:
     """Recall re-entries on the line (echo entries and stored rows) with tx time after `since`."""
     recent_echoes = 0
     for echo in reversed(echoes):  # stream order: stop at the first one outside the window
         if echo.recorded_at <= since:
             break
         recent_echoes += 1
-    rows = sum(
-        1
-        for v in claims
-        if v.row.provenance is Provenance.RECALL_RE_ENTRY and v.row.tx_time > since
-    )
-    return recent_echoes + rows
+    return recent_echoes + line.recall_rows_since(since)
 
 
-def conflicts(candidate: Candidate, line: Sequence[ClaimView]) -> tuple[ClaimView, ...]:
+def conflicts(candidate: Candidate, line: Line) -> tuple[ClaimView, ...]:
     """Live authoritative claims with a different value whose effective window overlaps."""
     start, end = candidate.window
     return tuple(
-        v
-        for v in line
-        if v.live
-        and not v.inferred
-        and v.value != candidate.value
-        and overlaps(start, end, v.window_from, v.window_until)
+        v for v in line.overlapping(start, end) if not v.inferred and v.value != candidate.value
     )
 
 
 def decide(
     candidate: Candidate,
-    line: Sequence[ClaimView],
+    line: Line,
     echoes: Sequence[LedgerEntry],
     parents: Mapping[str, ClaimRow],
     *,
@@ -188,19 +177,18 @@ def decide(
     return _decide_external(candidate, line, has_oracle, config, rule_prefix="")
 
 
-def _decide_recall(candidate: Candidate, line: Sequence[ClaimView], missing: list[str]) -> Decision:
+def _decide_recall(candidate: Candidate, line: Line, missing: list[str]) -> Decision:
     if missing:
         return _reject("R0", "unknown_recall_ref")
-    same = [v for v in line if v.live and v.value == candidate.value]
-    if same:
-        matched = max(same, key=lambda v: v.row.stream_seq)
+    matched = line.latest_live_with_value(candidate.value)
+    if matched is not None:
         return Decision(Disposition.COMMITTED_CHEAP, "R1", "recall_echo", matched_ref=matched.ref)
     return Decision(Disposition.COMMITTED_INFERRED, "R2", "recall_mutated", write_claim=True)
 
 
 def _decide_external(
     candidate: Candidate,
-    line: Sequence[ClaimView],
+    line: Line,
     has_oracle: bool,
     config: EngineConfig,
     rule_prefix: str,
@@ -212,16 +200,14 @@ def _decide_external(
 
     if request.value_confidence < config.low_confidence_threshold:
         return outcome(Disposition.PENDING_LOW_CONFIDENCE, "E1", "low_confidence")
-    live = [v for v in line if v.live]
-    authoritative = [v for v in live if not v.inferred]
     cheap = Disposition.COMMITTED_CHEAP
-    if not authoritative:
+    if not line.has_live_authoritative():
         return outcome(cheap, "E2", "first_authoritative")
-    if request.cardinality is Cardinality.SET_VALUED and is_set_valued(live):
+    if request.cardinality is Cardinality.SET_VALUED and line.set_valued():
         return outcome(cheap, "E2", "set_member")
     incumbents = conflicts(candidate, line)
     if not incumbents:
-        if any(v.value == candidate.value for v in authoritative):
+        if line.has_live_authoritative(candidate.value):
             return outcome(cheap, "E2", "corroboration")
         return outcome(cheap, "E3", "succession")
     refs = tuple(v.ref for v in incumbents)

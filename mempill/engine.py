@@ -222,7 +222,7 @@ class Engine(OracleLoop):
 
         def work(batch: Batch) -> EndFactReceipt:
             tx = batch.tick()
-            line = batch.line_state(subject, predicate).ordered_views()
+            line = batch.line_state(subject, predicate)
             key = {"agent_id": agent, "subject": subject, "predicate": predicate}
             belief = project(line, **key, as_of=None, valid_at=None, now=tx, config=self.config)
             slot = _single_slot(belief, value)
@@ -315,17 +315,19 @@ class Engine(OracleLoop):
         now = self.clock()
         as_of_at = parse.optional_moment(as_of, "as_of")
         subject, predicate = _key(subject, "subject"), _key(predicate, "predicate")
-        with self.store.read(agent) as reader:
-            line_views = self._views(reader, agent, subject, predicate, as_of_at)
-        return history(
-            line_views,
-            agent_id=agent,
-            subject=subject,
-            predicate=predicate,
-            as_of=as_of_at,
-            now=now,
-            config=self.config,
-        )
+        with (
+            self.store.read(agent) as reader,
+            self._line(reader, agent, subject, predicate, as_of_at) as line,
+        ):
+            return history(
+                line,
+                agent_id=agent,
+                subject=subject,
+                predicate=predicate,
+                as_of=as_of_at,
+                now=now,
+                config=self.config,
+            )
 
     def query_audit(
         self, agent_id: str, claim_ref: str | None = None, after_seq: int = 0, limit: int = 100

@@ -7,7 +7,6 @@ window); `project` and `history` fold those views at an instant. The write path
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,172 +15,54 @@ from mempill.canonical import loads
 from mempill.config import EngineConfig
 from mempill.dates import display
 from mempill.enums import (
-    AssertionKind,
     BeliefStatus,
-    Cardinality,
     Currency,
     Disposition,
-    EventKind,
-    Granularity,
     HistoryStatus,
     Marker,
     Provenance,
 )
+from mempill.line import Line, Scan
 from mempill.model import (
-    AssertionRow,
     BeliefSlot,
-    ClaimRow,
     History,
     HistoryEntry,
-    LedgerEntry,
-    LineRows,
     Projection,
 )
-
-#: Ingest dispositions that keep a claim out of belief at every instant (§5 step 1).
-OUT_OF_BELIEF = frozenset(
-    {
-        Disposition.QUARANTINED,
-        Disposition.REJECTED,
-        Disposition.PENDING_LOW_CONFIDENCE,
-        Disposition.PENDING_CONFLICT,
-    }
+from mempill.view import (
+    OUT_OF_BELIEF,
+    PENDING_INGEST,
+    ClaimView,
+    is_trusted,
+    overlaps,
+    view,
+    views,
 )
-PENDING_INGEST = frozenset({Disposition.PENDING_LOW_CONFIDENCE, Disposition.PENDING_CONFLICT})
 
-
-@dataclass(frozen=True, slots=True)
-class ClaimView:
-    """One claim as the fold sees it. A window end of None is open; a start of None is -inf."""
-
-    row: ClaimRow
-    ingest: Disposition
-    state: Disposition
-    live: bool
-    invalidated: bool
-    denied: bool
-    inferred: bool
-    trusted: bool
-    window_from: datetime | None
-    window_until: datetime | None
-    until_granularity: Granularity | None
-    active_bound: datetime | None
-    bound_by_oracle: bool
-    review_flag_seq: int | None
-
-    @property
-    def ref(self) -> str:
-        return self.row.claim_ref
-
-    @property
-    def value(self) -> str:
-        return self.row.value
-
-    def contains(self, instant: datetime) -> bool:
-        return (self.window_from is None or self.window_from <= instant) and (
-            self.window_until is None or instant < self.window_until
-        )
-
-
-def overlaps(
-    a_from: datetime | None,
-    a_until: datetime | None,
-    b_from: datetime | None,
-    b_until: datetime | None,
-) -> bool:
-    """Half-open windows overlap; an open end reaches everything on its side."""
-    return (a_from is None or b_until is None or a_from < b_until) and (
-        b_from is None or a_until is None or b_from < a_until
-    )
-
-
-def is_trusted(row: ClaimRow, config: EngineConfig) -> bool:
-    return row.valid_from is not None and (
-        row.valid_time_confidence >= config.valid_time_confidence_threshold
-    )
-
-
-def view(
-    row: ClaimRow,
-    entries: Sequence[LedgerEntry],
-    assertions: Sequence[AssertionRow],
-    config: EngineConfig,
-) -> ClaimView:
-    """Fold one claim's own entries and assertions (each in stream order) into its view."""
-    ingest: Disposition | None = None
-    state: Disposition | None = None
-    denied = False
-    review_seq: int | None = None
-    for entry in entries:
-        if entry.event_kind is EventKind.CLAIM_COMMITTED and ingest is None:
-            ingest = entry.disposition
-        if entry.event_kind is EventKind.RECALL_RE_ENTRY_DETECTED:
-            continue  # an echo of the claim, not a change of its state
-        state = entry.disposition
-        if (
-            entry.event_kind is EventKind.ADJUDICATION_RESOLVED
-            and entry.disposition is Disposition.SUPERSEDED
-        ):
-            denied = True
-        if entry.event_kind is EventKind.DEPENDENT_FLAGGED_PENDING_REVIEW:
-            review_seq = entry.stream_seq
-    ingest = ingest or state or Disposition.COMMITTED_CHEAP
-    state = state or ingest
-    bounds: list[AssertionRow] = []
-    invalidated = False
-    for assertion in assertions:
-        if assertion.kind is AssertionKind.BOUND:
-            bounds.append(assertion)
-        elif assertion.kind is AssertionKind.REOPEN and bounds:
-            bounds.pop()
-        elif assertion.kind is AssertionKind.INVALIDATE:
-            invalidated = True
-    trusted = is_trusted(row, config)
-    window_from = row.valid_from if trusted else None
-    window_until = row.valid_until if trusted else None
-    until_granularity = row.valid_until_granularity if trusted else None
-    active = bounds[-1] if bounds else None
-    if (
-        active is not None
-        and active.bound_at is not None
-        and (window_until is None or active.bound_at < window_until)
-    ):
-        window_until = active.bound_at
-        until_granularity = active.bound_granularity
-    return ClaimView(
-        row=row,
-        ingest=ingest,
-        state=state,
-        live=ingest not in OUT_OF_BELIEF and not invalidated and not denied,
-        invalidated=invalidated,
-        denied=denied,
-        inferred=ingest is Disposition.COMMITTED_INFERRED,
-        trusted=trusted,
-        window_from=window_from,
-        window_until=window_until,
-        until_granularity=until_granularity,
-        active_bound=None if active is None else active.bound_at,
-        bound_by_oracle=active is not None and active.handle_id is not None,
-        review_flag_seq=review_seq if state is Disposition.PENDING_REVIEW else None,
-    )
-
-
-def views(rows: LineRows, config: EngineConfig) -> tuple[ClaimView, ...]:
-    """One view per claim of the line, in stream order."""
-    entries: dict[str, list[LedgerEntry]] = defaultdict(list)
-    for entry in rows.entries:
-        if entry.claim_ref is not None:
-            entries[entry.claim_ref].append(entry)
-    assertions: dict[str, list[AssertionRow]] = defaultdict(list)
-    for assertion in rows.assertions:
-        assertions[assertion.claim_ref].append(assertion)
-    return tuple(
-        view(row, entries.get(row.claim_ref, ()), assertions.get(row.claim_ref, ()), config)
-        for row in rows.claims
-    )
+__all__ = [
+    "OUT_OF_BELIEF",
+    "PENDING_INGEST",
+    "ClaimView",
+    "Line",
+    "Scan",
+    "as_line",
+    "history",
+    "is_trusted",
+    "overlaps",
+    "project",
+    "view",
+    "views",
+]
 
 
 # ---------------------------------------------------------------- projection
+
+
+def as_line(line: Line | Sequence[ClaimView]) -> Line:
+    """A plain sequence of views is answered by scanning it."""
+    if isinstance(line, Sequence):
+        return Scan(line)
+    return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,16 +121,11 @@ def _slot(group: _Group, at: datetime, config: EngineConfig) -> BeliefSlot:
     )
 
 
-def is_set_valued(live: Sequence[ClaimView]) -> bool:
-    """A line is SetValued only when every live claim on it is SetValued."""
-    return bool(live) and all(v.row.cardinality is Cardinality.SET_VALUED for v in live)
-
-
-def _no_belief_reason(live: Sequence[ClaimView], instant: datetime) -> str:
-    if not live:
+def _no_belief_reason(line: Line, instant: datetime) -> str:
+    if not line.has_live():
         return "no_claims"
-    before = any(v.window_until is not None and v.window_until <= instant for v in live)
-    after = any(v.window_from is not None and v.window_from > instant for v in live)
+    before = line.any_ended_by(instant)
+    after = line.any_starting_after(instant)
     if before and after:
         return "window_gap"
     return "not_yet_valid" if after else "window_ended"
@@ -282,9 +158,8 @@ class _Belief:
     status: BeliefStatus | None
 
 
-def _belief(all_views: Sequence[ClaimView], instant: datetime) -> _Belief:
-    live = [v for v in all_views if v.live]
-    candidates = tuple(v for v in live if v.contains(instant))
+def _belief(line: Line, instant: datetime) -> _Belief:
+    candidates = tuple(line.containing(instant))
     authoritative = [v for v in candidates if not v.inferred]
     inferred = [v for v in candidates if v.inferred]
     tier = authoritative or inferred
@@ -295,7 +170,7 @@ def _belief(all_views: Sequence[ClaimView], instant: datetime) -> _Belief:
     elif len(groups) == 1:
         has_time = any(v.row.valid_from or v.row.valid_until for v in groups[0].claims)
         status = BeliefStatus.RESOLVED if has_time else BeliefStatus.TIMING_UNCERTAIN
-    elif is_set_valued(live):
+    elif line.set_valued():
         status = BeliefStatus.RESOLVED
     else:
         status = BeliefStatus.CONTESTED
@@ -309,7 +184,7 @@ def _belief(all_views: Sequence[ClaimView], instant: datetime) -> _Belief:
 
 
 def project(
-    all_views: Sequence[ClaimView],
+    line: Line | Sequence[ClaimView],
     *,
     agent_id: str,
     subject: str,
@@ -320,9 +195,10 @@ def project(
     config: EngineConfig,
 ) -> Projection:
     """Fold a line's views into its belief at `valid_at` (default: `as_of`, else now)."""
+    line = as_line(line)
     age_at = as_of or now
     instant = valid_at or age_at
-    belief = _belief(all_views, instant)
+    belief = _belief(line, instant)
     slots = tuple(_slot(g, age_at, config) for g in belief.groups)
     alternatives: tuple[BeliefSlot, ...] = ()
     members: tuple[BeliefSlot, ...] = ()
@@ -333,11 +209,7 @@ def project(
         latest = max(belief.groups, key=lambda g: (g.latest.row.tx_time, g.latest.row.stream_seq))
         primary_slot = slots[belief.groups.index(latest)]
         members = slots if len(slots) > 1 else ()
-    pending_views = [
-        v
-        for v in all_views
-        if v.ingest in PENDING_INGEST and not v.invalidated and v.contains(instant)
-    ]
+    pending_views = line.pending_containing(instant)
     pending = tuple(_slot(_Group(v.value, (v,)), age_at, config) for v in pending_views)
     markers = _markers(belief, members, pending_views, config)
     belief_claims = [v for g in belief.groups for v in g.claims]
@@ -349,9 +221,7 @@ def project(
         as_of=as_of,
         valid_at=instant,
         status=belief.status or BeliefStatus.NO_BELIEF,
-        reason=None
-        if belief.status
-        else _no_belief_reason([v for v in all_views if v.live], instant),
+        reason=None if belief.status else _no_belief_reason(line, instant),
         primary=primary_slot,
         alternatives=alternatives,
         members=members,
@@ -427,7 +297,7 @@ def _history_status(
 
 
 def history(
-    all_views: Sequence[ClaimView],
+    line: Line | Sequence[ClaimView],
     *,
     agent_id: str,
     subject: str,
@@ -437,11 +307,12 @@ def history(
     config: EngineConfig,
 ) -> History:
     """Every claim of the line with its status at `as_of`, ordered by effective start."""
+    line = as_line(line)
     instant = as_of or now
-    belief = _belief(all_views, instant)
+    belief = _belief(line, instant)
     believed = frozenset(v.ref for g in belief.groups for v in g.claims)
     ordered = sorted(
-        all_views,
+        line.views(),
         key=lambda v: (v.window_from or v.row.tx_time, v.row.tx_time, v.row.stream_seq),
     )
     return History(

@@ -5,25 +5,23 @@ are only ever appended; so a cached line at version `v` plus the rows with seq >
 exactly the line at the newer version. Only the views of claims that got new rows are
 recomputed. Pure: the engine fetches rows and applies them.
 
-The shared cache only ever holds committed rows. A write transaction works on a private
-copy of each line it writes to (`LineState.copy` is cheap: per-claim lists are replaced,
-never mutated), so readers never see uncommitted rows and a rollback leaves nothing behind.
+A write transaction applies its own rows to the shared state in place, after marking it
+dirty: while dirty, readers fold a fresh read of their own snapshot instead, so they never
+see uncommitted rows; COMMIT clears the mark, a rollback drops the state from the cache.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from mempill.config import EngineConfig
 from mempill.enums import EventKind
-from mempill.fold import ClaimView, view
 from mempill.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
-
-Key = tuple[str, str, str]  # agent, subject, predicate
+from mempill.view import ClaimView, view
+from mempill.windows import LiveIndex
 
 
 @dataclass
@@ -36,7 +34,9 @@ class LineState:
     entries: dict[str, tuple[LedgerEntry, ...]] = field(default_factory=dict)
     assertions: dict[str, tuple[AssertionRow, ...]] = field(default_factory=dict)
     echoes: tuple[LedgerEntry, ...] = ()
-    views: dict[str, ClaimView] = field(default_factory=dict)
+    by_ref: dict[str, ClaimView] = field(default_factory=dict)  # insertion order: stream order
+    index: LiveIndex = field(default_factory=LiveIndex)
+    dirty: bool = False  # holds rows of a transaction not yet committed
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def apply(self, rows: LineRows, upto: int | None = None) -> None:
@@ -64,32 +64,59 @@ class LineState:
                 touched.add(ref)
         self.echoes = tuple(echoes)
         self.version = newest
-        for ref in sorted(touched, key=lambda r: self.claims[r].stream_seq):
-            self.views[ref] = view(
+        for ref in sorted(touched & self.claims.keys(), key=lambda r: self.claims[r].stream_seq):
+            old = self.by_ref.get(ref)
+            if old is not None:
+                self.index.discard(old)
+            new = view(
                 self.claims[ref],
                 self.entries.get(ref, ()),
                 self.assertions.get(ref, ()),
                 self.config,
             )
+            self.by_ref[ref] = new
+            self.index.add(new, first_time=old is None)
 
     def _fresh(self, seq: int, upto: int | None) -> bool:
         return seq > self.version and (upto is None or seq <= upto)
 
-    def copy(self) -> LineState:
-        """A private copy for a write transaction (containers copied, rows shared)."""
-        return LineState(
-            config=self.config,
-            version=self.version,
-            claims=dict(self.claims),
-            entries=dict(self.entries),
-            assertions=dict(self.assertions),
-            echoes=self.echoes,
-            views=dict(self.views),
-        )
+    # ---- the `Line` questions (see mempill/line.py), answered from the index
 
-    def ordered_views(self) -> tuple[ClaimView, ...]:
-        """Views in claim stream order (claims are inserted in that order)."""
-        return tuple(self.views.values())
+    def views(self) -> Sequence[ClaimView]:
+        return tuple(self.by_ref.values())
+
+    def live(self) -> Sequence[ClaimView]:
+        return self.index.live_views()
+
+    def has_live(self) -> bool:
+        return bool(self.index.live)
+
+    def containing(self, instant: datetime) -> Sequence[ClaimView]:
+        return self.index.containing(instant)
+
+    def overlapping(self, start: datetime | None, end: datetime | None) -> Sequence[ClaimView]:
+        return self.index.overlapping(start, end)
+
+    def pending_containing(self, instant: datetime) -> Sequence[ClaimView]:
+        return self.index.pending_containing(instant)
+
+    def any_ended_by(self, instant: datetime) -> bool:
+        return self.index.any_ended_by(instant)
+
+    def any_starting_after(self, instant: datetime) -> bool:
+        return self.index.any_starting_after(instant)
+
+    def set_valued(self) -> bool:
+        return self.index.set_valued()
+
+    def has_live_authoritative(self, value: str | None = None) -> bool:
+        return self.index.has_live_authoritative(value)
+
+    def latest_live_with_value(self, value: str) -> ClaimView | None:
+        return self.index.latest_live_with_value(value)
+
+    def recall_rows_since(self, since: datetime) -> int:
+        return self.index.recall_rows_since(since)
 
     def rows(self, as_of: datetime | None = None) -> LineRows:
         """The stored rows, optionally only those with tx time <= `as_of`."""
@@ -109,70 +136,3 @@ class LineState:
     @property
     def size(self) -> int:
         return len(self.claims)
-
-
-Fetch = Callable[[int], LineRows]
-
-
-class LineCache:
-    """The shared, LRU-bounded cache of committed line states of one engine."""
-
-    def __init__(self, config: EngineConfig, max_claims: int = 200_000) -> None:
-        self._config = config
-        self._max_claims = max_claims
-        self._lines: OrderedDict[Key, LineState] = OrderedDict()
-        self._lock = threading.Lock()
-        self._total = 0  # claims held, kept incrementally (approximate under races)
-
-    def refreshed(self, key: Key, version: int, fetch: Fetch, upto: int | None = None) -> LineState:
-        """The line at `version` or later: rows after the cached version are fetched once."""
-        with self._lock:
-            state = self._lines.get(key)
-            if state is None:
-                state = self._lines[key] = LineState(self._config)
-            self._lines.move_to_end(key)
-        grown = 0
-        with state.lock:
-            if state.version < version:
-                before = state.size
-                state.apply(fetch(state.version), upto=upto)
-                grown = state.size - before
-        if grown:
-            self._grew(grown)
-        return state
-
-    def snapshot(self, state: LineState) -> tuple[ClaimView, ...]:
-        with state.lock:
-            return state.ordered_views()
-
-    def rows(self, state: LineState, as_of: datetime) -> LineRows:
-        with state.lock:
-            return state.rows(as_of)
-
-    def private_copy(self, state: LineState) -> LineState:
-        with state.lock:
-            return state.copy()
-
-    def publish(self, key: Key, state: LineState) -> None:
-        """Install a committed private state unless the cache already has a newer one."""
-        with self._lock:
-            current = self._lines.get(key)
-            if current is not None and current.version >= state.version:
-                return
-            self._lines[key] = state
-            self._lines.move_to_end(key)
-        self._grew(state.size - (0 if current is None else current.size))
-
-    def forget(self, keys: Iterable[Key]) -> None:
-        with self._lock:
-            for key in keys:
-                dropped = self._lines.pop(key, None)
-                self._total -= 0 if dropped is None else dropped.size
-
-    def _grew(self, claims: int) -> None:
-        """Account for added claims and drop least recently used lines beyond the budget."""
-        with self._lock:
-            self._total += claims
-            while self._total > self._max_claims and len(self._lines) > 1:
-                _, dropped = self._lines.popitem(last=False)
-                self._total -= dropped.size

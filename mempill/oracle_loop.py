@@ -148,9 +148,9 @@ class OracleLoop(Transactions):
         )
 
     def _reconcile_line(self, batch: Batch, subject: str, predicate: str) -> ReconcileLine:
-        line_views = batch.line_state(subject, predicate).ordered_views()
+        state = batch.line_state(subject, predicate)
         belief = project(
-            line_views,
+            state,
             agent_id=batch.agent_id,
             subject=subject,
             predicate=predicate,
@@ -168,9 +168,9 @@ class OracleLoop(Transactions):
                 subject=subject, predicate=predicate, status=belief.status, escalated=False
             )
         contenders = {ref for slot in belief.alternatives for ref in slot.claim_refs}
-        line_views = tuple(v for v in line_views if v.ref in contenders)
-        challenger = max(line_views, key=lambda v: v.row.stream_seq)
-        incumbents = [v.row for v in line_views if v.value != challenger.value]
+        contending = [state.by_ref[ref] for ref in contenders]
+        challenger = max(contending, key=lambda v: v.row.stream_seq)
+        incumbents = [v.row for v in contending if v.value != challenger.value]
         handle = self.ids()
         queue(batch, handle, challenger.row, incumbents, "reconcile")
         return ReconcileLine(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Self, TypeVar
@@ -15,9 +16,9 @@ from mempill.clock import Clock, system_clock
 from mempill.config import EngineConfig
 from mempill.enums import PendingStatus
 from mempill.errors import ConflictError, TransientStorageError
-from mempill.fold import ClaimView, project, views
+from mempill.fold import Line, Scan, project, views
 from mempill.ids import IdFactory, random_ids
-from mempill.lines import LineCache
+from mempill.linecache import LineCache
 from mempill.model import AdjudicationRequest, Projection
 from mempill.ports import NoOpVector, OraclePort, Reader, Store, VectorPort, Writer, has_oracle
 
@@ -90,6 +91,7 @@ class Transactions:
         """
         now = self.clock() if now is None else now
         for attempt in range(self.retry.attempts):
+            batch: Batch | None = None
             try:
                 with self.store.write(agent_id) as txn:
                     if attempt and replay is not None:
@@ -100,7 +102,11 @@ class Transactions:
                     result = work(batch)
                 batch.publish()
                 return result, batch
-            except TransientStorageError as e:
+            except BaseException as e:
+                if batch is not None:
+                    batch.abandon()
+                if not isinstance(e, TransientStorageError):
+                    raise
                 if attempt + 1 == self.retry.attempts:
                     raise ConflictError(
                         f"write for agent {agent_id!r} failed after {attempt + 1} attempts: {e}"
@@ -153,26 +159,37 @@ class Transactions:
         valid_at: datetime | None,
         now: datetime,
     ) -> Projection:
-        return project(
-            self._views(reader, agent, subject, predicate, as_of),
-            agent_id=agent,
-            subject=subject,
-            predicate=predicate,
-            as_of=as_of,
-            valid_at=valid_at,
-            now=now,
-            config=self.config,
-        )
+        with self._line(reader, agent, subject, predicate, as_of) as line:
+            return project(
+                line,
+                agent_id=agent,
+                subject=subject,
+                predicate=predicate,
+                as_of=as_of,
+                valid_at=valid_at,
+                now=now,
+                config=self.config,
+            )
 
-    def _views(
+    @contextmanager
+    def _line(
         self, reader: Reader, agent: str, subject: str, predicate: str, as_of: datetime | None
-    ) -> Sequence[ClaimView]:
-        """The line's claim views from the cache, refreshed to the reader's snapshot."""
+    ) -> Iterator[Line]:
+        """The line from the cache, refreshed to the reader's snapshot (and held still)."""
         state = self.lines.refreshed(
             (agent, subject, predicate),
             reader.line_version(subject, predicate),
             lambda after: reader.line_since(subject, predicate, after),
         )
         if as_of is None:
-            return self.lines.snapshot(state)
-        return views(self.lines.rows(state, as_of), self.config)
+            with self.lines.reading(state) as line:
+                if line is not None:
+                    yield line
+                    return
+        else:
+            rows = self.lines.rows(state, as_of)
+            if rows is not None:
+                yield Scan(views(rows, self.config))
+                return
+        # a write in this engine holds the cached line: fold our own snapshot instead
+        yield Scan(views(reader.line(subject, predicate, as_of), self.config))

@@ -29,7 +29,6 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     if reason is not None or text is None:
         return _rejected(batch, request, ref, "V", reason or "invalid")
     state = batch.line_state(*line)
-    line_views = state.ordered_views()
     parents = {p: row for p in request.derived_from if (row := batch.txn.claim(p)) is not None}
     depth, anchor = derivation(request.provenance, request.derived_from, parents)
     time_confidence = effective_time_confidence(request)
@@ -41,7 +40,7 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     )
     decision = decide(
         Candidate(request, text, trusted, depth),
-        line_views,
+        state,
         state.echoes,
         parents,
         tx_time=tx,
@@ -111,8 +110,8 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
         request_ref=ref,
     )
     if handle is not None:
-        incumbents = [v for v in line_views if v.ref in decision.contested_with]
-        queue(batch, handle, row, [v.row for v in incumbents], decision.rule)
+        incumbents = [state.by_ref[ref].row for ref in decision.contested_with]
+        queue(batch, handle, row, incumbents, decision.rule)
     return Receipt(
         claim_ref=ref,
         disposition=decision.disposition,

@@ -415,6 +415,7 @@ def test_end_fact_is_all_or_nothing(engine: Engine) -> None:
         engine.end_fact(AGENT, "user", "city", "2025")
     bounds = [e for e in ledger(engine) if e.event_kind is EventKind.VALIDITY_ASSERTED]
     assert len(bounds) == 1  # the other claim was not bound either
+    assert history_rows(engine) == [("Berlin", "Current"), ("Berlin", "Current")]
 
 
 def test_bound_before_an_untrusted_start_is_rejected(engine: Engine) -> None:
