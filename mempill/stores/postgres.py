@@ -1,0 +1,425 @@
+"""PostgreSQL, topology B (SPEC §8.2): one shared database, true per-agent concurrency.
+
+Each write takes a pooled connection, opens a transaction and takes the agent's
+transaction-scoped advisory lock on the 64-bit key `hashtextextended(agent_id, 0)`, so
+writes of one agent serialize across threads and processes while other agents proceed
+in parallel; `PRIMARY KEY (agent_id, stream_seq)` on the ledger is the optimistic
+backstop. Reads run in a REPEATABLE READ READ ONLY transaction (one snapshot). The SQL
+is the shared text of `stores/sql.py`; embedded migrations are applied once, on first
+connect, under an advisory lock keyed by the current schema.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any, ClassVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
+
+from mempill.clock import Clock, system_clock
+from mempill.config import EngineConfig
+from mempill.engine import Engine, RetryPolicy
+from mempill.errors import ConfigError, IntegrityError, StorageError, TransientStorageError
+from mempill.ids import IdFactory, random_ids
+from mempill.ports import OraclePort, VectorPort
+from mempill.stores.sql import SQL, SqlSession
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+LAB_SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
+#: SQLSTATEs that are safe to retry: the whole transaction is replayed by the engine.
+TRANSIENT_SQLSTATES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "55P03": "lock not available",
+    "57014": "statement cancelled (timeout)",
+    "57P01": "server terminated the connection (admin shutdown)",
+    "57P02": "server crashed (crash shutdown)",
+    "57P03": "server cannot accept connections now",
+}
+LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+MIGRATION_KEY = "hashtextextended('mempill.migrations:' || current_schema(), 0)"
+VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+ZERO = timedelta(0)
+
+
+class PostgresDialect:
+    """`?` placeholders become `%s` once per query; times are `timestamptz`, read as UTC."""
+
+    name = "postgres"
+    #: Text ordering in SQL must match SQLite's byte order, hence the C collation.
+    overrides: ClassVar[dict[str, str]] = {
+        "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
+        'ORDER BY tx_time, from_ref COLLATE "C"',
+    }
+
+    def __init__(self) -> None:
+        texts = {**SQL, **self.overrides}
+        self._sql = {key: text.replace("%", "%%").replace("?", "%s") for key, text in texts.items()}
+
+    def sql(self, key: str) -> str:
+        return self._sql[key]
+
+    def time_param(self, moment: datetime) -> datetime:
+        return moment
+
+    def time_value(self, stored: Any) -> datetime:
+        if not isinstance(stored, datetime) or stored.utcoffset() is None:
+            raise StorageError(f"postgres: expected a timestamptz, got {stored!r}")
+        if stored.utcoffset() == ZERO:
+            return stored.replace(tzinfo=UTC)
+        return stored.astimezone(UTC)
+
+
+DIALECT = PostgresDialect()
+
+
+def translate(error: BaseException) -> StorageError:
+    """The one place driver errors become mempill errors (callers chain the cause).
+
+    Lost connections, shutdowns, serialization failures, deadlocks, lock and pool
+    timeouts and a duplicate ledger key (another writer raced) are transient: the engine
+    retries the whole transaction. Other constraint violations are IntegrityError.
+    """
+    message = str(error).strip() or type(error).__name__
+    if isinstance(error, PoolClosed):
+        return StorageError(f"postgres: the store is closed ({message})")
+    if isinstance(error, (PoolTimeout, TooManyRequests)):
+        return TransientStorageError(f"postgres: no pooled connection available: {message}")
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate in TRANSIENT_SQLSTATES:
+        return TransientStorageError(f"postgres: {TRANSIENT_SQLSTATES[sqlstate]}: {message}")
+    if sqlstate is not None and sqlstate.startswith("08"):
+        return TransientStorageError(f"postgres: connection failure: {message}")
+    if sqlstate is None and isinstance(error, psycopg.OperationalError):
+        return TransientStorageError(f"postgres: connection lost: {message}")
+    if isinstance(error, pg_errors.UniqueViolation) and error.diag.constraint_name == LEDGER_KEY:
+        return TransientStorageError(f"postgres: another writer took this stream_seq: {message}")
+    if isinstance(error, psycopg.IntegrityError):
+        return IntegrityError(f"postgres: {message}")
+    return StorageError(f"postgres: {message}")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the embedded PostgreSQL migrations, in order."""
+    folder = resources.files("mempill.stores") / "migrations" / "postgres"
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            version = int(item.name.split("_", 1)[0])
+            found.append((version, item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def apply_migrations(conn: Connection) -> tuple[int, ...]:
+    """Apply the missing migrations in the current schema; return the versions applied.
+
+    Runs on an autocommit connection under a session advisory lock keyed by the schema,
+    so concurrent first connects apply each migration exactly once; each migration and
+    its schema_migrations row commit together.
+    """
+    schema = _creation_schema(conn)
+    conn.execute(f"SELECT pg_advisory_lock({MIGRATION_KEY})")
+    try:
+        conn.execute(VERSION_TABLE)
+        done = []
+        for version, name, script in _missing(conn, schema):
+            with conn.transaction():
+                conn.execute(script)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
+            done.append(version)
+        return tuple(done)
+    finally:
+        with suppress(psycopg.Error):
+            conn.execute(f"SELECT pg_advisory_unlock({MIGRATION_KEY})")
+
+
+def _creation_schema(conn: Connection) -> str:
+    """The schema new tables go to; a search_path naming no existing schema is an error."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    if row is None or row[0] is None:
+        path = conn.execute("SHOW search_path").fetchone()
+        raise StorageError(
+            f"postgres: no schema to create tables in; search_path {path and path[0]!r} "
+            "names no existing schema"
+        )
+    return str(row[0])
+
+
+def _missing(conn: Connection, schema: str) -> list[tuple[int, str, str]]:
+    """The embedded migrations not applied yet; a schema newer than the code is refused."""
+    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+    known = migrations()
+    newest = max(version for version, _, _ in known)
+    if applied and max(applied) > newest:
+        raise StorageError(
+            f"postgres: schema {schema!r} is at migration {max(applied)}, newer than this "
+            f"mempill knows ({newest}); upgrade mempill"
+        )
+    return [m for m in known if m[0] not in applied]
+
+
+def describe(conninfo: str) -> str:
+    """The server a conninfo names, without secrets, for error messages."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "an unparseable conninfo"
+    shown = ("host", "hostaddr", "port", "dbname", "user", "sslmode", "sslrootcert")
+    return " ".join(f"{k}={params[k]}" for k in shown if params.get(k)) or "libpq defaults"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolSettings:
+    """Validated pool and connection settings of one PostgresStore."""
+
+    min_size: int = 1
+    max_size: int = 20
+    connect_timeout: float = 10.0
+    pool_timeout: float = 30.0
+    synchronous_commit: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("max_size", 1), ("min_size", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"pool_{name} must be an integer >= {low}, got {value!r}")
+        if self.min_size > self.max_size:
+            raise ConfigError(
+                f"pool_min_size ({self.min_size}) must not exceed pool_max_size ({self.max_size})"
+            )
+        for name in ("connect_timeout", "pool_timeout"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+        sync = self.synchronous_commit
+        if sync is not None and sync not in LAB_SYNCHRONOUS_COMMIT:
+            raise ConfigError(
+                f"lab_synchronous_commit must be one of {LAB_SYNCHRONOUS_COMMIT}, got {sync!r}"
+            )
+
+    @property
+    def libpq_timeout(self) -> int:
+        """libpq takes whole seconds (and treats anything below 2 as 2)."""
+        return max(2, math.ceil(self.connect_timeout))
+
+
+class PostgresStore:
+    """The shared-database store; made by `open_postgres`."""
+
+    backend = "postgres"
+
+    def __init__(self, conninfo: str, settings: PoolSettings | None = None) -> None:
+        """Connect once (clear errors, migrations), then open the pool and wait for it."""
+        if not isinstance(conninfo, str):
+            raise ConfigError(f"conninfo must be a string, got {type(conninfo).__name__}")
+        try:
+            params = conninfo_to_dict(conninfo)
+        except psycopg.Error as e:
+            raise ConfigError(f"invalid PostgreSQL conninfo: {e}") from e
+        self.settings = settings or PoolSettings()
+        self._where = describe(conninfo)
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": self.settings.libpq_timeout,
+        }
+        if "application_name" not in params:
+            self._kwargs["application_name"] = "mempill"
+        self.applied_migrations = self._migrate(conninfo)
+        self.pool: ConnectionPool[Connection] = ConnectionPool(
+            conninfo,
+            kwargs=self._kwargs,
+            min_size=self.settings.min_size,
+            max_size=self.settings.max_size,
+            open=False,
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            timeout=self.settings.pool_timeout,
+            name="mempill",
+        )
+        wait = 2.0 * self.settings.libpq_timeout
+        try:
+            self.pool.open(wait=True, timeout=wait)
+        except PoolTimeout as e:
+            self.pool.close()
+            raise StorageError(
+                f"postgres: the pool could not open {self.settings.min_size} connection(s) to "
+                f"{self._where} within {wait:g}s"
+            ) from e
+
+    def _migrate(self, conninfo: str) -> tuple[int, ...]:
+        try:
+            conn = psycopg.connect(conninfo, **self._kwargs)
+        except psycopg.Error as e:
+            raise StorageError(f"postgres: cannot connect to {self._where}: {e}") from e
+        try:
+            with conn:
+                return apply_migrations(conn)
+        except psycopg.Error as e:
+            raise StorageError(f"postgres: migrating {self._where} failed: {e}") from e
+
+    def _configure(self, conn: Connection) -> None:
+        """Every new pooled connection: UTC session time zone, optional lab durability."""
+        conn.execute("SET TIME ZONE 'UTC'")
+        if self.settings.synchronous_commit is not None:
+            conn.execute(
+                "SELECT set_config('synchronous_commit', %s, false)",
+                (self.settings.synchronous_commit,),
+            )
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A checked connection from the pool; pool failures become mempill errors."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except psycopg.Error as e:
+            raise translate(e) from e
+
+    # ---------------------------------------------------------------- the Store port
+
+    @contextmanager
+    def write(self, agent_id: str) -> Iterator[SqlSession]:
+        """BEGIN, the agent's advisory lock, the caller's work, a write_stats row, COMMIT."""
+        with self._connection() as conn:
+            try:
+                cursor = conn.cursor()
+                cursor.execute("BEGIN", prepare=False)
+                lock_wait_us, held = _lock_agent(cursor, agent_id)
+                session = SqlSession(cursor, DIALECT, agent_id)
+                yield session
+                session.record_stats(
+                    lock_wait_us, (time.perf_counter_ns() - held) // 1000, system_clock()
+                )
+                cursor.execute("COMMIT", prepare=False)
+            except psycopg.Error as e:
+                _rollback(conn)
+                raise translate(e) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextmanager
+    def read(self, agent_id: str) -> Iterator[SqlSession]:
+        """One consistent snapshot: a REPEATABLE READ READ ONLY transaction.
+
+        Once the caller has read everything, ending the transaction cannot change what
+        it saw, so a connection lost at that point is left to the pool, not raised.
+        """
+        with self._connection() as conn:
+            try:
+                cursor = conn.cursor()
+                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", prepare=False)
+                yield SqlSession(cursor, DIALECT, agent_id)
+            except psycopg.Error as e:
+                _rollback(conn)
+                raise translate(e) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+            with suppress(psycopg.Error):
+                cursor.execute("COMMIT", prepare=False)
+
+    def may_write(self, agent_id: str) -> bool:
+        """A shared database is never bound to one agent."""
+        return True
+
+    def _column(self, key: str, *params: Any) -> list[str]:
+        with self._connection() as conn:
+            try:
+                rows = conn.execute(DIALECT.sql(key), params).fetchall()
+            except psycopg.Error as e:
+                raise translate(e) from e
+        return [str(r[0]) for r in rows]
+
+    def agents(self) -> tuple[str, ...]:
+        return tuple(sorted(self._column("agents")))
+
+    def agents_with_pending(self) -> tuple[str, ...]:
+        return tuple(sorted(self._column("agents_with_pending", "pending")))
+
+    def find_handle(self, handle_id: str) -> str | None:
+        found = self._column("find_handle", handle_id)
+        return found[0] if found else None
+
+    def close(self) -> None:
+        """Close the pool (idempotent); in-flight work finishes or fails first."""
+        if not self.pool.closed:
+            self.pool.close()
+
+    def __repr__(self) -> str:
+        size = f"{self.settings.min_size}..{self.settings.max_size}"
+        return f"<PostgresStore {self._where} pool={size}>"
+
+
+def _lock_agent(cursor: psycopg.Cursor[Any], agent_id: str) -> tuple[int, int]:
+    """Take the agent's write lock; return (µs waited, perf_counter_ns when held).
+
+    An uncontended lock (the try succeeds) waited 0 µs; otherwise the wait runs from
+    asking (the try) to holding (the blocking call's return).
+    """
+    asked = time.perf_counter_ns()
+    row = cursor.execute(TRY_LOCK, (agent_id,)).fetchone()
+    if row is not None and row[0]:
+        return 0, time.perf_counter_ns()
+    cursor.execute(LOCK, (agent_id,))
+    held = time.perf_counter_ns()
+    return (held - asked) // 1000, held
+
+
+def _rollback(conn: Connection) -> None:
+    """Roll back if the connection still works; a broken one is discarded by the pool."""
+    if conn.closed:
+        return
+    with suppress(psycopg.Error):
+        conn.rollback()
+
+
+def open_postgres(
+    conninfo: str,
+    oracle: OraclePort | None = None,
+    vector: VectorPort | None = None,
+    config: EngineConfig | None = None,
+    pool_max_size: int = 20,
+    *,
+    pool_min_size: int = 1,
+    connect_timeout: float = 10.0,
+    pool_timeout: float = 30.0,
+    clock: Clock = system_clock,
+    ids: IdFactory = random_ids,
+    retry: RetryPolicy | None = None,
+    lab_synchronous_commit: str | None = None,
+) -> Engine:
+    """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
+
+    `connect_timeout` bounds each connection attempt (libpq: whole seconds, at least 2);
+    `pool_timeout` bounds the wait for a free pooled connection. `lab_synchronous_commit`
+    is for the durability lab only: the product keeps the server's setting.
+    """
+    settings = PoolSettings(
+        min_size=pool_min_size,
+        max_size=pool_max_size,
+        connect_timeout=connect_timeout,
+        pool_timeout=pool_timeout,
+        synchronous_commit=lab_synchronous_commit,
+    )
+    store = PostgresStore(conninfo, settings)
+    return Engine(
+        store, oracle=oracle, vector=vector, config=config, clock=clock, ids=ids, retry=retry
+    )
