@@ -14,7 +14,11 @@ import nox
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
-SOURCES = ["mempill", "conformance", "benchmarks", "tests", "noxfile.py"]
+SOURCES = [
+    path
+    for path in ("mempill", "conformance", "benchmarks", "tests", "notebooks", "noxfile.py")
+    if os.path.exists(path)
+]
 
 
 def install(session: nox.Session, extras: str = "dev") -> None:
