@@ -35,8 +35,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    install(session)
+    """mypy --strict on the package and the conformance harness."""
+    install(session, "dev,notebooks")
     session.run("mypy", "--strict", "mempill", "conformance")
 
 
