@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any, ClassVar
 
 import psycopg
@@ -31,7 +30,7 @@ from mempill.engine import Engine, RetryPolicy
 from mempill.errors import ConfigError, IntegrityError, StorageError, TransientStorageError
 from mempill.ids import IdFactory, random_ids
 from mempill.ports import OraclePort, VectorPort
-from mempill.stores.sql import SQL, SqlSession
+from mempill.stores.sql import SQL, SqlSession, embedded_migrations
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 LAB_SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
@@ -114,14 +113,8 @@ def translate(error: BaseException) -> StorageError:
 
 
 def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of the embedded PostgreSQL migrations, in order."""
-    folder = resources.files("mempill.stores") / "migrations" / "postgres"
-    found = []
-    for item in folder.iterdir():
-        if item.name.endswith(".sql"):
-            version = int(item.name.split("_", 1)[0])
-            found.append((version, item.name, item.read_text(encoding="utf-8")))
-    return sorted(found)
+    """(version, name, sql) of the embedded postgres migrations, in order."""
+    return embedded_migrations("postgres")
 
 
 def apply_migrations(conn: Connection) -> tuple[int, ...]:

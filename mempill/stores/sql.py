@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 from mempill.canonical import canonical_json
@@ -396,6 +397,17 @@ class SqlSession:
             self.agent_id, self.first_seq, self.last_seq, lock_wait_us, txn_us,
             self.dialect.name, os.getpid(), self._t(recorded_at),
         )  # fmt: skip
+
+
+def embedded_migrations(backend: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the migrations shipped in `stores/migrations/<backend>/`."""
+    folder = resources.files("mempill.stores") / "migrations" / backend
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            version = int(item.name.split("_", 1)[0])
+            found.append((version, item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
 
 
 def split_statements(script: str) -> list[str]:

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from mempill import parse
 from mempill.clock import system_clock
 from mempill.dates import format_tx, parse_tx
 from mempill.errors import IntegrityError, StorageError, TransientStorageError
-from mempill.stores.sql import SQL, SqlSession, split_statements
+from mempill.stores.sql import SQL, SqlSession, embedded_migrations, split_statements
 
 BUSY_TIMEOUT_MS = 30_000
 LAB_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
@@ -57,14 +56,8 @@ def translate(error: sqlite3.Error) -> StorageError:
 
 
 def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of the embedded migrations, in order."""
-    folder = resources.files("mempill.stores") / "migrations" / "sqlite"
-    found = []
-    for item in folder.iterdir():
-        if item.name.endswith(".sql"):
-            version = int(item.name.split("_", 1)[0])
-            found.append((version, item.name, item.read_text(encoding="utf-8")))
-    return sorted(found)
+    """(version, name, sql) of the embedded sqlite migrations, in order."""
+    return embedded_migrations("sqlite")
 
 
 @dataclass
