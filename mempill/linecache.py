@@ -26,7 +26,7 @@ class LineCache:
         self._lock = threading.Lock()
         self._total = 0  # claims held, kept incrementally (approximate under races)
 
-    def refreshed(self, key: Key, version: int, fetch: Fetch, upto: int | None = None) -> LineState:
+    def refreshed(self, key: Key, version: int, fetch: Fetch) -> LineState:
         """The line at `version` or later: rows after the cached version are fetched once."""
         with self._lock:
             state = self._lines.get(key)
@@ -37,7 +37,7 @@ class LineCache:
         with state.lock:
             if state.version < version and not state.dirty:
                 before = state.size
-                state.apply(fetch(state.version), upto=upto)
+                state.apply(fetch(state.version))
                 grown = state.size - before
         if grown:
             self._grew(grown)

@@ -31,38 +31,35 @@ class LineState:
     config: EngineConfig
     version: int = 0
     claims: dict[str, ClaimRow] = field(default_factory=dict)
-    entries: dict[str, tuple[LedgerEntry, ...]] = field(default_factory=dict)
-    assertions: dict[str, tuple[AssertionRow, ...]] = field(default_factory=dict)
-    echoes: tuple[LedgerEntry, ...] = ()
+    entries: dict[str, list[LedgerEntry]] = field(default_factory=dict)
+    assertions: dict[str, list[AssertionRow]] = field(default_factory=dict)
+    echoes: list[LedgerEntry] = field(default_factory=list)
     by_ref: dict[str, ClaimView] = field(default_factory=dict)  # insertion order: stream order
     index: LiveIndex = field(default_factory=LiveIndex)
     dirty: bool = False  # holds rows of a transaction not yet committed
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def apply(self, rows: LineRows, upto: int | None = None) -> None:
-        """Append rows newer than `version` (and not beyond `upto`), then refresh views."""
+    def apply(self, rows: LineRows) -> None:
+        """Append the rows newer than `version`, then refresh the views of touched claims."""
         touched: set[str] = set()
         newest = self.version
-        echoes = list(self.echoes)
         for claim in rows.claims:
-            if self._fresh(claim.stream_seq, upto):
+            if claim.stream_seq > self.version:
                 self.claims[claim.claim_ref] = claim
                 touched.add(claim.claim_ref)
         for entry in rows.entries:
-            if not self._fresh(entry.stream_seq, upto):
+            if entry.stream_seq <= self.version:
                 continue
             newest = max(newest, entry.stream_seq)
             if entry.event_kind is EventKind.RECALL_RE_ENTRY_DETECTED:
-                echoes.append(entry)
+                self.echoes.append(entry)
             if entry.claim_ref is not None:
-                self.entries[entry.claim_ref] = (*self.entries.get(entry.claim_ref, ()), entry)
+                self.entries.setdefault(entry.claim_ref, []).append(entry)
                 touched.add(entry.claim_ref)
         for assertion in rows.assertions:
-            if self._fresh(assertion.stream_seq, upto):
-                ref = assertion.claim_ref
-                self.assertions[ref] = (*self.assertions.get(ref, ()), assertion)
-                touched.add(ref)
-        self.echoes = tuple(echoes)
+            if assertion.stream_seq > self.version:
+                self.assertions.setdefault(assertion.claim_ref, []).append(assertion)
+                touched.add(assertion.claim_ref)
         self.version = newest
         for ref in sorted(touched & self.claims.keys(), key=lambda r: self.claims[r].stream_seq):
             old = self.by_ref.get(ref)
@@ -76,9 +73,6 @@ class LineState:
             )
             self.by_ref[ref] = new
             self.index.add(new, first_time=old is None)
-
-    def _fresh(self, seq: int, upto: int | None) -> bool:
-        return seq > self.version and (upto is None or seq <= upto)
 
     # ---- the `Line` questions (see mempill/line.py), answered from the index
 
