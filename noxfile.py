@@ -37,7 +37,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and the conformance harness."""
     install(session, "dev,notebooks")
-    session.run("mypy", "--strict", "mempill", "conformance")
+    session.run("mypy", "--strict", "mempill", "conformance", "benchmarks")
 
 
 @nox.session(python=PYTHON)

@@ -19,12 +19,12 @@ Fetch = Callable[[int], LineRows]
 class LineCache:
     """The shared, LRU-bounded cache of committed line states of one engine."""
 
-    def __init__(self, config: EngineConfig, max_claims: int = 200_000) -> None:
+    def __init__(self, config: EngineConfig, max_claims: int = 50_000) -> None:
         self._config = config
         self._max_claims = max_claims
         self._lines: OrderedDict[Key, LineState] = OrderedDict()
         self._lock = threading.Lock()
-        self._total = 0  # claims held, kept incrementally (approximate under races)
+        self._total = 0  # claims counted for the cached states (each state's `accounted`)
 
     def refreshed(self, key: Key, version: int, fetch: Fetch) -> LineState:
         """The line at `version` or later: rows after the cached version are fetched once."""
@@ -33,14 +33,10 @@ class LineCache:
             if state is None:
                 state = self._lines[key] = LineState(self._config)
             self._lines.move_to_end(key)
-        grown = 0
         with state.lock:
             if state.version < version and not state.dirty:
-                before = state.size
                 state.apply(fetch(state.version))
-                grown = state.size - before
-        if grown:
-            self._grew(grown)
+        self._account(key, state)
         return state
 
     @contextmanager
@@ -64,22 +60,36 @@ class LineCache:
             state.dirty = False
         with self._lock:
             current = self._lines.get(key)
-            if current is state or (current is not None and current.version >= state.version):
-                return
+            if current is not None and current is not state:
+                if current.version >= state.version:
+                    return
+                self._total -= current.accounted
+                current.accounted = 0
             self._lines[key] = state
             self._lines.move_to_end(key)
-        self._grew(state.size - (0 if current is None else current.size))
+        self._account(key, state)
 
     def forget(self, keys: Iterable[Key]) -> None:
         with self._lock:
             for key in keys:
                 dropped = self._lines.pop(key, None)
-                self._total -= 0 if dropped is None else dropped.size
+                if dropped is not None:
+                    self._total -= dropped.accounted
+                    dropped.accounted = 0
 
-    def _grew(self, claims: int) -> None:
-        """Account for added claims and drop least recently used lines beyond the budget."""
+    def stats(self) -> tuple[int, int]:
+        """(lines cached, claims held) — for tests and diagnostics."""
         with self._lock:
-            self._total += claims
+            return len(self._lines), self._total
+
+    def _account(self, key: Key, state: LineState) -> None:
+        """Count a cached state's claims; drop least recently used lines beyond the budget."""
+        with self._lock:
+            if self._lines.get(key) is not state:
+                return
+            self._total += state.size - state.accounted
+            state.accounted = state.size
             while self._total > self._max_claims and len(self._lines) > 1:
                 _, dropped = self._lines.popitem(last=False)
-                self._total -= dropped.size
+                self._total -= dropped.accounted
+                dropped.accounted = 0

@@ -37,6 +37,7 @@ class LineState:
     by_ref: dict[str, ClaimView] = field(default_factory=dict)  # insertion order: stream order
     index: LiveIndex = field(default_factory=LiveIndex)
     dirty: bool = False  # holds rows of a transaction not yet committed
+    accounted: int = 0  # claims the cache has counted for this state
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def apply(self, rows: LineRows) -> None:

@@ -23,9 +23,17 @@ def _engine(
     clock: Clock,
     ids: IdFactory,
     retry: RetryPolicy | None,
+    cache_claims: int,
 ) -> Engine:
     return Engine(
-        store, oracle=oracle, vector=vector, config=config, clock=clock, ids=ids, retry=retry
+        store,
+        oracle=oracle,
+        vector=vector,
+        config=config,
+        clock=clock,
+        ids=ids,
+        retry=retry,
+        cache_claims=cache_claims,
     )
 
 
@@ -38,9 +46,10 @@ def open_default(
     clock: Clock = system_clock,
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
+    cache_claims: int = 50_000,
 ) -> Engine:
     """One SQLite file, bound to the first agent that writes to it."""
-    return _engine(SQLiteStore(path=path), oracle, vector, config, clock, ids, retry)
+    return _engine(SQLiteStore(path=path), oracle, vector, config, clock, ids, retry, cache_claims)
 
 
 def open_directory(
@@ -52,11 +61,12 @@ def open_directory(
     clock: Clock = system_clock,
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
+    cache_claims: int = 50_000,
     serialize_all_writes: bool = True,
 ) -> Engine:
     """One SQLite file per agent under `base_dir` (`<agent_id>.db`)."""
     store = SQLiteStore(directory=base_dir, serialize_all_writes=serialize_all_writes)
-    return _engine(store, oracle, vector, config, clock, ids, retry)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
 
 
 def open_default_in_memory(
@@ -67,6 +77,7 @@ def open_default_in_memory(
     clock: Clock = system_clock,
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
+    cache_claims: int = 50_000,
 ) -> Engine:
     """One in-memory SQLite database per agent; gone when the engine closes."""
-    return _engine(SQLiteStore(), oracle, vector, config, clock, ids, retry)
+    return _engine(SQLiteStore(), oracle, vector, config, clock, ids, retry, cache_claims)

@@ -52,7 +52,9 @@ class Transactions:
         clock: Clock = system_clock,
         ids: IdFactory = random_ids,
         retry: RetryPolicy | None = None,
+        cache_claims: int = 50_000,
     ) -> None:
+        """`cache_claims` bounds the claims the line cache holds (about 4 KiB each)."""
         self.store = store
         self.oracle = oracle
         self.vector = vector or NoOpVector()
@@ -60,7 +62,7 @@ class Transactions:
         self.clock = clock
         self.ids = ids
         self.retry = retry or RetryPolicy()
-        self.lines = LineCache(self.config)
+        self.lines = LineCache(self.config, max_claims=cache_claims)
 
     def __enter__(self) -> Self:
         return self

@@ -51,3 +51,14 @@ def test_a_rolled_back_write_leaves_the_cache_clean(engine: Engine) -> None:
     with pytest.raises(RuntimeError):
         engine._write(AGENT, work)
     assert history_rows(engine) == [("Berlin", "Current")]
+
+
+def test_the_cache_stays_within_its_budget(backend: Backend) -> None:
+    engine = backend.open(cache_claims=50)
+    engine.ingest_many([request(i, f"s{i}", "p") for i in range(120)])
+    for i in range(120):
+        put(engine, i, f"t{i}", "p")
+    lines, claims = engine.lines.stats()
+    assert claims <= 50 and lines <= 50
+    assert engine.query_memory(AGENT, "s0", "p").value == 0  # an evicted line reads again
+    assert engine.lines.stats()[1] <= 50

@@ -17,7 +17,7 @@ from mempill.lab import notebooks
 
 SOURCES = notebooks.sources()
 #: Figures the notebooks of this package must show (others' notebooks: at least none).
-MIN_FIGURES = {"bitemporal_explorer": 1, "lock_contention": 5}
+MIN_FIGURES = {"bitemporal_explorer": 1, "lock_contention": 5, "performance": 6, "durability": 1}
 
 
 def test_there_are_notebooks() -> None:

@@ -397,6 +397,7 @@ def open_postgres(
     clock: Clock = system_clock,
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
+    cache_claims: int = 50_000,
     lab_synchronous_commit: str | None = None,
 ) -> Engine:
     """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
@@ -414,5 +415,12 @@ def open_postgres(
     )
     store = PostgresStore(conninfo, settings)
     return Engine(
-        store, oracle=oracle, vector=vector, config=config, clock=clock, ids=ids, retry=retry
+        store,
+        oracle=oracle,
+        vector=vector,
+        config=config,
+        clock=clock,
+        ids=ids,
+        retry=retry,
+        cache_claims=cache_claims,
     )

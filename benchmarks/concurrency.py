@@ -1,0 +1,197 @@
+"""(4) Concurrency: writer threads sharing one engine, into one agent or into many.
+
+Configurations: `sqlite` (one file per agent, the store-wide write lock `open_directory`
+uses by default), `sqlite-agent-lock` (`serialize_all_writes=False`: only writes of the
+same agent wait) and `postgres` (per-agent advisory locks). For each, 1/4/16 writer
+threads write into one agent and into `wide_agents` agents; the aggregate rate is all
+claims over the wall time from the common start to the last writer's end.
+
+The PostgreSQL ratio compares 16 writers into 16 agents with the raw rate of one-row
+autocommit INSERTs from 16 connections, round by round in the same run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import mempill
+from benchmarks.context import Bench
+from benchmarks.drivers import CLOCK_START
+from benchmarks.streams import Claim, fresh
+from benchmarks.timing import finite, median, ratio
+from mempill.engine import Engine
+
+CONFIGS = ("sqlite", "sqlite-agent-lock", "postgres")
+
+
+def in_threads(workers: Sequence[Callable[[], None]]) -> float:
+    """Run each worker in its own thread, released together; wall seconds of the whole."""
+    barrier = threading.Barrier(len(workers))
+    starts: list[float] = []
+    ends: list[float] = []
+    errors: list[BaseException] = []
+
+    def body(work: Callable[[], None]) -> None:
+        try:
+            barrier.wait()
+            starts.append(time.perf_counter())
+            work()
+            ends.append(time.perf_counter())
+        except BaseException as e:  # re-raised in the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return max(ends) - min(starts)
+
+
+_runs = itertools.count()
+
+
+def writer_claims(prefix: str, writer: int, writers: int, agents: int, count: int) -> list[Claim]:
+    """Writer `writer`'s claims, on new lines; claim j goes to agent (writer + j*writers) % agents.
+
+    Each call tags its claims afresh, so repeated rounds never restate a fact.
+    """
+    tag = f"r{next(_runs)}w{writer}-"
+    return [fresh(f"{prefix}{(writer + j * writers) % agents:02d}", tag, j) for j in range(count)]
+
+
+def aggregate_rate(engine: Engine, prefix: str, writers: int, agents: int, count: int) -> float:
+    """Claims per second of `writers` threads ingesting `count` claims each, one per call."""
+    batches = [writer_claims(prefix, w, writers, agents, count) for w in range(writers)]
+
+    def worker(claims: list[Claim]) -> Callable[[], None]:
+        def work() -> None:
+            for claim in claims:
+                engine.ingest(claim)
+
+        return work
+
+    seconds = in_threads([worker(b) for b in batches])
+    return writers * count / seconds
+
+
+@contextmanager
+def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
+    """An engine for one configuration, on a fresh directory or a fresh schema."""
+    clock = mempill.SteppingClock(CLOCK_START)
+    ids = mempill.SeededIds(config)
+    with ExitStack() as stack:
+        if config == "postgres":
+            from mempill.lab.servers import fresh_schema
+            from mempill.stores.postgres import open_postgres
+
+            assert bench.pg_dsn is not None
+            dsn = stack.enter_context(fresh_schema(bench.pg_dsn, prefix="bench"))
+            engine = open_postgres(
+                dsn, pool_max_size=pool, pool_min_size=pool, clock=clock, ids=ids
+            )
+        else:
+            directory: Path = bench.scratch(f"concurrency-{config}")
+            engine = mempill.open_directory(
+                directory, clock=clock, ids=ids, serialize_all_writes=config == "sqlite"
+            )
+        stack.callback(engine.close)
+        yield engine
+
+
+def grid(bench: Bench, config: str) -> list[dict[str, Any]]:
+    """Every (layout, writers) point of one configuration, medians over rounds."""
+    sizes = bench.sizes
+    points = []
+    with open_config(bench, config, max(sizes.threads) + 2) as engine:
+        for agents in (1, sizes.wide_agents):
+            prefix = f"c{agents}-"
+            for a in range(agents):  # create each agent's database before timing
+                engine.ingest(fresh(f"{prefix}{a:02d}", "warmup", 0))
+            for writers in sizes.threads:
+                bench.progress.say(f"concurrency: {config}, {writers} writers, {agents} agent(s)")
+                rates = [
+                    aggregate_rate(engine, f"{prefix}", writers, agents, sizes.writer_claims)
+                    for _ in range(sizes.concurrency_rounds)
+                ]
+                points.append(
+                    {
+                        "agents": agents,
+                        "writers": writers,
+                        "rate": finite(median(rates)),
+                        "round_rates": rates,
+                    }
+                )
+    return points
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    results: dict[str, Any] = {"configs": {}, "skipped": {}}
+    for config in CONFIGS:
+        if config == "postgres" and bench.pg_dsn is None:
+            results["skipped"][config] = bench.pg_error or "no PostgreSQL server"
+            continue
+        results["configs"][config] = grid(bench, config)
+    if bench.pg_dsn is not None:
+        results["postgres_vs_raw"] = postgres_vs_raw(bench)
+    results["group_commit"] = "not built: the engine commits each caller's write on its own"
+    return results
+
+
+def raw_pg_rate(connections: Sequence[Any], count: int) -> float:
+    """One-row autocommit INSERTs, `count` per connection, each connection in a thread."""
+
+    def worker(index: int, conn: Any) -> Callable[[], None]:
+        def work() -> None:
+            for j in range(count):
+                conn.execute(
+                    "INSERT INTO raw_insert (agent_id, payload) VALUES (%s, %s)",
+                    (f"a{index:02d}", f"payload {j} " + "x" * 180),
+                )
+
+        return work
+
+    seconds = in_threads([worker(i, c) for i, c in enumerate(connections)])
+    return len(connections) * count / seconds
+
+
+def postgres_vs_raw(bench: Bench) -> dict[str, Any]:
+    """Per round: raw INSERTs from N connections, then N writers into N agents."""
+    import psycopg
+
+    from mempill.lab.servers import fresh_schema
+
+    sizes = bench.sizes
+    writers = sizes.raw_pg_connections
+    assert bench.pg_dsn is not None
+    rounds = []
+    with ExitStack() as stack:
+        dsn = stack.enter_context(fresh_schema(bench.pg_dsn, prefix="bench"))
+        conns = [stack.enter_context(psycopg.connect(dsn, autocommit=True)) for _ in range(writers)]
+        conns[0].execute(
+            "CREATE TABLE raw_insert (id bigserial PRIMARY KEY, agent_id text, payload text)"
+        )
+        engine = stack.enter_context(open_config(bench, "postgres", writers + 2))
+        for a in range(sizes.wide_agents):
+            engine.ingest(fresh(f"p-{a:02d}", "warmup", 0))
+        for number in range(sizes.concurrency_rounds):
+            bench.progress.say(f"postgres vs raw INSERT: round {number + 1}")
+            raw = raw_pg_rate(conns, sizes.writer_claims)
+            ours = aggregate_rate(engine, "p-", writers, sizes.wide_agents, sizes.writer_claims)
+            rounds.append({"raw": raw, "ours": ours})
+    return {
+        "connections": writers,
+        "agents": sizes.wide_agents,
+        "rounds": rounds,
+        "raw_rate": finite(median([r["raw"] for r in rounds])),
+        "ours_rate": finite(median([r["ours"] for r in rounds])),
+        "ours_over_raw": finite(median([ratio(r["ours"], r["raw"]) for r in rounds])),
+    }

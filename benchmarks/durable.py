@@ -1,0 +1,98 @@
+"""(1) Durable ingest on SQLite against the disk's limit.
+
+Per round, on the same disk and in rotating order: the raw rate of one-row
+`BEGIN IMMEDIATE; INSERT; COMMIT` transactions (WAL, synchronous=FULL), this engine's
+`ingest` (one claim per transaction, synchronous=FULL) and the reference's
+`ingest_claim`. The ratio is taken per round, then the median over rounds, so a change
+in the disk's speed during the run affects numerator and denominator alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.context import Bench
+from benchmarks.drivers import Driver
+from benchmarks.streams import fresh
+from benchmarks.timing import finite, median, ratio
+
+RAW_PAYLOAD = "x" * 200  # about the size of a claim row
+
+
+class RawSQLite:
+    """One connection doing one-row transactions: the disk's limit for SQLite commits."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RuntimeError(f"raw SQLite: could not enable WAL on {path} (got {mode})")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, ref TEXT, payload TEXT)")
+        self.count = 0
+
+    def rate(self, transactions: int) -> float:
+        """Transactions per second over `transactions` commits."""
+        started = time.perf_counter()
+        for _ in range(transactions):
+            self.count += 1
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "INSERT INTO raw (ref, payload) VALUES (?, ?)", (f"r{self.count}", RAW_PAYLOAD)
+            )
+            self.conn.execute("COMMIT")
+        return transactions / (time.perf_counter() - started)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    sizes = bench.sizes
+    work = bench.scratch("durable")
+    raw = RawSQLite(work / "raw.db")
+    drivers = bench.drivers()
+    handles = {d.name: d.open(work / d.name, "durable") for d in drivers}
+    rounds: list[dict[str, float]] = []
+    sent = 0
+    try:
+        for number in range(sizes.durable_rounds):
+            bench.progress.say(f"durable ingest: round {number + 1}/{sizes.durable_rounds}")
+            claims = [fresh("durable", "d", sent + i) for i in range(sizes.durable_claims)]
+            sent += len(claims)
+            measured: dict[str, float] = {}
+            order: list[Driver | None] = [None, *drivers]
+            shift = number % len(order)  # rotate who goes first
+            for who in order[shift:] + order[:shift]:
+                if who is None:
+                    measured["raw"] = raw.rate(sizes.durable_claims)
+                else:
+                    measured[who.name] = who.ingest(handles[who.name], claims).rate
+            rounds.append(measured)
+    finally:
+        raw.close()
+        for d in drivers:
+            d.close(handles[d.name])
+    return summarize(rounds, sizes.durable_claims)
+
+
+def summarize(rounds: list[dict[str, float]], claims: int) -> dict[str, Any]:
+    """Median rates and median per-round ratios (ours/raw, reference/raw, ours/reference)."""
+    names = sorted({k for r in rounds for k in r})
+    rates = {n: finite(median([r[n] for r in rounds if n in r])) for n in names}
+
+    def per_round(a: str, b: str) -> float | None:
+        found = [ratio(r[a], r[b]) for r in rounds if a in r and b in r]
+        return finite(median(found)) if found else None
+
+    return {
+        "claims_per_round": claims,
+        "rounds": rounds,
+        "rate": rates,
+        "ours_over_raw": per_round("ours", "raw"),
+        "reference_over_raw": per_round("reference", "raw"),
+        "ours_over_reference": per_round("ours", "reference"),
+    }

@@ -1,0 +1,99 @@
+"""The machine description that goes with every result: without it a number means little."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _first(path: str, prefix: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def cpu() -> dict[str, Any]:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "model": _first("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_total": _first("/proc/meminfo", "MemTotal"),
+    }
+
+
+def disk(path: Path) -> dict[str, Any]:
+    """Filesystem, device and (when the kernel says) the device's rotational flag."""
+    path = path.resolve()
+    best: tuple[str, str, str] = ("?", "?", "?")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            device, mount, kind = line.split()[:3]
+            if str(path).startswith(mount) and len(mount) >= len(best[1]):
+                best = (device, mount, kind)
+    except OSError:
+        pass
+    device, mount, kind = best
+    name = Path(device).name
+    rotational = Path(f"/sys/block/{name}/queue/rotational")
+    stat = os.statvfs(path)
+    return {
+        "path": str(path),
+        "device": device,
+        "mount": mount,
+        "filesystem": kind,
+        "rotational": rotational.read_text().strip() == "1" if rotational.exists() else None,
+        "free_gib": round(stat.f_bavail * stat.f_frsize / 2**30, 1),
+    }
+
+
+def postgres(dsn: str | None) -> dict[str, Any] | None:
+    """Server version and the settings that decide commit speed."""
+    if dsn is None:
+        return None
+    import psycopg
+
+    names = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "commit_delay")
+    with psycopg.connect(dsn) as conn:
+        found = {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}  # type: ignore[index]
+    found["psycopg"] = psycopg.__version__
+    return found
+
+
+def git_commit(root: Path) -> str | None:
+    done = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+def describe(work: Path, pg_dsn: str | None, root: Path) -> dict[str, Any]:
+    import mempill
+
+    load = os.getloadavg()
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "cpu": cpu(),
+        "disk": disk(work),
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "postgres": postgres(pg_dsn),
+        "mempill": mempill.__version__,
+        "git_commit": git_commit(root),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }

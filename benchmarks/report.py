@@ -1,0 +1,145 @@
+"""The console table and the markdown report of a results dict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks import tables
+
+Row = Sequence[str]
+
+
+def text_table(header: Row, rows: Sequence[Row]) -> str:
+    """A plain aligned table for the terminal (first column left, others right)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Row) -> str:
+        cells = [
+            str(c).ljust(widths[0]) if i == 0 else str(c).rjust(widths[i])
+            for i, c in enumerate(row)
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def markdown_table(header: Row, rows: Sequence[Row]) -> str:
+    def line(row: Row) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+
+    align = "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"
+    return "\n".join([line(header), align, *(line(r) for r in rows)])
+
+
+SUMMARY = ("measurement", "ours", "reference", "ours ÷ reference")
+TARGETS = ("target", "value", "bound", "verdict")
+
+
+def concurrency_header(results: dict[str, Any]) -> list[str]:
+    writers = results.get("sizes", {}).get("threads", [])
+    return ["config", "agents", *[f"{w} writer(s), claims/s" for w in writers]]
+
+
+def console(results: dict[str, Any]) -> str:
+    """What `python -m benchmarks run` prints at the end."""
+    parts = [
+        f"mempill benchmarks ({results['profile']}), {results['machine']['cpu']['model']}",
+        "",
+        text_table(TARGETS, tables.targets(results)),
+        "",
+        text_table(SUMMARY, tables.summary(results)),
+    ]
+    if tables.concurrency(results):
+        parts += ["", text_table(concurrency_header(results), tables.concurrency(results))]
+    return "\n".join(parts)
+
+
+def machine_lines(machine: dict[str, Any]) -> list[str]:
+    cpu, disk, pg = machine["cpu"], machine["disk"], machine.get("postgres")
+    rotational = {True: "rotational", False: "non-rotational", None: "rotational: unknown"}
+    lines = [
+        f"* CPU: {cpu['model']}; {cpu['logical_cores']} logical cores "
+        f"({cpu['usable_cores']} usable); memory {cpu['memory_total']}",
+        f"* Disk: {disk['device']} ({disk['filesystem']}, {rotational[disk['rotational']]}) "
+        f"mounted at {disk['mount']}; stores under {disk['path']}",
+        f"* {machine['kernel']}; Python {machine['python']}; SQLite {machine['sqlite']}; "
+        f"mempill {machine['mempill']} (git {machine['git_commit']})",
+        f"* Load average at start: {machine['load_average_at_start']}; at end: "
+        f"{machine.get('load_average_at_end')}",
+    ]
+    if pg:
+        lines.append(
+            f"* PostgreSQL {pg['server_version']} (fsync={pg['fsync']}, synchronous_commit="
+            f"{pg['synchronous_commit']}, wal_sync_method={pg['wal_sync_method']}); "
+            f"psycopg {pg['psycopg']}"
+        )
+    return lines
+
+
+def _plans(results: dict[str, Any]) -> list[str]:
+    plans = results.get("plans") or []
+    if not plans:
+        return []
+    out = ["## SQLite query plans of the hot SQL", ""]
+    out.append(f"Explained on {results.get('plans_database', 'the largest store')}.")
+    out.append("")
+    for plan in plans:
+        flag = " — **full table scan**" if plan["full_scan"] else ""
+        if plan.get("agent_wide"):
+            flag += " — **visits every row of the agent** (only `agent_id` constrains it)"
+        out.append(f"* `{plan['key']}` ({plan['why']}){flag}")
+        out.extend(f"  * `{line}`" for line in plan["plan"])
+    return [*out, ""]
+
+
+def _profiles(results: dict[str, Any]) -> list[str]:
+    found = results.get("profiles") or {}
+    scenarios = found.get("scenarios", {})
+    out = []
+    for key, title in scenarios.items():
+        run = found.get(key, {})
+        out += [f"### Profile: {title}", ""]
+        out += [
+            f"{run.get('total_s', 0) * 1000:,.1f} ms under the profiler, "
+            f"{run.get('per_call_s', 0) * 1e6:,.0f} µs per claim or query.",
+            "",
+        ]
+        rows = [
+            [r["function"], str(r["calls"]), f"{r['own_s']:.4f}", f"{r['cum_s']:.4f}"]
+            for r in run.get("top", [])
+        ]
+        out += [markdown_table(("function", "calls", "own s", "cumulative s"), rows), ""]
+    return (["## Where the time goes (cProfile, synchronous=OFF)", "", *out]) if out else []
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    notes = list(results.get("notes", []))
+    for name, why in (results.get("unavailable") or {}).items():
+        notes.append(f"{name} was not measured: {why}")
+    return ["## Notes", "", *[f"* {n}" for n in notes], ""] if notes else []
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The markdown report: machine, targets, the summary, concurrency, plans, profiles."""
+    out = [f"# mempill benchmarks ({results['profile']})", ""]
+    out += [f"Run {results['machine']['started_at']}, {results['seconds']:.0f} s.", ""]
+    out += ["## Machine", "", *machine_lines(results["machine"]), ""]
+    out += ["## Targets", "", markdown_table(TARGETS, tables.targets(results)), ""]
+    out += ["## Summary", ""]
+    out += ["Medians over rounds. For latencies an ours ÷ reference below 1 means faster.", ""]
+    out += [markdown_table(SUMMARY, tables.summary(results)), ""]
+    if tables.concurrency(results):
+        out += ["## Concurrency (threads sharing one engine)", ""]
+        out += [markdown_table(concurrency_header(results), tables.concurrency(results)), ""]
+        raw = (results.get("concurrency") or {}).get("postgres_vs_raw")
+        if raw:
+            out += [
+                f"PostgreSQL, {raw['connections']} writers into {raw['agents']} agents: "
+                f"{raw['ours_rate']:,.0f} claims/s; raw one-row autocommit INSERTs from "
+                f"{raw['connections']} connections: {raw['raw_rate']:,.0f} rows/s; ratio "
+                f"{raw['ours_over_raw']:.2f}.",
+                "",
+            ]
+    return "\n".join(out + _plans(results) + _profiles(results) + _notes(results))

@@ -1,0 +1,172 @@
+"""Rows of the summary tables, built from a results dict (shared by console and markdown)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from benchmarks.targets import _get, _num, point
+from benchmarks.timing import ratio
+
+Row = list[str]
+DASH = "—"
+
+
+def rate(value: Any) -> str:
+    number = _num(value)
+    return DASH if math.isnan(number) else f"{number:,.0f}"
+
+
+def ms(seconds: Any) -> str:
+    number = _num(seconds)
+    return DASH if math.isnan(number) else f"{number * 1000:.3f}"
+
+
+def times(value: float) -> str:
+    return DASH if math.isnan(value) else f"{value:.2f}"
+
+
+def mib(kib: Any) -> str:
+    number = _num(kib)
+    return DASH if math.isnan(number) else f"{number / 1024:,.0f}"
+
+
+def _trio(label: str, ours: Any, ref: Any, fmt: Any) -> Row:
+    return [label, fmt(ours), fmt(ref), times(ratio(_num(ours), _num(ref)))]
+
+
+def summary(results: dict[str, Any]) -> list[Row]:
+    """measurement | ours | reference | ours ÷ reference."""
+    batching = _get(results, "batching", "engines") or {}
+    size = _get(results, "batching", "batch_size") or 0
+    return [
+        *_durable_rows(results),
+        *_store_rows(results),
+        *_line_rows(results),
+        _trio(f"ingest_many({size:,}), claims/s (reference: loop)",
+              _get(batching, "ours", "rate"), _get(batching, "reference", "rate"), rate),
+        _trio(f"ingest_many({size:,}), synchronous=OFF",
+              _get(batching, "ours_nosync", "rate"), None, rate),
+        *_memory_rows(results),
+    ]  # fmt: skip
+
+
+def _durable_rows(results: dict[str, Any]) -> list[Row]:
+    durable = results.get("durable") or {}
+    return [
+        ["raw one-row commits/s (SQLite WAL+FULL)", rate(_get(durable, "rate", "raw")), DASH,
+         DASH],
+        _trio("durable ingest, claims/s (1 per txn)", _get(durable, "rate", "ours"),
+              _get(durable, "rate", "reference"), rate),
+        ["durable ingest ÷ raw", times(_num(durable.get("ours_over_raw"))),
+         times(_num(durable.get("reference_over_raw"))), DASH],
+    ]  # fmt: skip
+
+
+def _store_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for index, size in enumerate(_get(results, "flat", "store", "sizes") or []):
+        ours, ref = (
+            point(results, "store", "ours", index),
+            point(results, "store", "reference", index),
+        )
+        nosync = point(results, "store", "ours_nosync", index)
+        rows.append(
+            _trio(
+                f"ingest at {size:,} stored, claims/s",
+                _get(ours, "ingest_rate"),
+                _get(ref, "ingest_rate"),
+                rate,
+            )
+        )
+        rows.append(_trio("  same, synchronous=OFF", _get(nosync, "ingest_rate"), None, rate))
+        rows.append(
+            _trio(
+                "  same, each claim with its own claim_ref",
+                _get(ours, "ingest_rate_with_claim_ref"),
+                None,
+                rate,
+            )
+        )
+        for kind, name in (("query_cold", "first read"), ("query_warm", "repeated")):
+            rows.append(
+                _trio(
+                    f"query 1-claim line at {size:,} stored, {name}, ms",
+                    _get(ours, kind, "median_s"),
+                    _get(ref, kind, "median_s"),
+                    ms,
+                )
+            )
+    return rows
+
+
+def _line_rows(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for index, length in enumerate(_get(results, "flat", "line", "lengths") or []):
+        ours, ref = (
+            point(results, "line", "ours", index),
+            point(results, "line", "reference", index),
+        )
+        nosync = point(results, "line", "ours_nosync", index)
+        for kind, name in (("query_cold", "first read"), ("query_warm", "repeated")):
+            rows.append(
+                _trio(
+                    f"query {length:,}-claim line, {name}, ms",
+                    _get(ours, kind, "median_s"),
+                    _get(ref, kind, "median_s"),
+                    ms,
+                )
+            )
+        rows.append(
+            _trio(
+                f"ingest onto {length:,}-claim line, claims/s",
+                _get(ours, "ingest_rate"),
+                _get(ref, "ingest_rate"),
+                rate,
+            )
+        )
+        rows.append(_trio("  same, synchronous=OFF", _get(nosync, "ingest_rate"), None, rate))
+    return rows
+
+
+def _memory_rows(results: dict[str, Any]) -> list[Row]:
+    memory = results.get("memory") or {}
+    claims = memory.get("claims", 0)
+    ref_build = None
+    store = _get(results, "flat", "store", "engines", "reference")
+    if store:
+        ref_build = _get(store[-1], "builder", "builder_peak_rss_kib")
+    return [
+        _trio(
+            f"peak RSS building a {claims:,}-claim store, MiB",
+            _get(memory, "ours_build", "peak_kib"),
+            ref_build,
+            mib,
+        ),
+        _trio(
+            "peak RSS querying it from a fresh process, MiB",
+            _get(memory, "ours_query", "peak_kib"),
+            _get(memory, "reference_query", "peak_kib"),
+            mib,
+        ),
+    ]
+
+
+def concurrency(results: dict[str, Any]) -> list[Row]:
+    """config | agents | rate at each writer count."""
+    rows = []
+    for config, points in (_get(results, "concurrency", "configs") or {}).items():
+        for agents in sorted({p["agents"] for p in points}):
+            cells = {p["writers"]: rate(p["rate"]) for p in points if p["agents"] == agents}
+            rows.append([config, str(agents), *[cells[w] for w in sorted(cells)]])
+    return rows
+
+
+def targets(results: dict[str, Any]) -> list[Row]:
+    rows = []
+    for t in results.get("targets", []):
+        value = t["value"]
+        shown = DASH if value is None else f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+        met = "not measured" if t["met"] is None else "met" if t["met"] else "NOT MET"
+        rows.append([t["what"], shown, t["bound"], met])
+    return rows

@@ -1,0 +1,65 @@
+"""Small statistics and progress helpers shared by the measurements."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+
+def median(values: Sequence[float]) -> float:
+    """The median, or NaN for no values (JSON-safe through `finite`)."""
+    return statistics.median(values) if values else math.nan
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, NaN when either is missing or the denominator is 0."""
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator == 0:
+        return math.nan
+    return numerator / denominator
+
+
+def finite(value: float) -> float | None:
+    """None for NaN/inf (JSON has no NaN), else the value."""
+    return value if math.isfinite(value) else None
+
+
+class Progress:
+    """Progress lines on stderr: `[mm:ss] section: message`, throttled for loops."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, message: str) -> None:
+        if self.quiet:
+            return
+        minutes, seconds = divmod(int(self.elapsed()), 60)
+        self.stream.write(f"[{minutes:02d}:{seconds:02d}] {message}\n")
+        self.stream.flush()
+
+    def every(self, message: str, seconds: float = 5.0) -> None:
+        """Like `say`, at most once per `seconds` (for long loops)."""
+        now = time.monotonic()
+        if now - self._last >= seconds:
+            self._last = now
+            self.say(message)
