@@ -6,7 +6,7 @@ Callers of the wheel switch by changing their opener: `compat.open_in_memory()`,
 or `compat.wrap(engine)` return a `CompatEngine` with the wheel's methods. Requests are
 parsed by `compat_requests`, results rendered by `compat_shapes`; behaviour is the
 engine's, which follows SPEC §11 where the wheel was wrong (restating corroborates,
-audit is chronological and filtered before its limit, …). See docs/notes/compat-*.md.
+audit is chronological and filtered before its limit, …). See docs/compat.md and docs/decisions.md.
 """
 
 from __future__ import annotations
