@@ -91,7 +91,7 @@ def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
     with ExitStack() as stack:
         if config == "postgres":
             from mempill.lab.servers import fresh_schema
-            from mempill.stores.postgres import open_postgres
+            from mempill.openers import open_postgres
 
             assert bench.pg_dsn is not None
             dsn = stack.enter_context(fresh_schema(bench.pg_dsn, prefix="bench"))

@@ -11,25 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-def _first(path: str, prefix: str) -> str | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(prefix):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
-
-
-def cpu() -> dict[str, Any]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "model": _first("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_total": _first("/proc/meminfo", "MemTotal"),
-    }
+from mempill.lab.runs import cpu
 
 
 def disk(path: Path) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from mempill.dates import parse_tx
-from mempill.enums import BeliefStatus, Currency, Disposition, EventKind, HistoryStatus, Marker
-from mempill.lab.streams import Header
+from mempill.core.dates import parse_tx
+from mempill.core.enums import BeliefStatus, Currency, Disposition, EventKind, HistoryStatus, Marker
+from mempill.streams import Header
 
 V_REASONS = (
     "empty_key",

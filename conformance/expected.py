@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from mempill.canonical import canonical_json
-from mempill.lab.streams import OpRecord
+from mempill.core.canonical import canonical_json
+from mempill.streams import OpRecord
 
 
 def expected_path(stream_path: str | Path) -> Path:

@@ -26,7 +26,7 @@ from conformance.machine import (
     Stats,
     machine_for,
 )
-from mempill.lab.streams import Header, Stream, dump_stream, write_stream
+from mempill.streams import Header, Stream, dump_stream, write_stream
 
 BASE = settings(
     deadline=None,
@@ -114,5 +114,6 @@ def fuzz(
         f"{stats['divergences']} divergences in {stats['seconds']:.1f}s"
     )
     if STATS.regression:
-        print(f"the failing stream is saved as {STATS.regression}")
+        print(f"the failing stream is saved as {STATS.regression}; to replay it in every test")
+        print(f"run from now on, keep it: cp {STATS.regression} data/regressions/")
     return 1 if failed else 0

@@ -4,9 +4,10 @@ A hypothesis `RuleBasedStateMachine` builds a claim stream step by step (few age
 subjects and predicates so lines collide; windows that touch and overlap; every
 provenance; oracle verdicts, bounds, reopens, invalidations; queries at `as_of` and
 `valid_at` instants) and applies each step to every backend through
-`mempill.lab.streams.Session`, asserting after every step that all backends returned the
+`mempill.streams.Session`, asserting after every step that all backends returned the
 same canonical record and hold ledgers with equal digests. Because the steps *are* a
-stream, a failing example is written to `data/regressions/` and replayed forever after.
+stream, a failing example is saved to `build/regressions/`; copied into `data/regressions/`
+it is replayed by every test run after.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from hypothesis.stateful import (
 )
 
 from conformance.diff import explain
+from mempill.core.model import Receipt, ReconcileReport
 from mempill.lab.backends import open_engine
-from mempill.lab.streams import Header, OpRecord, Session, Stream, dump_stream
-from mempill.model import Receipt, ReconcileReport
+from mempill.streams import Header, OpRecord, Session, Stream, dump_stream
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-REGRESSIONS = Path("data/regressions")
+#: Failing examples are saved here; copy one into data/regressions/ to replay it forever.
+REGRESSIONS = Path("build/regressions")
 AGENTS = ("a1", "a2")
 SUBJECTS = ("s1", "s2")
 PREDICATES = ("p1", "p2")

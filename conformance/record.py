@@ -12,7 +12,7 @@ from conformance.coverage import RULES, coverage, markdown, observe
 from conformance.expected import expected_path, write_expected
 from conformance.replay import run_on, stream_paths
 from mempill.lab.backends import supports
-from mempill.lab.streams import read_stream
+from mempill.streams import read_stream
 
 BEGIN, END = "<!-- coverage:begin -->", "<!-- coverage:end -->"
 

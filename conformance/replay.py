@@ -18,7 +18,7 @@ from typing import Any
 from conformance.diff import explain
 from conformance.expected import expectation_lines, expected_path, read_expected
 from mempill.lab.backends import open_engine, supports
-from mempill.lab.streams import OpRecord, Session, Stream, StreamError, read_stream
+from mempill.streams import OpRecord, Session, Stream, StreamError, read_stream
 
 PASS, DIFF, DEVIATION, ERROR, SKIP, UNRECORDED = (
     "pass",

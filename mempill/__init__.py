@@ -1,11 +1,8 @@
 """mempill: an append-only, bi-temporal, provenance-aware claim store for agent memory."""
 
-from typing import TYPE_CHECKING, Any
-
 from mempill.clock import Clock, SteppingClock, system_clock
-from mempill.config import EngineConfig
-from mempill.engine import Engine, RetryPolicy
-from mempill.enums import (
+from mempill.core.config import EngineConfig
+from mempill.core.enums import (
     BeliefStatus,
     Cardinality,
     Criticality,
@@ -19,18 +16,7 @@ from mempill.enums import (
     Provenance,
     Verdict,
 )
-from mempill.errors import (
-    ConfigError,
-    ConflictError,
-    IntegrityError,
-    MempillError,
-    NotFoundError,
-    StorageError,
-    TransientStorageError,
-    ValidationError,
-)
-from mempill.ids import IdFactory, SeededIds, random_ids
-from mempill.model import (
+from mempill.core.model import (
     AdjudicationOutcome,
     AdjudicationRequest,
     AuditPage,
@@ -49,25 +35,20 @@ from mempill.model import (
     ValidTime,
     WriteStat,
 )
-from mempill.openers import open_default, open_default_in_memory, open_directory
+from mempill.engine import Engine, RetryPolicy
+from mempill.errors import (
+    ConfigError,
+    ConflictError,
+    IntegrityError,
+    MempillError,
+    NotFoundError,
+    StorageError,
+    TransientStorageError,
+    ValidationError,
+)
+from mempill.ids import IdFactory, SeededIds, random_ids
+from mempill.openers import open_default, open_default_in_memory, open_directory, open_postgres
 from mempill.ports import NoOpOracle, NoOpVector, OraclePort, VectorPort
-
-if TYPE_CHECKING:
-    from mempill.stores.postgres import open_postgres
-
-
-def __getattr__(name: str) -> Any:
-    """`mempill.open_postgres` imports psycopg only when first used (an optional extra)."""
-    if name == "open_postgres":
-        try:
-            from mempill.stores.postgres import open_postgres
-        except ImportError as e:
-            raise ImportError(
-                "mempill.open_postgres needs the postgres extra: pip install 'mempill[postgres]'"
-            ) from e
-        return open_postgres
-    raise AttributeError(f"module 'mempill' has no attribute {name!r}")
-
 
 __version__ = "0.5.0"
 

@@ -1,22 +1,27 @@
-"""The `open_*` functions: an Engine over each kind of store."""
+"""The `open_*` functions: an Engine over each kind of store.
+
+They compose a store (`stores/`) with the Engine (`engine/`); the stores never import the
+engine. `open_postgres` imports psycopg only when called (the postgres extra).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from mempill import extras
 from mempill.clock import Clock, system_clock
-from mempill.config import EngineConfig
+from mempill.core.config import EngineConfig
 from mempill.engine import Engine, RetryPolicy
 from mempill.ids import IdFactory, random_ids
-from mempill.ports import OraclePort, VectorPort
+from mempill.ports import OraclePort, Store, VectorPort
 from mempill.stores.sqlite import SQLiteStore
 
 PathLike = str | os.PathLike[str]
 
 
 def _engine(
-    store: Any,
+    store: Store,
     oracle: OraclePort | None,
     vector: VectorPort | None,
     config: EngineConfig | None,
@@ -81,3 +86,46 @@ def open_default_in_memory(
 ) -> Engine:
     """One in-memory SQLite database per agent; gone when the engine closes."""
     return _engine(SQLiteStore(), oracle, vector, config, clock, ids, retry, cache_claims)
+
+
+def open_postgres(
+    conninfo: str,
+    oracle: OraclePort | None = None,
+    vector: VectorPort | None = None,
+    config: EngineConfig | None = None,
+    pool_max_size: int = 20,
+    *,
+    pool_min_size: int = 1,
+    connect_timeout: float = 10.0,
+    pool_timeout: float = 30.0,
+    clock: Clock = system_clock,
+    ids: IdFactory = random_ids,
+    retry: RetryPolicy | None = None,
+    cache_claims: int = 50_000,
+    lab_synchronous_commit: str | None = None,
+) -> Engine:
+    """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
+
+    `connect_timeout` bounds each connection attempt (libpq: whole seconds, at least 2);
+    `pool_timeout` bounds the wait for a free pooled connection. `lab_synchronous_commit`
+    is for the durability lab only: the product keeps the server's setting.
+    """
+    postgres = _postgres_module()
+    settings = postgres.PoolSettings(
+        min_size=pool_min_size,
+        max_size=pool_max_size,
+        connect_timeout=connect_timeout,
+        pool_timeout=pool_timeout,
+        synchronous_commit=lab_synchronous_commit,
+    )
+    store = postgres.PostgresStore(conninfo, settings)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
+
+
+def _postgres_module() -> Any:
+    """`mempill.stores.postgres`, or an ImportError that says what to install."""
+    try:
+        from mempill.stores import postgres
+    except ImportError as e:
+        raise ImportError(extras.missing("mempill.open_postgres", "postgres")) from e
+    return postgres

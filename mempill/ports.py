@@ -7,8 +7,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from mempill.enums import PendingStatus
-from mempill.model import (
+from mempill.core.enums import PendingStatus
+from mempill.core.model import (
     AdjudicationRequest,
     AssertionRow,
     ClaimRow,

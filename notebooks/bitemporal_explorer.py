@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 import mempill
+from mempill import open_postgres
 from mempill.lab import ledgers, plots
 from mempill.lab.notebooks import scale
 from mempill.lab.servers import fresh_schema, postgres_dsn
-from mempill.stores.postgres import open_postgres
 
 AGENT, SUBJECT, PREDICATE = "hr-bot", "bob", "employer"
 JOBS = scale(3, 12)  # extra successive jobs after the story below

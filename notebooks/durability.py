@@ -27,7 +27,7 @@
 import tempfile
 from pathlib import Path
 
-from mempill.lab import durability_report as report
+from mempill.lab.durability import report
 from mempill.lab.notebooks import scale, small
 
 LIVE_TRIALS = scale(2, 5)

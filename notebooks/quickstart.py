@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mempill
+from mempill import open_postgres
 from mempill.lab import ledgers
 from mempill.lab.servers import fresh_schema, postgres_dsn
-from mempill.stores.postgres import open_postgres
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 workdir = Path(tempfile.mkdtemp(prefix="mempill-quickstart-"))

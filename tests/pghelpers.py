@@ -17,7 +17,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import mempill
-from mempill.stores.postgres import PoolSettings, PostgresStore, open_postgres
+from mempill.openers import open_postgres
+from mempill.stores.postgres import PoolSettings, PostgresStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

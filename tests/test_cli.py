@@ -20,7 +20,7 @@ from pghelpers import postgres_selected
 
 import mempill
 from mempill import SeededIds
-from mempill.lab.streams import Session, read_stream
+from mempill.streams import Session, read_stream
 
 CLOCK = "2026-01-01T00:00:00Z"
 MEMPILL = Path(sys.executable).with_name("mempill")

@@ -28,6 +28,7 @@ from mempill import (
     compat,
 )
 from mempill.compat import CompatEngine, WheelOracle
+from mempill.compat import api as compat_api
 
 A = "agent-1"
 UA = {"type": "External", "kind": "UserAsserted"}
@@ -558,7 +559,7 @@ def test_audit_is_chronological_and_filters_before_its_limit(
     assert seqs == sorted(seqs) == list(range(1, 8))
     since = audit(ce)[3]["recorded_at"]
     assert [e["stream_seq"] for e in audit(ce, from_tx_time=since)] == [4, 5, 6, 7]
-    monkeypatch.setattr(compat, "AUDIT_SEEK_PAGE", 2)  # seek across several pages
+    monkeypatch.setattr(compat_api, "AUDIT_SEEK_PAGE", 2)  # seek across several pages
     assert [e["stream_seq"] for e in audit(ce, from_tx_time=since, limit=2)] == [4, 5]
     assert [e["stream_seq"] for e in audit(ce, claim_ref=target, from_tx_time=since)] == [7]
     assert audit(ce, from_tx_time="2999") == []

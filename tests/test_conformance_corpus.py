@@ -13,7 +13,7 @@ from conformance.expected import expected_path, read_expected
 from conformance.record import readme_table
 from conformance.replay import first_difference, run_on, stream_paths
 from mempill.lab.backends import supports
-from mempill.lab.streams import read_stream
+from mempill.streams import read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "data" / "scenarios"

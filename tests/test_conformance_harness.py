@@ -13,7 +13,7 @@ from conformance.__main__ import main as conformance_main
 from conformance.expected import expected_path, read_expected, write_expected
 from conformance.replay import DEVIATION, DIFF, PASS, BackendRun, judge, replay_path, run_on
 from mempill.lab.run import main as lab_main
-from mempill.lab.streams import StreamError, dump_stream, parse_stream, read_stream
+from mempill.streams import StreamError, dump_stream, parse_stream, read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "data" / "scenarios"

@@ -15,7 +15,7 @@ from hypothesis import settings
 from conformance.fuzz import BASE, run_machine, save_regression
 from conformance.machine import STATS, DifferentialMachine
 from conformance.replay import replay_path
-from mempill.lab.streams import Header, read_stream
+from mempill.streams import Header, read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 STATS_FILE = ROOT / "build" / "conformance" / "hypothesis.json"

@@ -11,7 +11,7 @@ from conftest import selected_backends
 
 from conformance.replay import replay_path, stream_paths
 from mempill.lab.backends import supports
-from mempill.lab.streams import read_stream
+from mempill.streams import read_stream
 
 REGRESSIONS = Path(__file__).resolve().parent.parent / "data" / "regressions"
 PATHS = stream_paths([REGRESSIONS]) if REGRESSIONS.is_dir() else []

@@ -22,13 +22,11 @@ import pytest
 
 from mempill import Disposition, Engine, SteppingClock
 from mempill.ids import SeededIds
-from mempill.lab import crash
-from mempill.lab import durability_check as checks
-from mempill.lab import durability_procs as procs
-from mempill.lab import durability_workload as workload
-from mempill.lab.durability_mount import PowerMount, unavailable_reason
-from mempill.lab.durability_overlay import BLOCK, FileState
-from mempill.lab.durability_trials import Configuration
+from mempill.lab.durability import check as checks
+from mempill.lab.durability import crash, procs, workload
+from mempill.lab.durability.harness import Configuration
+from mempill.lab.durability.mount import PowerMount, unavailable_reason
+from mempill.lab.durability.overlay import BLOCK, FileState
 from mempill.stores.sqlite import SQLiteStore
 
 FUSE_MISSING = unavailable_reason()
@@ -153,7 +151,7 @@ def _store(tmp_path: Path, count: int = 60) -> tuple[Path, list[checks.Ack]]:
 
 
 def _check(directory: Path, acked: list[checks.Ack]) -> checks.CheckResult:
-    from mempill.lab.durability_trials import check_sqlite
+    from mempill.lab.durability.trials import check_sqlite
 
     return check_sqlite(directory, acked)
 
@@ -300,7 +298,7 @@ def test_verdicts_name_failures_and_inert_controls() -> None:
 def test_the_report_tables_and_plots_trial_rows() -> None:
     import pandas as pd
 
-    from mempill.lab import durability_report as report
+    from mempill.lab.durability import report
 
     def trial(sync: str, lost: int, kind: str = "power-loss") -> dict[str, Any]:
         return {

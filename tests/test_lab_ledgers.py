@@ -19,7 +19,7 @@ import mempill
 from mempill import Engine, SeededIds, SteppingClock
 from mempill.lab import ledgers, plots
 from mempill.lab.servers import fresh_schema
-from mempill.stores.postgres import open_postgres
+from mempill.openers import open_postgres
 
 
 def populate(engine: Engine) -> dict[str, str]:

@@ -8,9 +8,10 @@ import pytest
 from conftest import Backend
 from support import AGENT, history_rows, put, request
 
-from mempill import Engine, Projection, parse
-from mempill.batch import Batch
-from mempill.writes import ingest
+from mempill import Engine, Projection
+from mempill.core import parse
+from mempill.engine.batch import Batch
+from mempill.engine.ingest import ingest
 
 
 def test_readers_never_see_uncommitted_rows(backend: Backend) -> None:
@@ -31,7 +32,7 @@ def test_readers_never_see_uncommitted_rows(backend: Backend) -> None:
         raise RuntimeError("roll the transaction back")
 
     with pytest.raises(RuntimeError):
-        engine._write(AGENT, work)
+        engine.runner.write(AGENT, work)
     assert [p.value for p in seen] == ["Berlin"] and not seen[0].is_contested
     assert history_rows(engine) == [("Berlin", "Current")]  # the rolled-back row is gone
     put(engine, "Paris")
@@ -49,7 +50,7 @@ def test_a_rolled_back_write_leaves_the_cache_clean(engine: Engine) -> None:
         raise RuntimeError("roll back")
 
     with pytest.raises(RuntimeError):
-        engine._write(AGENT, work)
+        engine.runner.write(AGENT, work)
     assert history_rows(engine) == [("Berlin", "Current")]
 
 

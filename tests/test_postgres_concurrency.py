@@ -20,7 +20,7 @@ from pghelpers import (
 
 from mempill import SeededIds, SteppingClock, WriteStat
 from mempill.lab.servers import fresh_schema
-from mempill.stores.postgres import open_postgres
+from mempill.openers import open_postgres
 
 pytestmark = [*POSTGRES_ONLY, pytest.mark.slow]
 

@@ -16,7 +16,7 @@ from pghelpers import POSTGRES_ONLY, fetch
 
 import mempill
 from mempill.lab.servers import fresh_schema
-from mempill.stores.postgres import open_postgres
+from mempill.openers import open_postgres
 
 pytestmark = POSTGRES_ONLY
 

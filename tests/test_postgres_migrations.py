@@ -11,9 +11,10 @@ import pytest
 from pghelpers import POSTGRES_ONLY, fetch, open_at_barrier
 
 from mempill import AdjudicationRequest, StorageError
-from mempill.dates import END_OF_TIME
+from mempill.core.dates import END_OF_TIME
 from mempill.lab.servers import fresh_schema, with_options
-from mempill.stores.postgres import DIALECT, PoolSettings, PostgresStore, migrations, open_postgres
+from mempill.openers import open_postgres
+from mempill.stores.postgres import DIALECT, PoolSettings, PostgresStore, migrations
 
 pytestmark = POSTGRES_ONLY
 

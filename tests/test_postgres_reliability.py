@@ -18,7 +18,7 @@ from pgproxy import Cut, commit_cutter
 import mempill
 from mempill import ConflictError, Disposition, RetryPolicy, SeededIds, SteppingClock
 from mempill.lab.servers import fresh_schema
-from mempill.stores.postgres import open_postgres
+from mempill.openers import open_postgres
 
 pytestmark = POSTGRES_ONLY
 

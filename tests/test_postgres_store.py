@@ -23,7 +23,8 @@ from mempill import (
     TransientStorageError,
 )
 from mempill.lab.servers import fresh_schema
-from mempill.stores.postgres import PostgresStore, open_postgres
+from mempill.openers import open_postgres
+from mempill.stores.postgres import PostgresStore
 
 pytestmark = POSTGRES_ONLY
 

@@ -10,7 +10,8 @@ import pytest
 from pghelpers import POSTGRES_ONLY, request
 
 from mempill import StorageError
-from mempill.stores.postgres import PostgresStore, open_postgres
+from mempill.openers import open_postgres
+from mempill.stores.postgres import PostgresStore
 
 pytest.importorskip("cryptography", reason="the TLS tests make certificates with cryptography")
 from pgtls import TlsServer, find_binaries, make_authority, tls_server

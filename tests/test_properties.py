@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from support import ledger, put
 
 from mempill import Disposition, Engine, HistoryStatus, ValidationError
-from mempill.canonical import canonical_json
+from mempill.core.canonical import canonical_json
 
 PROFILE = settings(
     max_examples=int(os.environ.get("MEMPILL_PROPERTY_EXAMPLES", "40")),
@@ -204,8 +204,8 @@ VALID_INSTANTS = (None, "2009", "2011", "2012", "2013", "2015", "2016-06", "2018
 
 def uncached(engine: Engine, agent: str, predicate: str) -> list[dict[str, Any]]:
     """Projections and history folded by plain scans of a fresh full read (no cache, no index)."""
-    from mempill.fold import Scan, history, project, views
-    from mempill.parse import optional_moment
+    from mempill.core.fold import Scan, history, project, views
+    from mempill.core.parse import optional_moment
 
     now = engine.clock()
     with engine.store.read(agent) as reader:

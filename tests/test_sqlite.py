@@ -14,7 +14,7 @@ from support import AGENT, put, request
 
 import mempill
 from mempill import Disposition, ValidationError
-from mempill.dates import format_tx
+from mempill.core.dates import format_tx
 from mempill.stores.sql import SQL
 from mempill.stores.sqlite import SQLiteStore, migrations
 

@@ -7,7 +7,7 @@ import sys
 
 COMMANDS = {
     "run": ("mempill.lab.run", "the conformance lab on the embedded default, with its summary"),
-    "crash": ("mempill.lab.crash", "crash and power-loss durability experiments"),
+    "crash": ("mempill.lab.durability.crash", "crash and power-loss durability experiments"),
     "contention": ("mempill.lab.contention", "lock-contention experiments"),
 }
 

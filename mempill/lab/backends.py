@@ -19,7 +19,7 @@ from pathlib import Path
 
 import mempill
 from mempill.clock import Clock
-from mempill.config import EngineConfig
+from mempill.core.config import EngineConfig
 from mempill.engine import Engine
 from mempill.ids import IdFactory
 from mempill.ports import OraclePort
@@ -134,7 +134,7 @@ def open_engine(
         engine: Engine
         if spec.dsn is not None:
             from mempill.lab.servers import fresh_schema
-            from mempill.stores.postgres import open_postgres
+            from mempill.openers import open_postgres
 
             dsn = stack.enter_context(fresh_schema(spec.dsn(), prefix="conf"))
             engine = open_postgres(

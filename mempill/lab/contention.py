@@ -85,7 +85,7 @@ def open_engine(plan: Plan, pool_size: int, writer: int | None = None) -> Engine
         options["clock"] = mempill.SteppingClock(START, timedelta(milliseconds=1))
         options["ids"] = mempill.SeededIds(f"{plan.seed}-{writer}")
     if plan.config == "postgres":
-        from mempill.stores.postgres import open_postgres
+        from mempill.openers import open_postgres
 
         return open_postgres(plan.location, pool_max_size=pool_size, **options)
     serialize = plan.config == "sqlite-store-lock"

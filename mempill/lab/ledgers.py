@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from mempill import parse
-from mempill.canonical import canonical_json
-from mempill.dates import format_tx, parse_lenient
-from mempill.engine import Engine
-from mempill.enums import (
+from mempill.core import parse
+from mempill.core.canonical import canonical_json
+from mempill.core.dates import format_tx, parse_lenient
+from mempill.core.enums import (
     AssertionKind,
     Cardinality,
     Criticality,
@@ -36,6 +35,7 @@ from mempill.enums import (
     PendingStatus,
     Provenance,
 )
+from mempill.engine import Engine
 from mempill.stores.sql import (
     ASSERTION_COLUMNS,
     CLAIM_COLUMNS,

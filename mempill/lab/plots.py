@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mempill import parse
-from mempill.canonical import canonical_json
+from mempill.core import parse
+from mempill.core.canonical import canonical_json
+from mempill.core.enums import Disposition, HistoryStatus
 from mempill.engine import Engine
-from mempill.enums import Disposition, HistoryStatus
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 
-MISSING_SDK = "mempill mcp: error: the MCP SDK is not installed: pip install 'mempill[mcp]'"
+from mempill import extras
+
+MISSING_SDK = f"mempill mcp: error: {extras.missing('the MCP server', 'mcp')}"
 
 
 def run(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mempill.cli_store import ENV_AGENT, ENV_DB, Target, resolve_agent, resolve_target
+from mempill.cli.target import ENV_AGENT, ENV_DB, Target, resolve_agent, resolve_target
 from mempill.errors import ConfigError
 
 ENV_READ_ONLY = "MEMPILL_READ_ONLY"

@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 
 from mempill import __version__
-from mempill.cli_store import ENV_AGENT, bound_agent, open_target
+from mempill.cli.target import ENV_AGENT, bound_agent, open_target
 from mempill.engine import Engine
 from mempill.errors import ConfigError, MempillError
 from mempill.mcp.config import ServerConfig, load_config

@@ -16,10 +16,11 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from mempill.cli_explain import belief_reason, receipt_reason, validity_reason
-from mempill.dates import parse_lenient
+from mempill.cli.explain import belief_reason, receipt_reason, validity_reason
+from mempill.core.dates import parse_lenient
+from mempill.core.enums import BeliefStatus, Disposition
+from mempill.core.model import Projection, Receipt, ValidityReceipt
 from mempill.engine import Engine
-from mempill.enums import BeliefStatus, Disposition
 from mempill.errors import MempillError
 from mempill.mcp.arguments import (
     AsOf,
@@ -39,7 +40,6 @@ from mempill.mcp.arguments import (
     ValidUntil,
     Value,
 )
-from mempill.model import Projection, Receipt, ValidityReceipt
 
 P = ParamSpec("P")
 R = TypeVar("R")

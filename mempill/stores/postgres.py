@@ -24,12 +24,8 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
-from mempill.clock import Clock, system_clock
-from mempill.config import EngineConfig
-from mempill.engine import Engine, RetryPolicy
+from mempill.clock import system_clock
 from mempill.errors import ConfigError, IntegrityError, StorageError, TransientStorageError
-from mempill.ids import IdFactory, random_ids
-from mempill.ports import OraclePort, VectorPort
 from mempill.stores.sql import SQL, SqlSession, embedded_migrations
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -382,45 +378,3 @@ def _rollback(conn: Connection) -> None:
         return
     with suppress(psycopg.Error):
         conn.rollback()
-
-
-def open_postgres(
-    conninfo: str,
-    oracle: OraclePort | None = None,
-    vector: VectorPort | None = None,
-    config: EngineConfig | None = None,
-    pool_max_size: int = 20,
-    *,
-    pool_min_size: int = 1,
-    connect_timeout: float = 10.0,
-    pool_timeout: float = 30.0,
-    clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
-    retry: RetryPolicy | None = None,
-    cache_claims: int = 50_000,
-    lab_synchronous_commit: str | None = None,
-) -> Engine:
-    """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
-
-    `connect_timeout` bounds each connection attempt (libpq: whole seconds, at least 2);
-    `pool_timeout` bounds the wait for a free pooled connection. `lab_synchronous_commit`
-    is for the durability lab only: the product keeps the server's setting.
-    """
-    settings = PoolSettings(
-        min_size=pool_min_size,
-        max_size=pool_max_size,
-        connect_timeout=connect_timeout,
-        pool_timeout=pool_timeout,
-        synchronous_commit=lab_synchronous_commit,
-    )
-    store = PostgresStore(conninfo, settings)
-    return Engine(
-        store,
-        oracle=oracle,
-        vector=vector,
-        config=config,
-        clock=clock,
-        ids=ids,
-        retry=retry,
-        cache_claims=cache_claims,
-    )

@@ -16,9 +16,9 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
-from mempill.canonical import canonical_json
-from mempill.dates import END_OF_TIME
-from mempill.enums import (
+from mempill.core.canonical import canonical_json
+from mempill.core.dates import END_OF_TIME
+from mempill.core.enums import (
     AssertionKind,
     Cardinality,
     Criticality,
@@ -28,7 +28,7 @@ from mempill.enums import (
     PendingStatus,
     Provenance,
 )
-from mempill.model import (
+from mempill.core.model import (
     AssertionRow,
     ClaimRow,
     EdgeRow,

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mempill import parse
 from mempill.clock import system_clock
-from mempill.dates import format_tx, parse_tx
+from mempill.core import parse
+from mempill.core.dates import format_tx, parse_tx
 from mempill.errors import IntegrityError, StorageError, TransientStorageError
 from mempill.stores.sql import SQL, SqlSession, embedded_migrations, split_statements
 

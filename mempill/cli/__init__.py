@@ -1,0 +1,7 @@
+"""The `mempill` command: `main` parses and dispatches; `commands`, `doctor`, `exports` and
+`imports` implement the commands; `target` opens the store a command names (shared with the
+MCP server), `explain` and `tables` turn results into plain words and tables."""
+
+from mempill.cli.main import main
+
+__all__ = ["main"]

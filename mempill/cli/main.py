@@ -1,0 +1,218 @@
+"""The `mempill` command line: a thin layer over the engine for people and shell scripts.
+
+    mempill --db memory.db --agent me remember user city '"Paris"'
+    mempill --db memory.db recall user city --json
+
+Every command takes `--db PATH` (a SQLite file, or a directory of per-agent files) or
+`--pg DSN`, and `--agent`, before or after the command name; the environment supplies
+defaults (MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID). Output is a readable
+table, or JSON with `--json`. Any error ends the command with status 1 (2 for bad
+usage) and one line on stderr, never a traceback (MEMPILL_DEBUG=1 shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from mempill import __version__
+from mempill.cli import commands
+from mempill.cli.commands import Output, Session
+from mempill.cli.target import (
+    ENV_DB,
+    ENV_PG,
+    bound_agent,
+    open_target,
+    resolve_agent,
+    resolve_target,
+)
+from mempill.errors import ConfigError, MempillError
+
+Handler = Callable[[Session, argparse.Namespace], Output]
+#: commands that write, and so may create a SQLite file that does not exist yet
+CREATES = frozenset({"remember", "end", "import"})
+DATE = "YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (status 2) instead of usage plus message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common(suppress: bool) -> Parser:
+    """--db/--pg/--agent/--json, accepted before and after the command name."""
+    common = Parser(add_help=False)
+    default: Any = argparse.SUPPRESS if suppress else None
+    common.add_argument(
+        "--db", metavar="PATH", default=default, help=f"SQLite file or directory ({ENV_DB})"
+    )
+    common.add_argument("--pg", metavar="DSN", default=default, help=f"PostgreSQL ({ENV_PG})")
+    common.add_argument(
+        "--agent", metavar="ID", default=default, help="agent id (MEMPILL_AGENT_ID)"
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print JSON (for scripts)",
+    )
+    return common
+
+
+def _line(p: argparse.ArgumentParser) -> None:
+    p.add_argument("subject")
+    p.add_argument("predicate")
+
+
+def _times(p: argparse.ArgumentParser, valid_at: bool = True) -> None:
+    p.add_argument("--as-of", metavar="DATE", help=f"what was believed then (tx time; {DATE})")
+    if valid_at:
+        p.add_argument("--valid-at", metavar="DATE", help="what was true then (valid time)")
+
+
+def _memory_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add("remember", "record a fact (provenance External:UserAsserted by default)")
+    _line(p)
+    p.add_argument("value", help="a JSON value; text that is not JSON is taken as a string")
+    p.add_argument("--string", action="store_true", help="take VALUE as a string, never JSON")
+    p.add_argument("--from", dest="valid_from", metavar="DATE", help=f"valid from ({DATE})")
+    p.add_argument("--until", dest="valid_until", metavar="DATE", help="valid until, exclusive")
+    p.add_argument("--confidence", type=float, metavar="X", help="0..1 (default 1)")
+    p.add_argument("--provenance", metavar="P", help="External:UserAsserted (default), …")
+    p.add_argument("--cardinality", metavar="C", help="Functional (default), SetValued, Unknown")
+    p.add_argument("--criticality", metavar="C", help="Low, Medium (default), High, Critical")
+    p = add("recall", "what is believed about one fact")
+    _line(p)
+    _times(p)
+    p = add("subject", "everything believed about one subject")
+    p.add_argument("subject")
+    _times(p)
+    p = add("history", "every claim of one fact, oldest first, with its status")
+    _line(p)
+    _times(p, valid_at=False)
+    p = add("end", "end the believed value of a fact (it stops holding at --at, default now)")
+    _line(p)
+    p.add_argument("--at", metavar="DATE", help=f"when it stopped being true ({DATE}; now)")
+    p.add_argument("--value", help="which value to end when several are believed (JSON)")
+    p.add_argument("--string", action="store_true", help="take --value as a string")
+    p.add_argument("--ref", metavar="CLAIM", help="end this claim (a claim_ref from history)")
+    p = add("audit", "the ledger, oldest first")
+    p.add_argument("--claim", metavar="REF", help="only entries of this claim_ref")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="after this stream_seq")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
+
+
+def _store_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add("export", "write the ledger or the claims as CSV, JSON lines or Parquet")
+    p.add_argument("what", choices=("ledger", "claims"))
+    p.add_argument("--format", choices=("csv", "jsonl", "parquet"), help="default: from --out")
+    p.add_argument("--out", help="output file (default: stdout; Parquet needs a file)")
+    p = add("import", "replay a claim stream (JSONL, mempill-stream/1) into the store")
+    p.add_argument("file")
+    p.add_argument("--append", action="store_true", help="system clock and random ids")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add("doctor", "describe the store, count its rows and check its integrity")
+    add("mcp", "serve one agent's memory over MCP stdio (see mempill mcp --help)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="mempill",
+        description="An append-only, bi-temporal claim store for agent memory.",
+        parents=[_common(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"mempill {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common(suppress=True)
+
+    def add(name: str, about: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=about, description=about, parents=[common]
+        )
+        return sub
+
+    _memory_commands(add)
+    _store_commands(add)
+    return parser
+
+
+def handler(command: str) -> Handler:
+    """The function for a command that runs on an open engine."""
+    if command == "export":
+        from mempill.cli.exports import export
+
+        return export
+    if command == "doctor":
+        from mempill.cli.doctor import doctor
+
+        return lambda session, _: doctor(session)
+    found: Handler = getattr(commands, command)
+    return found
+
+
+def run(args: argparse.Namespace) -> Output:
+    target = resolve_target(args.db, args.pg)
+    if target.kind == "sqlite-memory":
+        raise ConfigError(f"no store: pass --db PATH or --pg DSN (or set {ENV_DB} / {ENV_PG})")
+    agent = resolve_agent(args.agent)
+    if args.command == "import":
+        from mempill.cli.imports import import_stream
+
+        return import_stream(target, agent, args)
+    with open_target(target, create=args.command in CREATES) as engine:
+        session = Session(engine, target, agent or bound_agent(engine))
+        return handler(args.command)(session, args)
+
+
+def emit(output: Output, as_json: bool) -> None:
+    if as_json and output.data is not None:
+        print(json.dumps(output.data, ensure_ascii=False, indent=2))
+    elif output.text:
+        print(output.text)
+
+
+def fail(message: str) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"mempill: error: {first}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["mcp"]:
+        from mempill.mcp import run as serve
+
+        return serve(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    try:
+        output = run(args)
+        emit(output, args.json)
+        if output.exit_code:
+            fail(output.error or "failed")
+        return output.exit_code
+    except BrokenPipeError:  # `mempill … | head`: the reader left; stop quietly, like SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (MempillError, OSError, ValueError) as e:  # ValueError: a malformed stream file
+        if os.environ.get("MEMPILL_DEBUG"):
+            raise
+        return fail(str(e) or type(e).__name__)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if os.environ.get("MEMPILL_DEBUG"):
+            raise
+        return fail(f"internal error: {type(e).__name__}: {e} (MEMPILL_DEBUG=1 shows more)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Where the command line and the MCP server find their store, agent and clock.
+
+Both front ends read the same settings, from flags first and then from the environment:
+`MEMPILL_DB_PATH` (a SQLite file, or a directory holding one file per agent),
+`MEMPILL_PG_DSN` (PostgreSQL instead), `MEMPILL_AGENT_ID`, and two reproducibility
+knobs for tests and demos, `MEMPILL_CLOCK_START` (a stepping clock, one second per
+call, from that instant) and `MEMPILL_ID_SEED` (seeded claim refs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mempill import extras
+from mempill.clock import Clock, SteppingClock, system_clock
+from mempill.core import parse
+from mempill.core.config import EngineConfig
+from mempill.core.dates import parse_lenient
+from mempill.engine import Engine
+from mempill.errors import ConfigError, ValidationError
+from mempill.ids import IdFactory, SeededIds, random_ids
+from mempill.openers import open_default, open_default_in_memory, open_directory
+from mempill.ports import OraclePort
+
+ENV_DB = "MEMPILL_DB_PATH"
+ENV_PG = "MEMPILL_PG_DSN"
+ENV_AGENT = "MEMPILL_AGENT_ID"
+ENV_CLOCK = "MEMPILL_CLOCK_START"
+ENV_SEED = "MEMPILL_ID_SEED"
+#: A command or one MCP client needs few connections; the store's default is 20.
+PG_POOL_SIZE = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """A resolved store location: a SQLite path, a PostgreSQL DSN, or neither (in memory)."""
+
+    db: str | None = None
+    pg: str | None = None
+    clock_start: str | None = None
+    id_seed: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.pg:
+            return "postgres"
+        if self.db:
+            return "sqlite-directory" if Path(self.db).is_dir() else "sqlite-file"
+        return "sqlite-memory"
+
+    def describe(self) -> str:
+        """Where the store is, without credentials (the DSN's password is never shown)."""
+        if self.pg:
+            return f"postgres {redact_dsn(self.pg)}"
+        if self.db:
+            return f"{self.kind} {self.db}"
+        return "sqlite in memory"
+
+
+def resolve_target(
+    db: str | None = None, pg: str | None = None, env: Mapping[str, str] | None = None
+) -> Target:
+    """Flags win over the environment; a SQLite path and a DSN together are a ConfigError."""
+    environ = os.environ if env is None else env
+    db = db or environ.get(ENV_DB) or None
+    pg = pg or environ.get(ENV_PG) or None
+    if db and pg:
+        raise ConfigError(
+            f"give a SQLite path (--db / {ENV_DB}) or a PostgreSQL DSN (--pg / {ENV_PG}), not both"
+        )
+    return Target(
+        db=db,
+        pg=pg,
+        clock_start=environ.get(ENV_CLOCK) or None,
+        id_seed=environ.get(ENV_SEED) or None,
+    )
+
+
+def resolve_agent(agent: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The agent from `--agent` or `MEMPILL_AGENT_ID`, validated (None when neither is set)."""
+    environ = os.environ if env is None else env
+    chosen = agent or environ.get(ENV_AGENT) or None
+    if chosen is None:
+        return None
+    try:
+        return parse.agent_id(chosen)
+    except ValidationError as e:
+        raise ConfigError(str(e)) from e
+
+
+def clock_for(target: Target) -> Clock:
+    """The system clock, or a one-second stepping clock from `MEMPILL_CLOCK_START`."""
+    if target.clock_start is None:
+        return system_clock
+    try:
+        start, _ = parse_lenient(target.clock_start, ENV_CLOCK)
+    except ValidationError as e:
+        raise ConfigError(str(e)) from e
+    return SteppingClock(start, timedelta(seconds=1))
+
+
+def ids_for(target: Target) -> IdFactory:
+    """Random UUIDs, or a reproducible sequence seeded by `MEMPILL_ID_SEED`."""
+    if target.id_seed is None:
+        return random_ids
+    seed: int | str = int(target.id_seed) if target.id_seed.isdigit() else target.id_seed
+    return SeededIds(seed)
+
+
+def open_target(
+    target: Target,
+    *,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    config: EngineConfig | None = None,
+    oracle: OraclePort | None = None,
+    create: bool = True,
+) -> Engine:
+    """Open the engine a target names; PostgreSQL support is imported only when asked for.
+
+    `create=False` refuses to create a SQLite file that does not exist yet (read-only
+    commands must not leave an empty database behind a typo).
+    """
+    options: dict[str, Any] = {
+        "clock": clock or clock_for(target),
+        "ids": ids or ids_for(target),
+        "config": config,
+        "oracle": oracle,
+    }
+    if target.pg:
+        return _open_postgres(target.pg, options)
+    if target.db:
+        path = Path(target.db).expanduser()
+        if path.is_dir():
+            return open_directory(path, **options)
+        if not path.parent.exists():
+            raise ConfigError(
+                f"database path {target.db!r}: directory {path.parent} does not exist"
+            )
+        if not create and not path.exists():
+            raise ConfigError(f"database file {target.db!r} does not exist")
+        return open_default(path, **options)
+    return open_default_in_memory(**options)
+
+
+def _open_postgres(dsn: str, options: dict[str, Any]) -> Engine:
+    try:
+        import psycopg  # noqa: F401  (checked first: the clearer message for a missing driver)
+    except ImportError as e:
+        raise ConfigError(extras.missing("PostgreSQL support", "postgres")) from e
+    from mempill.openers import open_postgres
+
+    engine: Engine = open_postgres(dsn, pool_max_size=PG_POOL_SIZE, **options)
+    return engine
+
+
+def bound_agent(engine: Engine) -> str | None:
+    """The agent a single-file SQLite store belongs to, when it has one."""
+    finder = getattr(engine.store, "bound_agent", None)
+    if finder is None:
+        return None
+    found = finder()
+    return None if found is None else str(found)
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN with any password replaced by `***` (URI and key=value forms)."""
+    if "://" in dsn:
+        head, _, rest = dsn.partition("://")
+        auth, at, host = rest.rpartition("@")
+        if at and ":" in auth:
+            user = auth.split(":", 1)[0]
+            return f"{head}://{user}:***@{host}"
+        return dsn
+    parts = []
+    for item in dsn.split():
+        key, eq, _ = item.partition("=")
+        parts.append(f"{key}=***" if eq and key.strip().lower() == "password" else item)
+    return " ".join(parts)

@@ -1,0 +1,97 @@
+"""Time handling: the fixed-width tx-time text, the lenient date parser, display strings."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from mempill.core.enums import Granularity
+from mempill.errors import ValidationError
+
+MICROSECOND = timedelta(microseconds=1)
+#: Upper sentinel for "no tx-time filter": later than any storable instant.
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+def utc(moment: datetime, what: str = "datetime") -> datetime:
+    """An aware datetime converted to UTC; a naive one is a ValidationError."""
+    if not isinstance(moment, datetime):
+        raise ValidationError(f"{what}: expected a datetime, got {type(moment).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(f"{what}: {moment.isoformat()} has no time zone")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:
+        raise ValidationError(f"{what}: {moment.isoformat()} is out of range") from e
+
+
+def format_tx(moment: datetime) -> str:
+    """Fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` (sorts chronologically)."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
+
+
+def parse_tx(text: str) -> datetime:
+    """Inverse of `format_tx` (fromisoformat is fast and reads the `Z`)."""
+    return datetime.fromisoformat(text)
+
+
+def parse_lenient(value: str | date | datetime, what: str = "date") -> tuple[datetime, Granularity]:
+    """`2020`, `2020-03`, `2020-03-15`, RFC 3339 text, a date or an aware datetime.
+
+    Partial dates snap to the start of their period; the granularity remembers the
+    precision the caller wrote, for display only.
+    """
+    if isinstance(value, datetime):
+        return utc(value, what), Granularity.INSTANT
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC), Granularity.DAY
+    if not isinstance(value, str):
+        raise ValidationError(f"{what}: expected a date string, got {type(value).__name__}")
+    text = value.strip()
+    partial = _PARTIAL.match(text)
+    try:
+        if partial:
+            year, month, day = partial.groups()
+            moment = datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC)
+            granularity = (
+                Granularity.DAY if day else Granularity.MONTH if month else Granularity.YEAR
+            )
+            if moment.year < 1:
+                raise ValueError("year 0")
+            return moment, granularity
+        full = _RFC3339.match(text)
+        if full:
+            day_part, clock_part, fraction, offset = full.groups()
+            fraction = f".{(fraction or '')[:6].ljust(6, '0')}"
+            if len(clock_part) == 5:
+                clock_part += ":00"
+            offset = "+00:00" if offset in ("Z", "z") else offset
+            parsed = datetime.fromisoformat(f"{day_part}T{clock_part}{fraction}{offset}")
+            return utc(parsed, what), Granularity.INSTANT
+    except (ValueError, OverflowError) as e:
+        raise ValidationError(f"{what}: {value!r} is not a valid date ({e})") from e
+    raise ValidationError(
+        f"{what}: {value!r} is not a date; use YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
+    )
+
+
+def display(moment: datetime | None, granularity: Granularity | None) -> str | None:
+    """`2020` for a year, `2020-03` for a month, `2020-03-15` for a day or an instant."""
+    if moment is None:
+        return None
+    if granularity is Granularity.YEAR:
+        return f"{moment.year:04d}"
+    if granularity is Granularity.MONTH:
+        return f"{moment.year:04d}-{moment.month:02d}"
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    """RFC 3339 text with a `Z` suffix, microsecond precision."""
+    return None if moment is None else format_tx(moment)

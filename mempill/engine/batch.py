@@ -1,0 +1,158 @@
+"""The state of one write transaction: stream_seq, tx time, ids and the lines it touches.
+
+Rows go through the Batch, which applies them to the cached line states in place, marked
+dirty until COMMIT (see `lines.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mempill.core.config import EngineConfig
+from mempill.core.dates import MICROSECOND
+from mempill.core.enums import Disposition, EventKind
+from mempill.core.fold import ClaimView, view
+from mempill.core.linestate import LineState
+from mempill.core.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
+from mempill.engine.linecache import LineCache
+from mempill.errors import NotFoundError
+from mempill.ids import IdFactory
+from mempill.ports import Writer
+
+
+@dataclass
+class Batch:
+    """The state of one write transaction of one agent."""
+
+    txn: Writer
+    agent_id: str
+    ids: IdFactory
+    now: datetime
+    config: EngineConfig
+    has_oracle: bool
+    cache: LineCache
+    seq: int = 0
+    start_seq: int = 0
+    last_tx: datetime | None = None
+    tx_time: datetime | None = None
+    queued: list[str] = field(default_factory=list)
+    new_claims: list[ClaimRow] = field(default_factory=list)
+    local: dict[tuple[str, str], LineState] = field(default_factory=dict)
+    seen: dict[tuple[str, str], LineState] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.seq, self.last_tx = self.txn.head()
+        self.start_seq = self.seq
+
+    def tick(self) -> datetime:
+        """Start a call: its tx time is now, or last + 1 µs if the clock has not moved past."""
+        tx = (
+            self.now
+            if self.last_tx is None or self.now > self.last_tx
+            else self.last_tx + MICROSECOND
+        )
+        self.last_tx = self.tx_time = tx
+        return tx
+
+    @property
+    def tx(self) -> datetime:
+        assert self.tx_time is not None, "tick() before writing"
+        return self.tx_time
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # ---- line states: written in place, hidden from readers until COMMIT
+
+    def line_state(self, subject: str, predicate: str) -> LineState:
+        """The line as this transaction sees it (its own writes included)."""
+        line = (subject, predicate)
+        known = self.local.get(line) or self.seen.get(line)
+        if known is not None:  # we hold the agent's lock: only our own writes change it
+            return known
+        version = self.txn.line_version(subject, predicate)
+        if version > self.start_seq:  # every row of ours goes through `_writing` first
+            raise AssertionError(f"line {line} has rows this transaction did not track")
+        shared = self.cache.refreshed(
+            (self.agent_id, subject, predicate),
+            version,
+            lambda after: self.txn.line_since(subject, predicate, after),
+        )
+        self.seen[line] = shared
+        return shared
+
+    def _writing(self, line: tuple[str, str]) -> LineState:
+        """The state of a line about to get a row of this transaction.
+
+        The shared state is marked dirty before its first uncommitted row: readers then
+        fold a fresh read of their own snapshot instead, until `publish` (after COMMIT)
+        or `abandon` (after a rollback, which also drops the state from the cache).
+        """
+        state = self.local.get(line)
+        if state is None:
+            state = self.line_state(*line)
+            self.cache.mark_dirty(state)
+            self.local[line] = state
+        return state
+
+    def add_claim(self, row: ClaimRow) -> None:
+        state = self._writing((row.subject, row.predicate))
+        self.txn.append_claim(row)
+        state.apply(LineRows(claims=(row,)))
+        self.new_claims.append(row)
+
+    def add_assertion(self, row: AssertionRow) -> None:
+        state = self._writing((row.subject, row.predicate))
+        self.txn.append_assertion(row)
+        state.apply(LineRows(assertions=(row,)))
+
+    def entry(
+        self,
+        kind: EventKind,
+        disposition: Disposition,
+        rationale: dict[str, Any],
+        *,
+        claim_ref: str | None,
+        line: tuple[str, str] | None,
+        request_ref: str | None = None,
+    ) -> LedgerEntry:
+        entry = LedgerEntry(
+            agent_id=self.agent_id,
+            stream_seq=self.next_seq(),
+            entry_id=self.ids(),
+            claim_ref=claim_ref,
+            event_kind=kind,
+            disposition=disposition,
+            rationale=rationale,
+            recorded_at=self.tx,
+            subject=None if line is None else line[0],
+            predicate=None if line is None else line[1],
+            request_ref=request_ref,
+        )
+        state = None if line is None else self._writing(line)
+        self.txn.append_entry(entry)
+        if state is not None:
+            state.apply(LineRows(entries=(entry,)))
+        return entry
+
+    def publish(self) -> None:
+        """After COMMIT: the line states written in place are committed now."""
+        for (subject, predicate), state in self.local.items():
+            self.cache.publish((self.agent_id, subject, predicate), state)
+
+    def abandon(self) -> None:
+        """After a rollback: the states written in place hold rows that never were."""
+        self.cache.forget((self.agent_id, s, p) for s, p in self.local)
+
+    def claim_view(self, claim_ref: str) -> ClaimView:
+        row = self.txn.claim(claim_ref)
+        if row is None:
+            raise NotFoundError(f"agent {self.agent_id!r} has no claim {claim_ref!r}")
+        return view(
+            row,
+            self.txn.claim_entries(claim_ref),
+            self.txn.claim_assertions(claim_ref),
+            self.config,
+        )

@@ -1,0 +1,390 @@
+"""The Engine: the only place that opens transactions, retries, and calls the oracle.
+
+It glues the pure core (`decide.py`, `fold.py`, applied by `writes.py`) to a `Store`.
+Every public call reads the clock once; every write runs in one transaction of one
+agent and is retried as a whole on a transient storage error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
+from mempill.clock import Clock, system_clock
+from mempill.core import parse
+from mempill.core.canonical import canonical_json
+from mempill.core.config import EngineConfig
+from mempill.core.dates import format_tx, parse_lenient
+from mempill.core.enums import AssertionKind, Granularity, PendingStatus, Provenance, Verdict
+from mempill.core.fold import history
+from mempill.core.model import (
+    AdjudicationOutcome,
+    AuditPage,
+    EndFactReceipt,
+    History,
+    IngestRequest,
+    PendingAdjudication,
+    Projection,
+    Receipt,
+    ReconcileReport,
+    ValidityReceipt,
+    WriteStat,
+)
+from mempill.engine.assertions import Instant, assert_validity, end_belief, key
+from mempill.engine.ingest import ingest_requests
+from mempill.engine.linecache import LineCache
+from mempill.engine.oracle import OracleLoop
+from mempill.engine.runner import RetryPolicy, TransactionRunner
+from mempill.errors import ValidationError
+from mempill.ids import IdFactory, random_ids
+from mempill.ports import NoOpVector, OraclePort, Store, VectorPort, has_oracle
+
+RequestLike = IngestRequest | Mapping[str, Any]
+
+__all__ = ["Engine", "RetryPolicy"]
+
+
+class Engine:
+    """A mempill engine over one store. Use the `open_*` functions to make one.
+
+    It holds two collaborators: a `TransactionRunner` (store, clock, ids, retries, line
+    cache) that every call goes through, and an `OracleLoop` (the oracle and vector
+    ports) for the outbox and the adjudication calls, which the Engine delegates to.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        oracle: OraclePort | None = None,
+        vector: VectorPort | None = None,
+        config: EngineConfig | None = None,
+        clock: Clock = system_clock,
+        ids: IdFactory = random_ids,
+        retry: RetryPolicy | None = None,
+        cache_claims: int = 50_000,
+    ) -> None:
+        """`cache_claims` bounds the claims the line cache holds (about 4 KiB each)."""
+        self.runner = TransactionRunner(
+            store,
+            config=config or EngineConfig(),
+            clock=clock,
+            ids=ids,
+            retry=retry or RetryPolicy(),
+            has_oracle=has_oracle(oracle),
+            cache_claims=cache_claims,
+        )
+        self.oracle_loop = OracleLoop(self.runner, oracle, vector or NoOpVector())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"<mempill.Engine backend={self.store.backend!r}>"
+
+    # ------------------------------------------------------------ collaborators
+
+    @property
+    def store(self) -> Store:
+        return self.runner.store
+
+    @property
+    def config(self) -> EngineConfig:
+        return self.runner.config
+
+    @property
+    def clock(self) -> Clock:
+        return self.runner.clock
+
+    @property
+    def ids(self) -> IdFactory:
+        return self.runner.ids
+
+    @property
+    def lines(self) -> LineCache:
+        return self.runner.lines
+
+    @property
+    def oracle(self) -> OraclePort | None:
+        return self.oracle_loop.oracle
+
+    # ------------------------------------------------------------ ingest
+
+    def ingest(self, request: RequestLike) -> Receipt:
+        """Write one claim; the receipt says which of the twelve dispositions it got."""
+        return ingest_requests(self.runner, self.oracle_loop, [parse.ingest_request(request)])[0]
+
+    def ingest_many(self, requests: Iterable[RequestLike]) -> tuple[Receipt, ...]:
+        """Write several claims of one agent in one transaction, each seeing the ones before."""
+        parsed = [parse.ingest_request(r) for r in requests]
+        if not parsed:
+            return ()
+        if len({r.agent_id for r in parsed}) > 1:
+            raise ValidationError("ingest_many: every request must have the same agent_id")
+        return ingest_requests(self.runner, self.oracle_loop, parsed)
+
+    # ------------------------------------------------------------ validity assertions
+
+    def end(
+        self,
+        agent_id: str,
+        claim_ref: str,
+        at: Instant,
+        *,
+        provenance: Any = Provenance.USER_ASSERTED,
+        confidence: float = 1.0,
+        granularity: Granularity | str | None = None,
+    ) -> ValidityReceipt:
+        """Close a claim's window at `at` (Bound → Superseded); reopen first to move it.
+
+        `granularity` overrides the display precision read from `at` (e.g. `2024-09`).
+        """
+        instant, written = parse_lenient(at, "at")
+        if granularity is not None:
+            written = parse.enum(Granularity, granularity, "granularity")
+        granularity = written
+        return assert_validity(
+            self.runner,
+            agent_id,
+            claim_ref,
+            AssertionKind.BOUND,
+            provenance,
+            confidence,
+            instant,
+            granularity,
+        )
+
+    def reopen(
+        self, agent_id: str, claim_ref: str, *, provenance: Any = Provenance.USER_ASSERTED
+    ) -> ValidityReceipt:
+        """Cancel the latest Bound of a claim (Reinstated)."""
+        return assert_validity(
+            self.runner, agent_id, claim_ref, AssertionKind.REOPEN, provenance, 1.0
+        )
+
+    def invalidate(
+        self, agent_id: str, claim_ref: str, *, provenance: Any = Provenance.USER_ASSERTED
+    ) -> ValidityReceipt:
+        """Say a claim was never true: it leaves every read at every instant."""
+        return assert_validity(
+            self.runner, agent_id, claim_ref, AssertionKind.INVALIDATE, provenance, 1.0
+        )
+
+    def end_fact(
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        at: Instant,
+        *,
+        value: Any = ...,
+        provenance: Any = Provenance.USER_ASSERTED,
+        confidence: float = 1.0,
+    ) -> EndFactReceipt:
+        """End the current belief of a line at `at` (lenient date): bound all its claims.
+
+        The line must believe exactly one value now (pass `value=` to pick one member of
+        a set or one side of a contest); otherwise NotFoundError or ConflictError. One
+        transaction and one tx time for all the bounds.
+        """
+        return end_belief(
+            self.runner, agent_id, subject, predicate, at, value, provenance, confidence
+        )
+
+    def query_memory(
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        as_of: Instant | None = None,
+        valid_at: Instant | None = None,
+    ) -> Projection:
+        """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`."""
+        agent = parse.agent_id(agent_id)
+        now = self.clock()
+        with self.store.read(agent) as reader:
+            return self.runner.project(
+                reader,
+                agent,
+                key(subject, "subject"),
+                key(predicate, "predicate"),
+                parse.optional_moment(as_of, "as_of"),
+                parse.optional_moment(valid_at, "valid_at"),
+                now,
+            )
+
+    def query_subject(
+        self,
+        agent_id: str,
+        subject: str,
+        as_of: Instant | None = None,
+        valid_at: Instant | None = None,
+    ) -> tuple[Projection, ...]:
+        """One projection per predicate of a subject, sorted by predicate."""
+        agent = parse.agent_id(agent_id)
+        now = self.clock()
+        as_of_at = parse.optional_moment(as_of, "as_of")
+        valid = parse.optional_moment(valid_at, "valid_at")
+        subject = key(subject, "subject")
+        with self.store.read(agent) as reader:
+            return tuple(
+                self.runner.project(reader, agent, subject, p, as_of_at, valid, now)
+                for p in sorted(reader.predicates(subject, as_of_at))
+            )
+
+    def query_history(
+        self, agent_id: str, subject: str, predicate: str, as_of: Instant | None = None
+    ) -> History:
+        """Every claim of a line, ordered by effective start, with its status at `as_of`."""
+        agent = parse.agent_id(agent_id)
+        now = self.clock()
+        as_of_at = parse.optional_moment(as_of, "as_of")
+        subject, predicate = key(subject, "subject"), key(predicate, "predicate")
+        with (
+            self.store.read(agent) as reader,
+            self.runner.line(reader, agent, subject, predicate, as_of_at) as line,
+        ):
+            return history(
+                line,
+                agent_id=agent,
+                subject=subject,
+                predicate=predicate,
+                as_of=as_of_at,
+                now=now,
+                config=self.config,
+            )
+
+    def query_audit(
+        self, agent_id: str, claim_ref: str | None = None, after_seq: int = 0, limit: int = 100
+    ) -> AuditPage:
+        """Ledger entries in ascending stream_seq after `after_seq`, filtered, then limited."""
+        agent = parse.agent_id(agent_id)
+        ref = None if claim_ref is None else parse.claim_ref(claim_ref)
+        for name, number, least in (("after_seq", after_seq, 0), ("limit", limit, 1)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < least:
+                raise ValidationError(f"{name}: expected an integer >= {least}, got {number!r}")
+        self.clock()
+        with self.store.read(agent) as reader:
+            entries = reader.audit(ref, after_seq, limit + 1)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return AuditPage(
+            entries=entries, next_cursor=entries[-1].stream_seq if more and entries else None
+        )
+
+    def ledger_digest(self, agent_id: str) -> str:
+        """SHA-256 over the agent's ledger entries in stream order (SPEC §9)."""
+        agent = parse.agent_id(agent_id)
+        digest = hashlib.sha256()
+        with self.store.read(agent) as reader:
+            for e in reader.ledger():
+                item = [
+                    e.stream_seq,
+                    e.entry_id,
+                    e.claim_ref,
+                    e.event_kind.value,
+                    e.disposition.value,
+                    e.rationale,
+                    format_tx(e.recorded_at),
+                ]
+                digest.update(canonical_json(item).encode("utf-8"))
+                digest.update(b"\n")
+        return digest.hexdigest()
+
+    def write_stats(self, agent_id: str) -> tuple[WriteStat, ...]:
+        agent = parse.agent_id(agent_id)
+        with self.store.read(agent) as reader:
+            return reader.write_stats()
+
+    # ------------------------------------------------------------ the oracle loop (SPEC §6)
+
+    def submit_adjudication(
+        self,
+        handle_id: str,
+        verdict: Verdict | str,
+        evidence_provenance: Any = Provenance.USER_ASSERTED,
+        *,
+        agent_id: str | None = None,
+    ) -> AdjudicationOutcome:
+        """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError."""
+        return self.oracle_loop.submit_adjudication(
+            handle_id, verdict, evidence_provenance, agent_id=agent_id
+        )
+
+    def sweep_expired(self) -> int:
+        """Expire every pending adjudication past its `expires_at`; returns how many."""
+        return self.oracle_loop.sweep_expired()
+
+    def notify_pending(self, agent_id: str | None = None) -> int:
+        """Retry the oracle for pending rows it was never told about; returns how many succeeded."""
+        return self.oracle_loop.notify_pending(agent_id)
+
+    def list_pending(
+        self, agent_id: str | None = None, *, status: PendingStatus | None = PendingStatus.PENDING
+    ) -> tuple[PendingAdjudication, ...]:
+        """Outbox rows (pending by default; `status=None` for all), oldest first."""
+        return self.oracle_loop.list_pending(agent_id, status=status)
+
+    def reconcile(
+        self, agent_id: str, lines: Iterable[tuple[str, str]] | None = None
+    ) -> ReconcileReport:
+        """Report each line's status; queue an adjudication for each Contested line without one.
+
+        Never bounds anything. Without an oracle it only reports.
+        """
+        return self.oracle_loop.reconcile(agent_id, lines)
+
+    # ------------------------------------------------------------ ergonomic helpers
+
+    def remember(
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        value: Any,
+        *,
+        valid_from: Instant | None = None,
+        valid_until: Instant | None = None,
+        confidence: float = 1.0,
+        **options: Any,
+    ) -> Receipt:
+        """Record a fact with sensible defaults; dates may be `2020`, `2020-03`, RFC 3339…"""
+        window = None
+        if valid_from is not None or valid_until is not None:
+            window = {"start": valid_from, "end": valid_until}
+        request = {
+            "agent_id": agent_id,
+            "subject": subject,
+            "predicate": predicate,
+            "value": value,
+            "valid_time": window,
+            "value_confidence": confidence,
+            **options,
+        }
+        if window is not None:
+            request.setdefault("valid_time_confidence", confidence)
+        return self.ingest(request)
+
+    def recall(
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        *,
+        as_of: Instant | None = None,
+        valid_at: Instant | None = None,
+    ) -> Projection:
+        """The belief of a line (`.value`, `.status`, `.candidates`)."""
+        return self.query_memory(agent_id, subject, predicate, as_of=as_of, valid_at=valid_at)
+
+    def history(
+        self, agent_id: str, subject: str, predicate: str, *, as_of: Instant | None = None
+    ) -> History:
+        return self.query_history(agent_id, subject, predicate, as_of=as_of)

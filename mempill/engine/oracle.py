@@ -1,0 +1,238 @@
+"""The oracle loop of SPEC §6: the outbox notifications after a commit, verdicts, expiry,
+notification retries and reconcile. The Engine holds one and delegates to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from mempill.core import parse
+from mempill.core.enums import BeliefStatus, PendingStatus, Provenance, Verdict
+from mempill.core.fold import project
+from mempill.core.model import (
+    AdjudicationOutcome,
+    AdjudicationRequest,
+    PendingAdjudication,
+    ReconcileLine,
+    ReconcileReport,
+)
+from mempill.engine.adjudication import adjudicate, expire, queue
+from mempill.engine.batch import Batch
+from mempill.engine.runner import TransactionRunner
+from mempill.errors import NotFoundError
+from mempill.ports import OraclePort, VectorPort, Writer
+
+log = logging.getLogger("mempill")
+
+
+class OracleLoop:
+    """Talks to the oracle and vector ports around the runner's transactions."""
+
+    def __init__(
+        self, runner: TransactionRunner, oracle: OraclePort | None, vector: VectorPort
+    ) -> None:
+        self.runner = runner
+        self.oracle = oracle if runner.has_oracle else None
+        self.vector = vector
+
+    # ------------------------------------------------------------ after a commit
+
+    def after_commit(self, batch: Batch) -> dict[str, bool]:
+        """Index the new claims, then tell the oracle of each queued handle (an outbox)."""
+        for row in batch.new_claims:
+            self.vector.index_claim(row)
+        return {handle: self.notify(batch.agent_id, handle) for handle in batch.queued}
+
+    def notify(self, agent_id: str, handle_id: str) -> bool:
+        """Call the oracle for one outbox row; on success mark it notified."""
+        if self.oracle is None:
+            return False
+        store = self.runner.store
+        with store.read(agent_id) as reader:
+            row = reader.pending_by_handle(handle_id)
+        if row is None or row.status is not PendingStatus.PENDING:
+            return False
+        request = AdjudicationRequest(
+            handle_id=handle_id,
+            agent_id=agent_id,
+            subject=row.subject,
+            predicate=row.predicate,
+            payload=row.request,
+        )
+        try:
+            self.oracle.request_adjudication(handle_id, request)
+        except Exception:  # an oracle failure must never orphan the claim (SPEC §6)
+            log.warning("oracle failed for handle %s; it stays pending", handle_id, exc_info=True)
+            return False
+        with store.write(agent_id) as txn:
+            txn.set_pending_notified(handle_id)
+        return True
+
+    # ------------------------------------------------------------ the Engine's oracle calls
+
+    def submit_adjudication(
+        self,
+        handle_id: str,
+        verdict: Verdict | str,
+        evidence_provenance: Any = Provenance.USER_ASSERTED,
+        *,
+        agent_id: str | None = None,
+    ) -> AdjudicationOutcome:
+        """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError."""
+        chosen = parse.enum(Verdict, verdict, "verdict")
+        evidence = parse.provenance(evidence_provenance, "evidence_provenance")
+        agent = (
+            parse.agent_id(agent_id)
+            if agent_id is not None
+            else self.runner.store.find_handle(handle_id)
+        )
+        if agent is None:
+            raise NotFoundError(f"unknown adjudication handle {handle_id!r}")
+        op_ref = self.runner.ids()
+
+        def work(batch: Batch) -> AdjudicationOutcome | None:
+            batch.tick()
+            pending = batch.txn.pending_by_handle(handle_id)
+            if pending is None or pending.status is not PendingStatus.PENDING:
+                raise NotFoundError(
+                    f"adjudication handle {handle_id!r} is unknown or already closed"
+                )
+            if pending.expires_at is not None and pending.expires_at <= batch.tx:
+                expire(batch, pending)
+                return None
+            return adjudicate(batch, pending, chosen, evidence, op_ref)
+
+        def replay(txn: Writer) -> AdjudicationOutcome | None:
+            entries = txn.request_entries(op_ref)
+            if not entries:
+                return None
+            e = entries[0]
+            return AdjudicationOutcome(
+                handle_id=handle_id,
+                agent_id=agent,
+                verdict=chosen,
+                claim_ref=str(e.claim_ref),
+                disposition=e.disposition,
+                superseded=tuple(e.rationale.get("superseded", ())),
+            )
+
+        outcome, _ = self.runner.write(agent, work, replay=replay)
+        if outcome is None:
+            raise NotFoundError(f"adjudication handle {handle_id!r} has expired")
+        return outcome
+
+    def sweep_expired(self) -> int:
+        """Expire every pending adjudication past its `expires_at`; returns how many."""
+        now = self.runner.clock()  # one instant for the whole sweep, whatever the number of agents
+        count = 0
+        for agent in self.runner.store.agents_with_pending():
+
+            def work(batch: Batch) -> int:
+                batch.tick()
+                due = [
+                    p
+                    for p in batch.txn.pending(PendingStatus.PENDING)
+                    if p.expires_at is not None and p.expires_at <= batch.tx
+                ]
+                for pending in due:
+                    expire(batch, pending)
+                return len(due)
+
+            count += self.runner.write(agent, work, now=now)[0]
+        return count
+
+    def notify_pending(self, agent_id: str | None = None) -> int:
+        """Retry the oracle for pending rows it was never told about; returns how many succeeded."""
+        agents = (
+            (parse.agent_id(agent_id),) if agent_id else self.runner.store.agents_with_pending()
+        )
+        done = 0
+        for agent in agents:
+            with self.runner.store.read(agent) as reader:
+                rows = [p for p in reader.pending(PendingStatus.PENDING) if not p.notified]
+            done += sum(self.notify(agent, p.handle_id) for p in rows)
+        return done
+
+    def list_pending(
+        self, agent_id: str | None = None, *, status: PendingStatus | None = PendingStatus.PENDING
+    ) -> tuple[PendingAdjudication, ...]:
+        """Outbox rows (pending by default; `status=None` for all), oldest first."""
+        agents = (parse.agent_id(agent_id),) if agent_id else self.runner.store.agents()
+        rows: list[PendingAdjudication] = []
+        for agent in agents:
+            with self.runner.store.read(agent) as reader:
+                rows.extend(reader.pending(status))
+        return tuple(sorted(rows, key=lambda p: (p.queued_at, p.agent_id, p.handle_id)))
+
+    def reconcile(
+        self, agent_id: str, lines: Iterable[tuple[str, str]] | None = None
+    ) -> ReconcileReport:
+        """Report each line's status; queue an adjudication for each Contested line without one.
+
+        Never bounds anything. Without an oracle it only reports.
+        """
+        agent = parse.agent_id(agent_id)
+        wanted = None if lines is None else [(str(s), str(p)) for s, p in lines]
+
+        def work(batch: Batch) -> tuple[ReconcileLine, ...]:
+            batch.tick()
+            targets = wanted if wanted is not None else sorted(batch.txn.lines())
+            return tuple(self._reconcile_line(batch, s, p) for s, p in targets)
+
+        if self.oracle is None or not self.runner.store.may_write(agent):
+            now = self.runner.clock()
+            with self.runner.store.read(agent) as reader:
+                targets = wanted if wanted is not None else sorted(reader.lines())
+                result = tuple(
+                    ReconcileLine(
+                        subject=s,
+                        predicate=p,
+                        status=self.runner.project(reader, agent, s, p, None, None, now).status,
+                        escalated=False,
+                    )
+                    for s, p in targets
+                )
+            return ReconcileReport(agent_id=agent, lines=result, escalations=0)
+        result, batch = self.runner.write(agent, work)
+        notified = self.after_commit(batch)
+        return ReconcileReport(
+            agent_id=agent,
+            lines=result,
+            escalations=sum(line.escalated for line in result),
+            notified=tuple(h for h, ok in notified.items() if ok),
+        )
+
+    def _reconcile_line(self, batch: Batch, subject: str, predicate: str) -> ReconcileLine:
+        state = batch.line_state(subject, predicate)
+        belief = project(
+            state,
+            agent_id=batch.agent_id,
+            subject=subject,
+            predicate=predicate,
+            as_of=None,
+            valid_at=None,
+            now=batch.tx,
+            config=self.runner.config,
+        )
+        waiting = any(
+            p.status is PendingStatus.PENDING
+            for p in batch.txn.pending_for_line(subject, predicate)
+        )
+        if belief.status is not BeliefStatus.CONTESTED or waiting:
+            return ReconcileLine(
+                subject=subject, predicate=predicate, status=belief.status, escalated=False
+            )
+        contenders = {ref for slot in belief.alternatives for ref in slot.claim_refs}
+        contending = [state.by_ref[ref] for ref in contenders]
+        challenger = max(contending, key=lambda v: v.row.stream_seq)
+        incumbents = [v.row for v in contending if v.value != challenger.value]
+        handle = self.runner.ids()
+        queue(batch, handle, challenger.row, incumbents, "reconcile")
+        return ReconcileLine(
+            subject=subject,
+            predicate=predicate,
+            status=belief.status,
+            escalated=True,
+            handle_id=handle,
+        )

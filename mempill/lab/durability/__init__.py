@@ -1,0 +1,7 @@
+"""The durability lab: kill the writer or cut the power under the store, then check it.
+
+`crash` is the command (`python -m mempill.lab crash`); `trials` runs one trial of a
+configuration; `workload`, `writer` and `check` are the claims written, the writer process
+and the checks after recovery; `mount`, `powerfs` and `overlay` are the FUSE power-cut
+layer; `postgres` runs PostgreSQL clusters; `procs` process helpers; `report` the figures.
+"""

@@ -1,0 +1,303 @@
+"""`python -m mempill.lab crash`: crash and power-loss durability experiments (issue 5).
+
+    python -m mempill.lab crash --backend sqlite --kind power-loss --sync FULL --trials 50
+
+Each trial runs a writer through the real engine, kills it (or cuts the power under its
+files), recovers and checks: every acknowledged claim present, the ledger gap-free, the
+store's integrity check, and the belief of every touched line equal to a replay of the
+surviving claims. `--kind` and `--sync` take comma-separated lists. Every run also
+carries the backend's positive control (SQLite NORMAL under power loss; PostgreSQL
+synchronous_commit=off), which must lose acknowledged writes or the harness proves
+nothing. One JSON object per configuration goes to stdout, a tidy row per trial is
+appended to `--out` (CSV, `build/durability/trials.csv` by default; the run's revision,
+machine and seed go to `runs.jsonl` beside it), and a progress bar runs on stderr.
+
+Exit status: 0 when every safe mode (SQLite FULL, PostgreSQL on) lost nothing and was
+sound and every control lost something; 1 when a safe mode failed; 3 when a control
+lost nothing; 2 on bad arguments or when the experiment itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mempill.lab import runs
+from mempill.lab.durability import procs
+from mempill.lab.durability.harness import (
+    BACKENDS,
+    KINDS,
+    Configuration,
+    HarnessError,
+    TrialResult,
+)
+from mempill.lab.durability.mount import unavailable_reason
+from mempill.lab.durability.trials import run_trial
+
+DEFAULT_OUT = runs.BUILD / "durability" / "trials.csv"
+COLUMNS = (
+    "run_id", "revision", "recorded_at", "backend", "kind", "sync", "role", "trial", "seed",
+    "kill_after_s", "acked", "lost", "surviving_claims", "ledger_entries", "ledger_gap_free",
+    "orphan_claims", "integrity_ok", "integrity_detail", "lines_checked", "belief_mismatches",
+    "replay_mismatches", "discarded_bytes", "seconds",
+)  # fmt: skip
+
+
+def _list(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    """Parse a comma-separated choice list case-insensitively, in the allowed spelling."""
+    spelled = {a.lower(): a for a in allowed}
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    if chosen == ["all"]:
+        return list(allowed)
+    unknown = [c for c in chosen if c.lower() not in spelled]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{what}: {', '.join(unknown) or 'nothing'} is not one of {', '.join(allowed)}"
+        )
+    return [spelled[c.lower()] for c in chosen]
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line; `kinds` and `syncs` are the parsed lists."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mempill.lab crash",
+        description="Crash and power-loss durability experiments on SQLite and PostgreSQL.",
+    )
+    parser.add_argument("--backend", choices=tuple(BACKENDS), required=True)
+    parser.add_argument("--kind", default="process-kill", help="process-kill,power-loss | all")
+    parser.add_argument("--sync", default=None, help="SQLite FULL,NORMAL,OFF | PostgreSQL on,off")
+    parser.add_argument("--trials", type=int, default=10, help="trials per configuration")
+    parser.add_argument("--control-trials", type=int, default=None, help="default: --trials")
+    parser.add_argument("--no-control", action="store_true", help="skip the positive control")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print only the JSON summaries")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"CSV the trials are appended to (default {DEFAULT_OUT}; the curated set is "
+        "data/durability/trials.csv); the run's metadata goes to runs.jsonl beside it",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.kinds = _list(args.kind, KINDS, "--kind")
+        args.syncs = _list(args.sync or BACKENDS[args.backend][0], BACKENDS[args.backend], "--sync")
+    except argparse.ArgumentTypeError as e:
+        parser.error(str(e))
+    if args.trials < 1 or (args.control_trials is not None and args.control_trials < 0):
+        parser.error("--trials must be >= 1 and --control-trials >= 0")
+    return args
+
+
+def plan(args: argparse.Namespace) -> list[tuple[Configuration, int]]:
+    """The measured configurations and the backend's positive controls, with trial counts."""
+    measured = [
+        Configuration(backend=args.backend, kind=k, sync=s) for k in args.kinds for s in args.syncs
+    ]
+    if args.backend == "sqlite":
+        controls = [Configuration(backend="sqlite", kind="power-loss", sync="NORMAL")]
+    else:
+        controls = [Configuration(backend="postgres", kind=k, sync="off") for k in args.kinds]
+    control_trials = args.trials if args.control_trials is None else args.control_trials
+    chosen: list[tuple[Configuration, int]] = []
+    for config in measured:
+        role = "control" if config in controls else "measured"
+        chosen.append((Configuration(**{**asdict(config), "role": role}), args.trials))
+    if not args.no_control and control_trials:
+        for control in controls:
+            if control not in measured:
+                as_control = Configuration(**{**asdict(control), "role": "control"})
+                chosen.append((as_control, control_trials))
+    return chosen
+
+
+def trial_seeds(seed: int, config: Configuration, count: int) -> list[int]:
+    """Per-trial seeds that depend only on the run seed and the configuration."""
+    rng = random.Random(f"{seed}/{config.backend}/{config.kind}/{config.sync}/{config.role}")
+    return [rng.randrange(2**31) for _ in range(count)]
+
+
+def row(run: tuple[str, str], trial: TrialResult) -> dict[str, Any]:
+    """The tidy CSV row of one trial; `run` is (run_id, revision)."""
+    config, result = trial.configuration, trial.result
+    return {
+        "run_id": run[0],
+        "revision": run[1],
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        "trial": trial.trial,
+        "seed": trial.seed,
+        "kill_after_s": trial.kill_after_s,
+        **asdict(result),
+        "discarded_bytes": trial.discarded_bytes,
+        "seconds": trial.seconds,
+    }
+
+
+def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Append tidy rows to the CSV, writing the header when the file is new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows({k: r[k] for k in COLUMNS} for r in rows)
+
+
+def summarize(
+    config: Configuration, rows: Sequence[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """One JSON object per configuration, with a verdict a reader can act on."""
+    summary: dict[str, Any] = {
+        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        "safe_mode": config.safe,
+        "trials": len(rows),
+        "acked": sum(r["acked"] for r in rows),
+        "lost": sum(r["lost"] for r in rows),
+        "trials_with_loss": sum(1 for r in rows if r["lost"]),
+        "integrity_failures": sum(1 for r in rows if not r["integrity_ok"]),
+        "ledger_gap_failures": sum(1 for r in rows if not r["ledger_gap_free"]),
+        "orphan_claims": sum(r["orphan_claims"] for r in rows),
+        "belief_mismatches": sum(r["belief_mismatches"] for r in rows),
+        "replay_mismatches": sum(r["replay_mismatches"] for r in rows),
+        "discarded_bytes": sum(r["discarded_bytes"] for r in rows),
+        "seconds": round(seconds, 1),
+    }
+    failures = (
+        sum(
+            summary[k]
+            for k in ("lost", "integrity_failures", "ledger_gap_failures", "orphan_claims")
+        )
+        + summary["belief_mismatches"]
+    )
+    if config.role == "control":
+        summary["verdict"] = "control lost writes" if summary["lost"] else "INERT CONTROL"
+    elif config.safe:
+        summary["verdict"] = "FAILED" if failures else "ok"
+    else:
+        summary["verdict"] = "lost writes (unsafe mode)" if summary["lost"] else "no loss seen"
+    return summary
+
+
+def run_configuration(
+    config: Configuration,
+    count: int,
+    args: argparse.Namespace,
+    run: tuple[str, str],
+    template: Path | None,
+    bar: Any,
+) -> dict[str, Any]:
+    """All trials of one configuration; each row is appended as soon as its trial ends."""
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    lost = 0
+    for trial, seed in enumerate(trial_seeds(args.seed, config, count)):
+        result = run_trial(config, trial, seed, template)
+        rows.append(row(run, result))
+        append_rows(args.out, rows[-1:])
+        lost += result.result.lost
+        bar.set_postfix_str(f"{config.backend} {config.kind} {config.sync}: lost {lost}")
+        bar.update(1)
+    return summarize(config, rows, time.perf_counter() - started)
+
+
+def exit_status(summaries: Sequence[dict[str, Any]]) -> int:
+    if any(s["verdict"] == "FAILED" for s in summaries):
+        return 1
+    if any(s["verdict"] == "INERT CONTROL" for s in summaries):
+        return 3
+    return 0
+
+
+def feasible(
+    chosen: list[tuple[Configuration, int]],
+) -> tuple[list[tuple[Configuration, int]], list[dict[str, Any]], str | None]:
+    """Drop power-loss controls where FUSE is missing (reported as skipped); a measured
+    power-loss configuration there is an error (the third item says why)."""
+    reason = unavailable_reason()
+    if reason is None or not any(c.kind == "power-loss" for c, _ in chosen):
+        return chosen, [], None
+    if any(c.kind == "power-loss" and c.role == "measured" for c, _ in chosen):
+        return [], [], f"cannot run power-loss trials: {reason}"
+    runnable = [(c, n) for c, n in chosen if c.kind != "power-loss"]
+    skipped = [
+        {**summarize(c, [], 0.0), "verdict": f"control skipped: {reason}"}
+        for c, _ in chosen
+        if c.kind == "power-loss"
+    ]
+    return runnable, skipped, None
+
+
+def execute(
+    chosen: list[tuple[Configuration, int]], args: argparse.Namespace, run: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """Run every configuration (with one template cluster for PostgreSQL)."""
+    from tqdm import tqdm
+
+    workdir = Path(tempfile.mkdtemp(prefix="mp-dur-run-"))
+    try:
+        template = None
+        if args.backend == "postgres":
+            from mempill.lab.durability.postgres import make_template
+
+            workdir.chmod(0o755)  # the server's user must reach the template
+            template = make_template(workdir)
+        total = sum(n for _, n in chosen)
+        with tqdm(total=total, desc="trials", unit="trial", file=sys.stderr) as bar:
+            return [
+                run_configuration(config, count, args, run, template, bar)
+                for config, count in chosen
+            ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the planned configurations, print one JSON summary each, return the status."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    chosen, skipped, problem = feasible(plan(args))
+    if problem is not None:
+        print(f"crash: {problem}", file=sys.stderr)
+        return 2
+    procs.become_subreaper()
+    run_id = runs.new_run_id()
+    run = runs.describe_run(
+        run_id,
+        "python -m mempill.lab crash " + " ".join(sys.argv[1:] if argv is None else argv),
+        args.seed,
+        trials=args.trials,
+        out=str(args.out),
+    )
+    runs.record_run(args.out, run)
+    try:
+        summaries = execute(chosen, args, (run_id, run["revision"])) + skipped
+    except HarnessError as e:
+        print(f"crash: the experiment failed: {e}", file=sys.stderr)
+        return 2
+    for summary in summaries:
+        if not args.json:
+            name = " ".join(str(summary[k]) for k in ("backend", "kind", "sync"))
+            print(f"# {name} ({summary['role']}): {summary['verdict']}")
+        print(json.dumps(summary))
+    if not args.json:
+        print(
+            f"# {sum(n for _, n in chosen)} trials appended to {args.out} (run {run_id}; "
+            f"its revision, machine and seed in {args.out.parent / 'runs.jsonl'})"
+        )
+    return exit_status(summaries)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The trial harness: configurations, results, the writer process and its acknowledgements.
+
+Kinds: `process-kill` SIGKILLs the victim (the writer for SQLite, the whole server for
+PostgreSQL) with the page cache intact; `power-loss` runs the store on the `powerfs`
+mount and cuts it: stop every victim (SIGSTOP, wait for state T), discard the unsynced
+data, then SIGKILL. The cut is atomic with respect to acknowledgements: once the writer
+is stopped it can promise nothing more, and everything it promised before is either in
+the durable image or lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mempill.lab.durability import check as checks
+from mempill.lab.durability import procs
+
+BACKENDS = {"sqlite": ("FULL", "NORMAL", "OFF"), "postgres": ("on", "off")}
+SAFE = {"sqlite": "FULL", "postgres": "on"}
+KINDS = ("process-kill", "power-loss")
+FIRST_ACK_TIMEOUT = 120.0
+KILL_WINDOW = (0.05, 1.0)  # seconds after the first acknowledgement
+
+
+class HarnessError(RuntimeError):
+    """The experiment itself failed (not the store under test)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configuration:
+    backend: str
+    kind: str
+    sync: str
+    role: str = "measured"  # or "control": a mode that must lose something
+
+    @property
+    def safe(self) -> bool:
+        return SAFE[self.backend] == self.sync
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialResult:
+    configuration: Configuration
+    trial: int
+    seed: int
+    kill_after_s: float
+    result: checks.CheckResult
+    discarded_bytes: int
+    seconds: float
+
+
+class AckReader:
+    """Drains the writer's stdout continuously (a full pipe would stall the writer and
+    fake a '0 lost') and keeps every acknowledgement in arrival order."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.acked: list[checks.Ack] = []
+        self.first = threading.Event()
+        self._stream = stream
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for line in self._stream:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == b"ack":
+                self.acked.append((parts[1].decode("ascii"), int(parts[2])))
+                self.first.set()
+        self.first.set()  # EOF: the writer ended
+
+    def finish(self, timeout: float = 30.0) -> list[checks.Ack]:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise HarnessError("the writer's pipe did not reach EOF after it was killed")
+        self._stream.close()
+        return self.acked
+
+
+class Writer:
+    """The victim writer process and the reader of its acknowledgements."""
+
+    def __init__(self, root: Path, backend: str, target: str, sync: str, seed: int) -> None:
+        self.log_path = root / "writer.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mempill.lab.durability.writer", "--backend", backend,
+                 "--target", target, "--sync", sync, "--seed", str(seed)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )  # fmt: skip
+        assert self.process.stdout is not None
+        self.acks = AckReader(self.process.stdout)
+
+    def wait_first_ack(self) -> None:
+        if not self.acks.first.wait(FIRST_ACK_TIMEOUT) or not self.acks.acked:
+            self.kill()
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise HarnessError(f"the writer acknowledged nothing; its log ends:\n{tail}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> list[checks.Ack]:
+        """SIGKILL (a no-op if already dead), reap, and return every acknowledgement."""
+        if self.process.returncode is None:
+            procs.kill_and_reap([self.pid])
+            self.process.returncode = -9
+        return self.acks.finish()
+
+
+@contextmanager
+def trial_directory() -> Iterator[Path]:
+    """A fresh directory for one trial, removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="mp-dur-"))
+    os.chmod(root, 0o755)  # noqa: S103 - the PostgreSQL user must traverse it
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

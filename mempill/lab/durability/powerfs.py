@@ -1,0 +1,329 @@
+"""A pass-through FUSE file system that models a power cut: unsynced writes live in memory.
+
+`VolatileFS` mirrors a backing directory. File contents written through the mount stay
+in an in-memory overlay (4 KiB blocks plus a pending size) until the file is fsynced or
+fdatasynced; only then do they reach the backing file. Creates, renames, unlinks and
+metadata changes reach the backing directory at once (the model treats them as durable
+immediately, so it cannot catch a missing directory fsync). A *cut* discards every
+overlay and makes every later operation fail with EIO: the backing directory is then
+exactly the image a power cut would have left on disk.
+
+Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT`; it prints `ready` when mounted
+and reads commands on stdin: `cut` (answers with a JSON line of what was discarded) and
+`stats`. EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount` drives it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from mempill.lab.durability.overlay import FileState
+
+STATVFS_FIELDS = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files",
+                  "f_frsize", "f_namemax")  # fmt: skip
+STAT_FIELDS = (
+    "st_mode", "st_ino", "st_dev", "st_nlink", "st_uid", "st_gid", "st_size",
+    "st_atime_ns", "st_mtime_ns", "st_ctime_ns", "st_blocks", "st_blksize",
+)  # fmt: skip
+
+
+def _error(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+class VolatileFS:
+    """The FUSE operations (mfusepy calls them by name; no `lock` attribute on purpose:
+    mfusepy would register it as the FUSE lock operation and break fcntl locks)."""
+
+    use_ns = True
+
+    def __init__(self, root: str, on_mount: Callable[[], None] | None = None) -> None:
+        self.root = os.path.realpath(root)
+        self.on_mount = on_mount
+        self._mutex = threading.Lock()
+        self._states: dict[str, FileState] = {}
+        self._handles: dict[int, FileState] = {}
+        self._next_fh = 1
+        self.frozen = False
+        self.counters = {"fsyncs": 0, "synced_bytes": 0, "writes": 0}
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _real(self, path: str) -> str:
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def _check(self) -> None:
+        if self.frozen:
+            raise _error(errno.EIO)
+
+    def _state(self, path: str) -> FileState:
+        state = self._states.get(path)
+        if state is None:
+            fd = os.open(self._real(path), os.O_RDWR)
+            size = os.fstat(fd).st_size
+            state = self._states[path] = FileState(fd=fd, size=size, visible=size)
+        return state
+
+    def _forget(self, state: FileState) -> None:
+        """Close a file nobody has open, unless its overlay must wait for an fsync or a cut."""
+        if state.opens:
+            return
+        keys = [k for k, s in self._states.items() if s is state]
+        if keys and not state.clean:
+            return
+        for key in keys:
+            del self._states[key]
+        os.close(state.fd)
+
+    @staticmethod
+    def _discard(state: FileState | None) -> None:
+        """A file that left the namespace: close it unless a handle still uses it."""
+        if state is not None and state.opens == 0:
+            os.close(state.fd)
+
+    @staticmethod
+    def _owned(real: str) -> None:
+        """Give a new entry to the calling process's user (PostgreSQL must open it later)."""
+        from mfusepy import fuse_get_context
+
+        uid, gid, _ = fuse_get_context()
+        os.lchown(real, uid, gid)
+
+    def init(self, path: str) -> None:
+        if self.on_mount is not None:
+            self.on_mount()
+
+    # ---------------------------------------------------------------- metadata
+
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
+        """The backing file's attributes with the logical (overlay) size."""
+        with self._mutex:
+            self._check()
+            state = self._handles.get(fh) if fh is not None else None
+            if state is None and path is not None:
+                state = self._states.get(path)
+            if state is not None and fh is not None:
+                result = os.fstat(state.fd)
+            elif path is not None:
+                result = os.lstat(self._real(path))
+            else:
+                raise _error(errno.ENOENT)
+            attrs = {name: getattr(result, name) for name in STAT_FIELDS}
+            if state is not None:
+                attrs["st_size"] = state.size
+            return attrs
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        with self._mutex:
+            self._check()
+            return [".", "..", *os.listdir(self._real(path))]
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._real(path))
+
+    def statfs(self, path: str) -> dict[str, int]:
+        found = os.statvfs(self._real(path))
+        return {name: getattr(found, name) for name in STATVFS_FIELDS}
+
+    def mkdir(self, path: str, mode: int) -> None:
+        with self._mutex:
+            self._check()
+            os.mkdir(self._real(path), mode)
+            self._owned(self._real(path))
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        with self._mutex:
+            self._check()
+            os.mknod(self._real(path), mode, dev)
+            self._owned(self._real(path))
+
+    def symlink(self, target: str, source: str) -> None:
+        with self._mutex:
+            self._check()
+            os.symlink(source, self._real(target))
+            self._owned(self._real(target))
+
+    def link(self, target: str, source: str) -> None:
+        raise _error(errno.EPERM)  # hard links would alias overlays; nothing we test uses them
+
+    def rmdir(self, path: str) -> None:
+        with self._mutex:
+            self._check()
+            os.rmdir(self._real(path))
+
+    def unlink(self, path: str) -> None:
+        with self._mutex:
+            self._check()
+            os.unlink(self._real(path))
+            self._discard(self._states.pop(path, None))
+
+    def rename(self, old: str, new: str) -> None:
+        with self._mutex:
+            self._check()
+            os.rename(self._real(old), self._real(new))
+            self._discard(self._states.pop(new, None))
+            for key in [k for k in self._states if k == old or k.startswith(old + "/")]:
+                self._states[new + key[len(old) :]] = self._states.pop(key)
+
+    def chmod(self, path: str, mode: int) -> None:
+        with self._mutex:
+            self._check()
+            os.chmod(self._real(path), mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        with self._mutex:
+            self._check()
+            os.lchown(self._real(path), uid, gid)
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        with self._mutex:
+            self._check()
+            if times is None:
+                os.utime(self._real(path), follow_symlinks=False)
+            else:
+                os.utime(self._real(path), ns=times, follow_symlinks=False)
+
+    # ---------------------------------------------------------------- file data
+
+    def _open_handle(self, path: str, flags: int) -> int:
+        state = self._state(path)
+        if flags & os.O_TRUNC:
+            state.truncate(0)
+        state.opens += 1
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = state
+        return fh
+
+    def open(self, path: str, flags: int) -> int:
+        with self._mutex:
+            self._check()
+            return self._open_handle(path, flags)
+
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        with self._mutex:
+            self._check()
+            real = self._real(path)
+            os.close(os.open(real, os.O_CREAT | os.O_WRONLY, mode))
+            self._owned(real)
+            return self._open_handle(path, flags)
+
+    def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
+        with self._mutex:
+            self._check()
+            return self._handles[fh].read(size, offset)
+
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        with self._mutex:
+            self._check()
+            self._handles[fh].write(data, offset)
+            self.counters["writes"] += 1
+            return len(data)
+
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
+        with self._mutex:
+            self._check()
+            state = self._handles.get(fh) if fh is not None else None
+            if state is None:
+                if path is None:
+                    raise _error(errno.EBADF)
+                state = self._state(path)
+            state.truncate(length)
+            self._forget(state)
+
+    def fallocate(self, path: str | None, mode: int, offset: int, size: int, fh: int) -> None:
+        """Plain preallocation only (extends with zeros, unsynced like a write)."""
+        if mode != 0:
+            raise _error(errno.EOPNOTSUPP)
+        with self._mutex:
+            self._check()
+            state = self._handles[fh]
+            if offset + size > state.size:
+                state.truncate(offset + size)
+
+    def fsync(self, path: str | None, datasync: int, fh: int) -> None:
+        with self._mutex:
+            self._check()
+            self.counters["fsyncs"] += 1
+            self.counters["synced_bytes"] += self._handles[fh].sync()
+
+    def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
+        self._check()  # directory entries are durable at once in this model
+
+    def flush(self, path: str | None, fh: int) -> None:
+        self._check()
+
+    def release(self, path: str | None, fh: int) -> None:
+        with self._mutex:
+            state = self._handles.pop(fh, None)
+            if state is not None and not self.frozen:
+                state.opens -= 1
+                self._forget(state)
+
+    # ---------------------------------------------------------------- the cut
+
+    def cut(self) -> dict[str, int]:
+        """Discard every unsynced byte and refuse all later operations."""
+        with self._mutex:
+            self.frozen = True
+            states = {id(s): s for s in [*self._states.values(), *self._handles.values()]}
+            discarded = sum(s.pending_bytes() for s in states.values())
+            files = sum(1 for s in states.values() if s.dirty or s.visible != s.size)
+            for state in states.values():
+                state.dirty.clear()
+            return {
+                "discarded_bytes": discarded,
+                "files_with_unsynced_data": files,
+                **self.counters,
+            }
+
+    def stats(self) -> dict[str, int]:
+        with self._mutex:
+            return dict(self.counters)
+
+
+def _control(fs: VolatileFS, mountpoint: str) -> None:
+    """Serve `cut`/`stats` commands from stdin; unmount on EOF."""
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "cut":
+            answer = fs.cut()
+        elif command == "stats":
+            answer = fs.stats()
+        else:
+            answer = {"error": f"unknown command {command!r}"}  # type: ignore[dict-item]
+        print(json.dumps(answer), flush=True)
+    fs.cut()
+    subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False)
+
+
+def serve(backing: str, mountpoint: str) -> None:
+    """Mount `backing` at `mountpoint` (foreground, multithreaded) until unmounted."""
+    os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+    from mfusepy import FUSE
+
+    backing, mountpoint = (
+        os.path.abspath(backing),
+        os.path.abspath(mountpoint),
+    )  # libfuse chdirs to /
+
+    def mounted() -> None:
+        print("ready", flush=True)
+        threading.Thread(target=_control, args=(fs, mountpoint), daemon=True).start()
+
+    fs = VolatileFS(backing, on_mount=mounted)
+    FUSE(fs, mountpoint, foreground=True, allow_other=True, default_permissions=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print("usage: python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT", file=sys.stderr)
+        raise SystemExit(2)
+    serve(sys.argv[1], sys.argv[2])
