@@ -68,7 +68,7 @@ def window(position: int) -> tuple[datetime, datetime]:
 def succession(agent: str, line: int, position: int) -> Claim:
     """Claim `position` of long line `line`: a new value with the next trusted one-hour window.
 
-    Each claim closes cleanly after the previous one (SPEC rule E3, succession), so a line
+    Each claim closes cleanly after the previous one (reference rule E3, succession), so a line
     can grow to any length without becoming Contested, in both engines.
     """
     start, end = window(position)

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("targets", nargs="*", default=[SCENARIOS])
     record.add_argument("--backend", default="sqlite-mem")
     record.add_argument("--force", action="store_true", help="overwrite existing expectations")
-    cover = sub.add_parser("coverage", help="which SPEC rules the streams exercise")
+    cover = sub.add_parser("coverage", help="which reference rules the streams exercise")
     cover.add_argument("targets", nargs="*", default=[SCENARIOS])
     cover.add_argument("--backend", default="sqlite-mem")
     cover.add_argument("--write-readme", action="store_true", help=f"update {README}")

@@ -141,6 +141,24 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _skip_notes(result: CorpusResult) -> list[str]:
+    """Why a backend ran fewer streams than the corpus holds, one line per reason."""
+    skipped: dict[str, list[tuple[str, str]]] = {}
+    for verdict in result.verdicts:
+        for name, run in verdict.runs.items():
+            if run.skipped:
+                skipped.setdefault(run.skipped, []).append((name, verdict.stream.name))
+    notes = []
+    for reason, where in skipped.items():
+        backends = [b for b in result.backends if any(name == b for name, _ in where)]
+        streams = sorted({stream for _, stream in where})
+        notes.append(
+            f"{', '.join(backends)}: {len(streams)} stream(s) not run ({', '.join(streams)}): "
+            f"{reason}"
+        )
+    return notes
+
+
 def summary_table(result: CorpusResult, *, with_coverage: bool = True) -> str:
     """The compact table: one row per backend, the verdict, and (for a whole corpus) the
     rules no stream exercised."""
@@ -161,6 +179,7 @@ def summary_table(result: CorpusResult, *, with_coverage: bool = True) -> str:
         )
     for name, reason in result.unavailable.items():
         rows.append(f"{name:<12} unavailable: {reason}")
+    rows.extend(_skip_notes(result))
     bad = [v.stream.name for v in result.verdicts if not v.ok]
     unrecorded = sum(v.expected is None for v in result.verdicts)
     if result.ok:

@@ -1,4 +1,4 @@
-"""Which SPEC rules a replay exercised, derived from what it observed — never from file names.
+"""Which reference rules a replay exercised, derived from what it observed — never from file names.
 
 `observe` reads the records of one run (results, errors, and the ledger entries each
 operation appended: `rationale.route` names the rule that decided a write) and returns
@@ -257,8 +257,8 @@ def coverage(observed: Mapping[str, set[str]]) -> dict[str, list[str]]:
 
 
 def markdown(table: Mapping[str, list[str]], limit: int = 4) -> str:
-    """The README table: rule, SPEC section, meaning, scenarios (a few, then a count)."""
-    rows = ["| rule | SPEC | what | scenarios |", "|---|---|---|---|"]
+    """The README table: rule, reference section, meaning, scenarios (a few, then a count)."""
+    rows = ["| rule | reference | what | scenarios |", "|---|---|---|---|"]
     for rule, section, about in RULES:
         names = table.get(rule, [])
         shown = ", ".join(f"`{n}`" for n in names[:limit])

@@ -18,7 +18,7 @@ BEGIN, END = "<!-- coverage:begin -->", "<!-- coverage:end -->"
 
 
 def outline(op: Mapping[str, Any], record: Mapping[str, Any]) -> str:
-    """One line per operation: what it returned, in the words of the SPEC."""
+    """One line per operation: what it returned, in the words of the reference."""
     name = op["op"]
     routes = [
         f"{e['event_kind']}/{e['disposition']}[{e['rationale'].get('route')}:"
@@ -68,6 +68,7 @@ def record(targets: Sequence[str | Path], backend: str, *, force: bool) -> int:
     for path in stream_paths(targets):
         target = expected_path(path)
         if target.exists() and not force:
+            print(f"{path.stem}: already recorded in {target.name} (--force records it again)")
             continue
         stream = read_stream(path)
         chosen = backend if supports(backend, stream.header.topology) else "sqlite-file"

@@ -64,7 +64,7 @@ def run_on(stream: Stream, backend: str) -> BackendRun:
     run = BackendRun(backend)
     header = stream.header
     if not supports(backend, header.topology):
-        run.skipped = f"{backend} has no {header.topology!r} topology"
+        run.skipped = f"they need the {header.topology!r} topology, which these backends lack"
         return run
     clock, oracle = header.make_clock(), header.make_oracle()
     started = time.perf_counter()

@@ -129,8 +129,8 @@ Unavailable: {html.escape(json.dumps(data["unavailable"])) or "none"}.</p>
 <table><tr><th>stream</th><th>ops</th>{head}<th>ledger digests</th></tr>{_stream_rows(data)}</table>
 <h2>Mean time per operation (µs)</h2>
 <table><tr><th>operation</th>{head}</tr>{_timing_rows(data)}</table>
-<h2>SPEC rule coverage (streams per rule)</h2>
-<table><tr><th>rule</th><th>SPEC</th><th>what</th><th>streams</th></tr>{coverage}</table>
+<h2>reference rule coverage (streams per rule)</h2>
+<table><tr><th>rule</th><th>reference</th><th>what</th><th>streams</th></tr>{coverage}</table>
 <h2>Hypothesis state machine</h2><pre>{hypothesis}</pre>
 """
 

@@ -1,4 +1,4 @@
-"""The one error hierarchy of SPEC §7."""
+"""The one error hierarchy of reference §7."""
 
 from __future__ import annotations
 

@@ -47,3 +47,9 @@ def hint(extra: str) -> str:
 def missing(feature: str, extra: str) -> str:
     """The message for a feature whose optional dependencies are not installed."""
     return f"{feature} needs the {extra} extra: {hint(extra)}"
+
+
+def third_party(error: ModuleNotFoundError) -> bool:
+    """True when the missing module is a dependency, not part of this project."""
+    top = (error.name or "").split(".")[0]
+    return bool(top) and top not in ("mempill", "conformance", "benchmarks")

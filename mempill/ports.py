@@ -92,7 +92,7 @@ class Store(Protocol):
         ...
 
     def may_write(self, agent_id: str) -> bool:
-        """False when the store is bound to another agent (SPEC §8.1 write authority)."""
+        """False when the store is bound to another agent (reference §8.1 write authority)."""
         ...
 
     def agents(self) -> tuple[str, ...]:

@@ -84,7 +84,7 @@ class StreamError(ValueError):
 
 
 class LabOracle:
-    """An oracle that records what it is asked and can be told to fail (SPEC §6 outbox)."""
+    """An oracle that records what it is asked and can be told to fail (reference §6 outbox)."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail

@@ -5,7 +5,7 @@
 # (requests, clock and ids fixed in its header) is replayed on the embedded SQLite store
 # (a file per agent) and on PostgreSQL (the embedded server, or the one
 # `MEMPILL_TEST_PG_DSN` names). Each operation's result and the ledger entries it
-# appended must be identical, and so must the final ledger digests (SPEC §9). A cell
+# appended must be identical, and so must the final ledger digests (reference §9). A cell
 # reads `pass` (identical, and equal to the stream's recorded expectations when there
 # are some), `diff` (unlike the first backend), `deviation` (unlike the recording) or
 # `error`.

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lock contention
 #
-# Writes of one agent are serialized (SPEC invariant 7). How long does a writer wait for
+# Writes of one agent are serialized (reference invariant 7). How long does a writer wait for
 # that lock, and what does it cost in throughput? `mempill.lab.contention` starts N
 # writers (threads sharing one engine, or processes with an engine each), released
 # together, each ingesting new facts; the store records every write transaction in

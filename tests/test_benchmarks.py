@@ -79,7 +79,7 @@ def test_flat_cost_points_cover_every_size(tiny: tuple[Path, dict[str, Any]]) ->
                 assert positive(p["query_cold"]["median_s"]) and positive(p["query_warm"]["p95_s"])
                 assert set(p["dispositions"]) == {"CommittedCheap"}
                 assert set(p["query_cold"]["statuses"]) == set(p["query_warm"]["statuses"])
-    # long lines resolve at the queried instant; filler claims carry no valid time (SPEC §5.5)
+    # long lines resolve at the queried instant; filler claims carry no valid time (reference §5.5)
     assert set(flat["line"]["engines"]["ours"][-1]["query_warm"]["statuses"]) == {"Resolved"}
     assert set(flat["store"]["engines"]["ours"][-1]["query_cold"]["statuses"]) == {
         "TimingUncertain"

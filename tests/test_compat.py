@@ -1,8 +1,8 @@
-"""`mempill.compat`: the published 0.4 wheel's dict API, shapes and behaviour (SPEC §10-11).
+"""`mempill.compat`: the published 0.4 wheel's dict API, shapes and behaviour (reference §10-11).
 
 The WHEEL_* literals were produced by the 0.4.0 wheel itself (/tmp/ref probes, Nov 2026)
 and are kept here because CI has no wheel: every key the wheel returned must be present
-with a value of the same JSON type. Behaviour follows SPEC §11 where the wheel was wrong.
+with a value of the same JSON type. Behaviour follows reference §11 where the wheel was wrong.
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def test_ingest_receipts_have_the_wheel_shape(ce: CompatEngine) -> None:
 
 
 def test_restating_corroborates_instead_of_contesting(ce: CompatEngine) -> None:
-    """SPEC §11: the wheel reported two equal Berlin claims as Contested."""
+    """reference §11: the wheel reported two equal Berlin claims as Contested."""
     first = ce.ingest_claim(claim("Berlin"))
     again = ce.ingest_claim(claim("Berlin"))
     assert (again["disposition"], again["reason"]) == ("CommittedCheap", "corroboration")
@@ -453,7 +453,7 @@ def test_contested_belief_lists_every_side_and_picks_none(ce: CompatEngine) -> N
 
 
 def test_set_valued_members_resolve(ce: CompatEngine) -> None:
-    """SPEC §11: the wheel contested two SetValued members."""
+    """reference §11: the wheel contested two SetValued members."""
     for lang in ("en", "de"):
         assert (
             ce.ingest_claim(claim(lang, "s", "lang", cardinality="SetValued"))["disposition"]
@@ -521,7 +521,9 @@ def test_history_has_the_wheel_shape_and_the_spec_statuses(ce: CompatEngine) -> 
     assert_shape(found["entries"][0], WHEEL_HISTORY_ENTRY)
     assert WHEEL_HISTORY_ENTRY.items() <= (found["entries"][0] | {"claim_ref": REF}).items()
     assert history(ce) == [("Berlin", "Ended"), ("Munich", "Current")]
-    bound(ce, munich["claim_ref"], "2026-02-01T00:00:00Z", "month")  # a future bound (SPEC §11)
+    bound(
+        ce, munich["claim_ref"], "2026-02-01T00:00:00Z", "month"
+    )  # a future bound (reference §11)
     entry = ce.query_history({"agent_id": A, "subject": "user", "predicate": "city"})["entries"][1]
     assert (entry["status"], entry["state"], entry["valid_until"]) == (
         "Current",

@@ -1,5 +1,5 @@
 """The scenario corpus replays on every selected backend exactly as recorded, and together
-the streams exercise every rule of SPEC §4–§6 (derived from what the replay observed)."""
+the streams exercise every rule of reference §4–§6 (derived from what the replay observed)."""
 
 from __future__ import annotations
 

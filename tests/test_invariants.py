@@ -1,4 +1,4 @@
-"""SPEC §1 invariants that need the database's help to show: append-only storage."""
+"""reference §1 invariants that need the database's help to show: append-only storage."""
 
 from __future__ import annotations
 

@@ -24,7 +24,13 @@ ALLOWED: dict[str, set[str] | None] = {
     "mempill.engine": {"mempill.core", *SEAMS},
     "mempill.stores": {"mempill.core", *SEAMS},
     "mempill.extras": set(),
-    "mempill.openers": {"mempill.core", "mempill.engine", "mempill.stores", "mempill.extras", *SEAMS},
+    "mempill.openers": {
+        "mempill.core",
+        "mempill.engine",
+        "mempill.stores",
+        "mempill.extras",
+        *SEAMS,
+    },
     "mempill.streams": {"mempill.core", "mempill.engine", *SEAMS},
     "mempill.compat": {"mempill.core", "mempill.engine", "mempill.openers", *SEAMS},
     "mempill.cli": {
@@ -81,7 +87,8 @@ def imports(name: str, path: Path) -> Iterator[str]:
             ]
         else:
             continue
-        for target in targets:
+        for written in targets:
+            target = written
             while target and target not in MODULES:  # `import mempill.x.y` names a module
                 target = target.rpartition(".")[0]
             if target.startswith("mempill") and target != name:

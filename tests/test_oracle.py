@@ -1,4 +1,4 @@
-"""SPEC §6: the oracle outbox, verdicts, expiry, notification retries and reconcile."""
+"""reference §6: the oracle outbox, verdicts, expiry, notification retries and reconcile."""
 
 from __future__ import annotations
 

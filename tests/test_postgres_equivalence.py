@@ -1,4 +1,4 @@
-"""PostgreSQL storage edge cases return exactly what SQLite returns (SPEC §1.9, §9).
+"""PostgreSQL storage edge cases return exactly what SQLite returns (reference §1.9, §9).
 
 Values and times at the limits of what PostgreSQL types hold (timestamptz at years 1 and
 9999, a 301-digit integer through the generated jsonb column, 60 KB of text, floats at

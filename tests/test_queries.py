@@ -1,4 +1,4 @@
-"""SPEC §5: the fold and the four queries."""
+"""reference §5: the fold and the four queries."""
 
 from __future__ import annotations
 

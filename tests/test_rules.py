@@ -1,4 +1,4 @@
-"""SPEC §4 rule by rule: V, Q1–Q2, R0–R2, M1–M2, E1–E6 and the validity assertions."""
+"""reference §4 rule by rule: V, Q1–Q2, R0–R2, M1–M2, E1–E6 and the validity assertions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLite topology A (SPEC §8.1): PRAGMAs, non-blocking reads, binding, processes, plans."""
+"""SQLite topology A (reference §8.1): PRAGMAs, non-blocking reads, binding, processes, plans."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`mempill doctor`: open a store, describe it, count its rows and check its integrity.
 
-The consistency checks are the ones a reader of SPEC §1 would ask for and are the
+The consistency checks are the ones a reader of reference §1 would ask for and are the
 same SQL on both backends: every agent's `stream_seq` is gap-free from 1, tx times
 never go backwards along it, and every claim row has a ledger entry. SQLite adds
 `PRAGMA integrity_check` and `foreign_key_check`; PostgreSQL reports its version.

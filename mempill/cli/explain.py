@@ -2,7 +2,7 @@
 
 An agent reading a tool result, or a person reading a terminal, should learn from one
 sentence what happened and what to do next, without knowing the rule letters of
-SPEC §4. The texts are keyed by the engine's reason codes; an unknown code falls back
+reference §4. The texts are keyed by the engine's reason codes; an unknown code falls back
 to a generic sentence that still names the code.
 """
 

@@ -3,7 +3,7 @@
 Every format carries the same columns; structured fields (a claim's value, its
 derived_from list, an entry's rationale) are canonical JSON text, so a value keeps its
 identity (`1` vs `1.0`) and pandas reads the three formats into equal frames. Times
-are the fixed-width UTC text of SPEC §8.1. Parquet needs pyarrow (`mempill[lab]`).
+are the fixed-width UTC text of reference §8.1. Parquet needs pyarrow (`mempill[lab]`).
 """
 
 from __future__ import annotations
@@ -147,6 +147,8 @@ def export(session: Session, args: argparse.Namespace) -> Output:
     spec = LEDGER_COLUMNS if args.what == "ledger" else CLAIM_COLUMNS
     data = list(rows(session, args.what))
     to_stdout = args.out is None or args.out == "-"
+    if not to_stdout:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as the Python API does
     if fmt == "parquet":
         if to_stdout:
             raise ConfigError("Parquet is binary: give --out FILE.parquet")

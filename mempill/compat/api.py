@@ -4,8 +4,8 @@ Callers of the wheel switch by changing their opener: `compat.open_in_memory()`,
 `compat.open_for_agent(base_dir, agent_id)`, `compat.open_oracle_in_memory(oracle)`,
 `compat.open_oracle_for_agent(base_dir, agent_id, oracle)`, `compat.open_postgres(dsn)`
 or `compat.wrap(engine)` return a `CompatEngine` with the wheel's methods. Requests are
-parsed by `compat_requests`, results rendered by `compat_shapes`; behaviour is the
-engine's, which follows SPEC §11 where the wheel was wrong (restating corroborates,
+parsed by `compat.requests`, results rendered by `compat.shapes`; behaviour is the
+engine's, which follows reference §11 where the wheel was wrong (restating corroborates,
 audit is chronological and filtered before its limit, …). See docs/compat.md and docs/decisions.md.
 """
 

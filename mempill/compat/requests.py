@@ -174,7 +174,7 @@ class Assertion:
 
 
 def assertion(request: Any) -> Assertion:
-    """Bound / Reopen as in the wheel, plus Invalidate (SPEC §4)."""
+    """Bound / Reopen as in the wheel, plus Invalidate (reference §4)."""
     body = fields(
         request, "assert_validity", ("agent_id", "target", "assertion", "provenance", "confidence")
     )

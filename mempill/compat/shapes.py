@@ -112,7 +112,7 @@ def claim_dict(row: ClaimRow) -> dict[str, Any]:
 
 def slot_dict(slot: BeliefSlot, row: ClaimRow) -> dict[str, Any]:
     """One belief slot. `valid_time` and the displays show the stored window (as the wheel
-    did); `effective_window` adds the SPEC's window (bounds applied, untrusted → open)."""
+    did); `effective_window` adds the reference's window (bounds applied, untrusted → open)."""
     return {
         "claim_ref": slot.claim_ref,
         "fact": {"subject": row.subject, "predicate": row.predicate, "value": slot.value},
@@ -199,7 +199,7 @@ def _subject_slot(slot: BeliefSlot, row: ClaimRow) -> dict[str, Any]:
 
 
 def subject_row(belief: Projection, rows: Mapping[str, ClaimRow]) -> dict[str, Any]:
-    """One `query_subject` row. A Contested row picks no value (SPEC §1.5): `value` is
+    """One `query_subject` row. A Contested row picks no value (reference §1.5): `value` is
     None and `candidates` lists every side; a set lists its members there too."""
     chosen = None if belief.status is BeliefStatus.CONTESTED else belief.primary
     head = (
@@ -236,7 +236,7 @@ def _until_granularity(
 def history_dict(
     entry: HistoryEntry, row: ClaimRow, assertions: Iterable[AssertionRow]
 ) -> dict[str, Any]:
-    """One `query_history` entry: the SPEC's effective window, status and state."""
+    """One `query_history` entry: the reference's effective window, status and state."""
     bounds = [a for a in assertions if a.kind is AssertionKind.BOUND]
     return {
         "claim_ref": entry.claim_ref,

@@ -1,4 +1,4 @@
-"""Canonical JSON text (value identity, SPEC §2) and the checks that guard it.
+"""Canonical JSON text (value identity, reference §2) and the checks that guard it.
 
 Canonical text: keys sorted, no insignificant whitespace, non-ASCII kept, integers as
 integers, floats as Python ``repr``. Both backends store and return exactly this text.

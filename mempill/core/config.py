@@ -1,4 +1,4 @@
-"""Engine configuration (SPEC §3): frozen, validated, every field used."""
+"""Engine configuration (reference §3): frozen, validated, every field used."""
 
 from __future__ import annotations
 

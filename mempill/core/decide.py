@@ -1,6 +1,6 @@
-"""The pure write decision (SPEC §4): the first matching rule of V, Q, R, M, E wins.
+"""The pure write decision (reference §4): the first matching rule of V, Q, R, M, E wins.
 
-Each rule is one branch below, named by its SPEC id; the id is recorded as the
+Each rule is one branch below, named by its reference id; the id is recorded as the
 ledger entry's `route`, so every stored outcome points back at the rule that made it.
 No I/O here: the engine hands in the line's views, the named parents and the tx time.
 """
@@ -147,7 +147,7 @@ def decide(
     has_oracle: bool,
     config: EngineConfig,
 ) -> Decision:
-    """Rules V (parents), Q1–Q2, R0–R2, M1–M2 and E1–E6, in SPEC order."""
+    """Rules V (parents), Q1–Q2, R0–R2, M1–M2 and E1–E6, in reference order."""
     request = candidate.request
     recall = request.provenance is Provenance.RECALL_RE_ENTRY
     missing = [ref for ref in request.derived_from if ref not in parents]

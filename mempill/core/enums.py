@@ -1,4 +1,4 @@
-"""The closed vocabularies of SPEC §2–§5 as string enums."""
+"""The closed vocabularies of reference §2–§5 as string enums."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Disposition(StrEnum):
-    """The twelve outcomes a write can have (SPEC §4)."""
+    """The twelve outcomes a write can have (reference §4)."""
 
     COMMITTED_CHEAP = "CommittedCheap"
     COMMITTED_INFERRED = "CommittedInferred"

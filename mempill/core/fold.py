@@ -1,4 +1,4 @@
-"""The read fold (SPEC §5): belief computed from a line's rows, purely and deterministically.
+"""The read fold (reference §5): belief computed from a line's rows, purely and deterministically.
 
 `views` turns stored rows into one `ClaimView` per claim (state, liveness, effective
 window); `project` and `history` fold those views at an instant. The write path

@@ -75,7 +75,7 @@ class LineState:
             self.by_ref[ref] = new
             self.index.add(new, first_time=old is None)
 
-    # ---- the `Line` questions (see mempill/line.py), answered from the index
+    # ---- the `Line` questions (see `line.py`), answered from the index
 
     def views(self) -> Sequence[ClaimView]:
         return tuple(self.by_ref.values())

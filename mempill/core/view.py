@@ -1,4 +1,4 @@
-"""One claim as the fold sees it: its state, liveness and effective window (SPEC §5.1–2).
+"""One claim as the fold sees it: its state, liveness and effective window (reference §5.1–2).
 
 `view` folds a claim's own ledger entries and validity assertions; `views` does it for
 every claim of a line's rows. Reads and the write rules both start from these views.

@@ -1,4 +1,4 @@
-"""The oracle outbox: queue a pending adjudication, expire it, apply a verdict (SPEC §6)."""
+"""The oracle outbox: queue a pending adjudication, expire it, apply a verdict (reference §6)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def expire(batch: Batch, pending: PendingAdjudication) -> None:
 def adjudicate(
     batch: Batch, pending: PendingAdjudication, verdict: Verdict, evidence: Provenance, op_ref: str
 ) -> AdjudicationOutcome:
-    """Apply an oracle verdict (SPEC §6) to a pending row that has not expired."""
+    """Apply an oracle verdict (reference §6) to a pending row that has not expired."""
     challenger = batch.claim_view(pending.challenger_ref)
     line = (pending.subject, pending.predicate)
     base = {

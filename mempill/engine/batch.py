@@ -1,7 +1,7 @@
 """The state of one write transaction: stream_seq, tx time, ids and the lines it touches.
 
 Rows go through the Batch, which applies them to the cached line states in place, marked
-dirty until COMMIT (see `lines.py`)."""
+dirty until COMMIT (see `core/linestate.py`)."""
 
 from __future__ import annotations
 

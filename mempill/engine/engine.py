@@ -1,6 +1,7 @@
 """The Engine: the only place that opens transactions, retries, and calls the oracle.
 
-It glues the pure core (`decide.py`, `fold.py`, applied by `writes.py`) to a `Store`.
+It glues the pure core (`core/decide.py`, `core/fold.py`, applied by `ingest.py`,
+`assertions.py` and `oracle.py`) to a `Store` through its `TransactionRunner`.
 Every public call reads the clock once; every write runs in one transaction of one
 agent and is retried as a whole on a transient storage error.
 """
@@ -280,7 +281,7 @@ class Engine:
         )
 
     def ledger_digest(self, agent_id: str) -> str:
-        """SHA-256 over the agent's ledger entries in stream order (SPEC §9)."""
+        """SHA-256 over the agent's ledger entries in stream order (reference §9)."""
         agent = parse.agent_id(agent_id)
         digest = hashlib.sha256()
         with self.store.read(agent) as reader:
@@ -303,7 +304,7 @@ class Engine:
         with self.store.read(agent) as reader:
             return reader.write_stats()
 
-    # ------------------------------------------------------------ the oracle loop (SPEC §6)
+    # ------------------------------------------------------------ the oracle loop (reference §6)
 
     def submit_adjudication(
         self,

@@ -1,4 +1,4 @@
-"""The shared, bounded cache of committed line states of one engine (see `lines.py`)."""
+"""The shared, bounded cache of committed line states of one engine (see `core/linestate.py`)."""
 
 from __future__ import annotations
 

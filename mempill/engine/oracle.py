@@ -1,4 +1,4 @@
-"""The oracle loop of SPEC §6: the outbox notifications after a commit, verdicts, expiry,
+"""The oracle loop of reference §6: the outbox notifications after a commit, verdicts, expiry,
 notification retries and reconcile. The Engine holds one and delegates to it."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class OracleLoop:
         )
         try:
             self.oracle.request_adjudication(handle_id, request)
-        except Exception:  # an oracle failure must never orphan the claim (SPEC §6)
+        except Exception:  # an oracle failure must never orphan the claim (reference §6)
             log.warning("oracle failed for handle %s; it stays pending", handle_id, exc_info=True)
             return False
         with store.write(agent_id) as txn:

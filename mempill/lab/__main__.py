@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from mempill import extras
+
 COMMANDS = {
     "run": ("mempill.lab.run", "the conformance lab on the embedded default, with its summary"),
     "crash": ("mempill.lab.durability.crash", "crash and power-loss durability experiments"),
@@ -19,8 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, (_, about) in COMMANDS.items():
             print(f"  {name:<11} {about}")
         return 0 if args and args[0] in ("-h", "--help") else 2
-    module = importlib.import_module(COMMANDS[args[0]][0])
-    result: int = module.main(args[1:])
+    try:
+        module = importlib.import_module(COMMANDS[args[0]][0])
+        result: int = module.main(args[1:])
+    except ModuleNotFoundError as e:
+        if not extras.third_party(e):
+            raise
+        print(
+            f"error: {extras.missing(f'python -m mempill.lab {args[0]}', 'lab')}", file=sys.stderr
+        )
+        return 2
     return result
 
 

@@ -408,7 +408,7 @@ def connect(source: Source, *, default: bool = False, **filters: Any) -> duckdb.
 
 
 def digests(engines: Mapping[str, Engine], agents: Iterable[str] | None = None) -> pd.DataFrame:
-    """The ledger digest (SPEC §9) of each agent on each engine, and whether they all agree.
+    """The ledger digest (reference §9) of each agent on each engine, and whether they all agree.
 
     One row per agent; one column per engine label; `equal` is True when every engine
     has the same digest for that agent.

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mempill import extras
+
 SMALL_ENV = "MEMPILL_NOTEBOOK_SMALL"
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -194,6 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )  # fmt: skip
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if not extras.third_party(e):
+            raise
+        print(f"error: {extras.missing('running notebooks', 'notebooks')}", file=sys.stderr)
         return 2
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:

@@ -1,4 +1,4 @@
-"""PostgreSQL, topology B (SPEC §8.2): one shared database, true per-agent concurrency.
+"""PostgreSQL, topology B (reference §8.2): one shared database, true per-agent concurrency.
 
 Each write takes a pooled connection, opens a transaction and takes the agent's
 transaction-scoped advisory lock on the 64-bit key `hashtextextended(agent_id, 0)`, so

@@ -1,4 +1,4 @@
-"""SQLite, topology A (SPEC §8.1): one database per agent, WAL + synchronous=FULL.
+"""SQLite, topology A (reference §8.1): one database per agent, WAL + synchronous=FULL.
 
 Writes to an agent go through that agent's one write connection, under its lock, in
 `BEGIN IMMEDIATE` (so two processes on one file are serialized by SQLite itself); a

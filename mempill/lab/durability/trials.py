@@ -67,11 +67,11 @@ def run_trial(
         if config.backend == "sqlite":
             result, discarded = _sqlite_trial(config, root, seed, delay)
         else:
-            from mempill.lab.durability import postgres as durability_pg
+            from mempill.lab.durability import postgres as pg_trials
 
             if pg_template is None:
                 raise HarnessError("PostgreSQL trials need a template cluster")
-            result, discarded = durability_pg.trial(config, root, pg_template, seed, delay)
+            result, discarded = pg_trials.trial(config, root, pg_template, seed, delay)
     return TrialResult(
         configuration=config,
         trial=trial,
