@@ -1,7 +1,8 @@
 """Tables and figures of the durability lab (the notebook and the closing note use them).
 
-The trial rows come from `python -m mempill.lab crash` (`data/durability/trials.csv` by
-default); `run_live` runs a small experiment through the same CLI into another file.
+The saved trial rows are `data/durability/trials.csv` (curated: `python -m mempill.lab crash
+--out data/durability/trials.csv` adds a run); `run_live` runs a small experiment through the
+same CLI into a file of its own.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def load_trials(path: Path = SAVED) -> pd.DataFrame:
     import pandas as pd
 
     if not path.exists():
-        raise FileNotFoundError(f"no durability results at {path}; run python -m mempill.lab crash")
+        raise FileNotFoundError(
+            f"no durability results at {path}; run python -m mempill.lab crash --out {path}"
+        )
     return pd.read_csv(path)
 
 
