@@ -13,7 +13,9 @@ from conformance.coverage import RULE_IDS, coverage, observe
 from conformance.replay import DIFF, ERROR, PASS, Verdict, replay_path, stream_paths
 from mempill.lab.backends import unavailable
 
-CELL_MARK = {"pass": "ok", "diff": "DIFF", "deviation": "DEV", "error": "ERR", "skip": "-"}
+CELL_MARK = {
+    "pass": "ok", "diff": "DIFF", "deviation": "DEV", "error": "ERR", "skip": "-", "broken": "DECL",
+}  # fmt: skip
 
 
 @dataclass
@@ -126,6 +128,7 @@ def _verdict_text(verdict: Verdict, counter: str) -> str:
         lines.extend(
             f"    {name}: {p}" for p in ([run.error] if run.error else []) + run.unexpected[:3]
         )
+        lines.extend(f"    {name}: declared, broken: {p}" for p in run.broken[:5])
     lines.extend(_indent(d.render()) for d in verdict.differences[:1])
     return "\n".join(lines)
 

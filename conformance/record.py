@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance.coverage import RULES, coverage, markdown, observe
-from conformance.expected import expected_path, write_expected
-from conformance.replay import run_on, stream_paths
+from conformance.expected import expected_path, read_expected, write_expected
+from conformance.replay import first_difference, run_on, stream_paths
 from mempill.lab.backends import supports
 from mempill.streams import read_stream
 
@@ -63,7 +63,12 @@ def _belief(p: Mapping[str, Any]) -> str:
 
 
 def record(targets: Sequence[str | Path], backend: str, *, force: bool) -> int:
-    """Write `<name>.expected.jsonl` for each stream (only missing ones unless `force`)."""
+    """Write `<name>.expected.jsonl` for each stream (only missing ones unless `force`).
+
+    A run that breaks one of the stream's declared expectations is never written: the
+    declarations, not the engine, say what must happen. Over an existing recording the
+    first changed operation is shown, for review.
+    """
     failures = 0
     for path in stream_paths(targets):
         target = expected_path(path)
@@ -73,10 +78,19 @@ def record(targets: Sequence[str | Path], backend: str, *, force: bool) -> int:
         stream = read_stream(path)
         chosen = backend if supports(backend, stream.header.topology) else "sqlite-file"
         run = run_on(stream, chosen)
-        if not run.ok:
-            print(f"{path.stem}: not recorded: {run.error or run.skipped}")
+        if not run.ok or run.broken:
+            problems = [run.error or run.skipped] if not run.ok else run.broken
+            print(f"{path.stem}: NOT recorded: the run breaks what the stream declares:")
+            print("".join(f"  {p}\n" for p in problems[:10]), end="")
             failures += 1
             continue
+        old = read_expected(target)
+        if old is not None:
+            change = first_difference(stream, "recorded", old, chosen, run.lines)
+            if change is None:
+                print(f"{path.stem}: unchanged")
+                continue
+            print(f"{path.stem}: CHANGED — review before committing; {change.render()}")
         write_expected(target, run.lines)
         print(f"{path.stem}: recorded {len(run.records)} operations from {chosen}")
         for op, rec in zip(stream.ops, run.records, strict=True):

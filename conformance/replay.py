@@ -15,18 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.declared import Checker, check_declaration
 from conformance.diff import explain
 from conformance.expected import expectation_lines, expected_path, read_expected
 from mempill.lab.backends import open_engine, supports
 from mempill.streams import OpRecord, Session, Stream, StreamError, read_stream
 
-PASS, DIFF, DEVIATION, ERROR, SKIP, UNRECORDED = (
+PASS, DIFF, DEVIATION, ERROR, SKIP, UNRECORDED, BROKEN = (
     "pass",
     "diff",
     "deviation",
     "error",
     "skip",
     "unrecorded",
+    "broken",  # a declared expectation does not hold (whatever the recording says)
 )
 
 
@@ -40,6 +42,7 @@ class BackendRun:
     error: str | None = None  # the harness could not finish the stream (open failed, bad ref…)
     skipped: str | None = None
     seconds: float = 0.0
+    broken: list[str] = field(default_factory=list)  # declared expectations that failed
 
     @property
     def lines(self) -> list[str]:
@@ -78,8 +81,15 @@ def run_on(stream: Stream, backend: str) -> BackendRun:
             topology=header.topology,
         ) as engine:
             session = Session(engine, header, clock, oracle)
-            for op in stream.ops:
-                run.records.append(session.apply(op))
+            checker = Checker(session)
+            for index, op in enumerate(stream.ops, 1):
+                check_declaration(op, f"{stream.source} operation {index}")
+                record = session.apply(op)
+                run.records.append(record)
+                run.broken.extend(
+                    f"operation {index} ({op['op']}): {problem}"
+                    for problem in checker.violations(op, record)
+                )
             run.digests = session.digests()
     except StreamError as e:
         run.error = f"stream error at operation {len(run.records) + 1}: {e}"
@@ -129,7 +139,7 @@ class Verdict:
     stream: Stream
     runs: dict[str, BackendRun]
     expected: list[str] | None
-    cells: dict[str, str]  # backend -> pass | diff | deviation | error | skip | unrecorded
+    cells: dict[str, str]  # backend -> pass | diff | deviation | error | skip | unrecorded | broken
     differences: list[Difference]
 
     @property
@@ -174,6 +184,8 @@ def judge(stream: Stream, runs: dict[str, BackendRun], expected: list[str] | Non
     for name, run in runs.items():  # an engine that crashes agrees with nothing
         if run.unexpected and cells[name] != DIFF:
             cells[name] = ERROR
+        elif run.broken and cells[name] not in (SKIP, ERROR):
+            cells[name] = BROKEN
     return Verdict(stream, runs, expected, cells, differences)
 
 

@@ -36,7 +36,7 @@ FORMAT = "mempill-stream/1"
 DEFAULT_START = "2026-01-01T00:00:00Z"
 SINGLE_FILE = "single-file"  # a header topology: one SQLite file bound to its first agent
 _REF = re.compile(r"^\$([A-Za-z0-9_-]+)(?:\.(\d+))?$")
-_COMMON = frozenset({"op", "as", "note"})
+_COMMON = frozenset({"op", "as", "note", "expect"})  # `expect`: see conformance/declared.py
 INSTANT_KEYS = ("at", "as_of", "valid_at")
 #: operation -> (engine method, positional arguments, keyword arguments). A positional
 #: `agent_id` defaults to the header's agent; operations without a method act on the lab

@@ -43,8 +43,12 @@ def test_stream_replays_as_recorded(path: Path, backend: str) -> None:
     run = run_on(stream, backend)
     assert run.ok, run.error
     assert not run.unexpected, run.unexpected
+    assert not run.broken, "declared expectations broken:\n" + "\n".join(run.broken)
     difference = first_difference(stream, "expected", expected, backend, run.lines)
-    assert difference is None, difference.render()
+    assert difference is None, (
+        f"{difference.render()}\nIf the engine changed on purpose, review the change and record "
+        f"it: python -m conformance record --force {path} (it refuses what breaks a declaration)"
+    )
 
 
 @pytest.fixture(scope="module")
