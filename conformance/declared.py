@@ -41,6 +41,10 @@ RECEIPT_KEYS = {
     "disposition", "reason", "route", "contested_with", "claim_ref", "no_op", "queued",
     "oracle_notified", "superseded", "verdict",
 }  # fmt: skip
+PROJECTION_KEYS = {
+    "status", "reason", "value", "values", "markers", "pending", "inferred", "currency",
+    "corroboration_count", "criticality", "from", "until",
+}  # fmt: skip
 KEYS: dict[str, set[str]] = {
     "ingest": RECEIPT_KEYS,
     "end": RECEIPT_KEYS,
@@ -49,9 +53,7 @@ KEYS: dict[str, set[str]] = {
     "submit_adjudication": RECEIPT_KEYS,
     "ingest_many": {"dispositions", "reasons"},
     "end_fact": {"value", "dispositions", "no_op"},
-    "query_memory": set(
-        ["status", "reason", "value", "values", "markers", "pending", "inferred", "currency", "corroboration_count", "criticality", "from", "until"]
-    ),
+    "query_memory": PROJECTION_KEYS,
     "query_subject": {"statuses", "values"},
     "query_history": {"entries"},
     "query_audit": {"seqs", "next_cursor", "events"},
