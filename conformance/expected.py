@@ -1,7 +1,8 @@
 """The expectations recorded beside each stream: `<name>.expected.jsonl`.
 
 One canonical line per operation (its result or error, and the ledger entries it
-appended), then one line with every agent's ledger digest.
+appended), then one line with every agent's ledger digest and content digest (every stored
+row: claims, assertions, edges, the outbox).
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ def expected_path(stream_path: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + ".expected.jsonl")
 
 
-def expectation_lines(records: Iterable[OpRecord], digests: Mapping[str, str]) -> list[str]:
+def expectation_lines(
+    records: Iterable[OpRecord], digests: Mapping[str, str], content: Mapping[str, str]
+) -> list[str]:
     """The canonical lines of one run: one per operation, then the digests."""
-    return [r.canonical() for r in records] + [canonical_json({"digests": dict(digests)})]
+    final = {"digests": dict(digests), "content": dict(content)}
+    return [r.canonical() for r in records] + [canonical_json(final)]
 
 
 def write_expected(path: str | Path, lines: Iterable[str]) -> None:

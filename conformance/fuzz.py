@@ -74,6 +74,10 @@ def run_machine(
 
     `machine` and `budget` replace the machine class and the profile's settings (tests).
     """
+    if len(set(backends)) < 2:
+        raise ValueError(
+            f"the differential machine compares backends: give at least two (got {backends})"
+        )
     name, chosen = profile(profile_name)
     STATS.reset(backends, name)
     LAST_FAILURE.clear()
@@ -97,6 +101,9 @@ def fuzz(
     `examples` overrides the profile's number of examples (a bounded random run: use it
     with the `deep` profile).
     """
+    if len(set(backends)) < 2:
+        print(f"fuzz: the machine compares backends; give at least two (got {', '.join(backends)})")
+        return 2
     name, chosen = profile(profile_name)
     budget = chosen if examples is None else settings(chosen, max_examples=examples)
     print(f"hypothesis state machine on {', '.join(backends)} ({name})")

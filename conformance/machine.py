@@ -174,7 +174,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 self._fail(first_name, first.to_json(), name, other.to_json())
             if "unexpected" in other.outcome:
                 self._fail(name, other.to_json(), "expected", "a result or a MempillError")
-        digests = {name: s.digests() for name, s in self.sessions.items()}
+        digests = {name: (s.digests(), s.content_digests()) for name, s in self.sessions.items()}
         for name, found in digests.items():
             if found != digests[first_name]:
                 self._fail(first_name, digests[first_name], name, found)
@@ -283,6 +283,57 @@ class DifferentialMachine(RuleBasedStateMachine):
     def reopen_or_invalidate(self, claim: tuple[str, str], cross: bool, invalidate: bool) -> None:
         name = "invalidate" if invalidate else "reopen"
         self.run({"op": name, "agent_id": self._agent(claim, cross), "claim_ref": claim[1]})
+
+    @rule(
+        target=claims,
+        data=st.data(),
+        agent=st.sampled_from(AGENTS),
+        children=st.integers(1, 3),
+        action=st.sampled_from(("end", "invalidate", "challenge", "none")),
+    )
+    def family(self, data: st.DataObject, agent: str, children: int, action: str) -> Any:
+        """A derived family: an External root, model claims derived from it and from each
+        other, then the root ended, invalidated or challenged (an oracle verdict when there is
+        one) — the PendingReview cascade and the derivation anchors, step by step."""
+        line = {"agent_id": agent, "subject": SUBJECTS[1], "predicate": PREDICATES[1]}
+        root = {
+            **line,
+            "value": data.draw(st.sampled_from(VALUES)),
+            "valid_time": {"start": "2020"},
+        }
+        self.run({"op": "ingest", "request": root})
+        labels = [self._label()]
+        for _ in range(children):
+            parents = data.draw(
+                st.lists(st.sampled_from(labels), min_size=1, max_size=2, unique=True)
+            )
+            child = {
+                "agent_id": agent,
+                "subject": data.draw(st.sampled_from(SUBJECTS)),
+                "predicate": data.draw(st.sampled_from(PREDICATES)),
+                "value": data.draw(st.sampled_from(VALUES)),
+                "provenance": "ModelDerived",
+                "derived_from": parents,
+            }
+            self.run({"op": "ingest", "request": child})
+            labels.append(self._label())
+        if action == "end":
+            self.run({"op": "end", "agent_id": agent, "claim_ref": labels[0], "at": "2022-03"})
+        elif action == "invalidate":
+            self.run({"op": "invalidate", "agent_id": agent, "claim_ref": labels[0]})
+        elif action == "challenge":
+            rival = {**line, "value": "rival", "valid_time": {"start": "2021"}}
+            receipt = self.run({"op": "ingest", "request": rival})
+            if isinstance(receipt, Receipt) and receipt.handle_id is not None:
+                verdict = data.draw(st.sampled_from(("Affirm", "Deny", "Unknown")))
+                self.run(
+                    {"op": "submit_adjudication", "handle_id": self._label(), "verdict": verdict}
+                )
+        for label in labels[1:]:  # the dependents' lines, after the cascade
+            self.run({"op": "query_audit", "agent_id": agent, "claim_ref": label, "limit": 10})
+        self.run({"op": "query_memory", **line})
+        self.written += 1
+        return multiple(*((agent, label) for label in labels))
 
     # ------------------------------------------------------------ the oracle loop
 

@@ -39,6 +39,7 @@ class BackendRun:
     backend: str
     records: list[OpRecord] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    content: dict[str, str] = field(default_factory=dict)  # content digests (every row)
     error: str | None = None  # the harness could not finish the stream (open failed, bad ref…)
     skipped: str | None = None
     seconds: float = 0.0
@@ -46,7 +47,7 @@ class BackendRun:
 
     @property
     def lines(self) -> list[str]:
-        return expectation_lines(self.records, self.digests)
+        return expectation_lines(self.records, self.digests, self.content)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,7 @@ def run_on(stream: Stream, backend: str) -> BackendRun:
                     for problem in checker.violations(op, record)
                 )
             run.digests = session.digests()
+            run.content = session.content_digests()
     except StreamError as e:
         run.error = f"stream error at operation {len(run.records) + 1}: {e}"
     except Exception as e:  # a backend that fails outside an operation (open, digest…)

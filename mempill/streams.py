@@ -345,6 +345,10 @@ class Session:
     def digests(self) -> dict[str, str]:
         return {agent: self.engine.ledger_digest(agent) for agent in sorted(self.agents)}
 
+    def content_digests(self) -> dict[str, str]:
+        """Digests of every stored row (claims, assertions, edges, outbox), not only the ledger."""
+        return {agent: self.engine.content_digest(agent) for agent in sorted(self.agents)}
+
     # ------------------------------------------------------------ calls and references
 
     def _call(self, op: Mapping[str, Any]) -> Callable[[], Any]:

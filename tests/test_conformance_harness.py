@@ -101,7 +101,7 @@ def test_engine_errors_are_results_and_every_run_ends_with_digests() -> None:
     run = run_on(parse_stream(text.splitlines()), "sqlite-mem")
     assert run.records[0].outcome == {"error": "ValidationError"}
     assert run.records[1].outcome["result"] == run.digests["a"]
-    assert json.loads(run.lines[-1]) == {"digests": run.digests}
+    assert json.loads(run.lines[-1]) == {"digests": run.digests, "content": run.content}
 
 
 def test_a_deviation_from_the_record_names_the_first_differing_operation(tmp_path: Path) -> None:
@@ -126,12 +126,14 @@ def test_a_deviation_from_the_record_names_the_first_differing_operation(tmp_pat
 def test_backends_that_disagree_are_a_diff_shown_side_by_side() -> None:
     stream = read_stream(SCENARIOS / "e2_first_authoritative.jsonl")
     good = run_on(stream, "sqlite-mem")
-    skewed = BackendRun("sqlite-file", list(good.records), dict(good.digests))
-    skewed.digests = {"agent-1": "0" * 64}
-    verdict = judge(stream, {"sqlite-mem": good, "sqlite-file": skewed}, good.lines)
-    assert verdict.cells == {"sqlite-mem": PASS, "sqlite-file": DIFF}
-    difference = verdict.differences[0]
-    assert difference.op is None and "ledger digests" in difference.render()
+    for field in ("digests", "content"):  # the ledger digest, then the content digest
+        skewed = BackendRun("sqlite-file", list(good.records), dict(good.digests))
+        skewed.content = dict(good.content)
+        setattr(skewed, field, {"agent-1": "0" * 64})
+        verdict = judge(stream, {"sqlite-mem": good, "sqlite-file": skewed}, good.lines)
+        assert verdict.cells == {"sqlite-mem": PASS, "sqlite-file": DIFF}
+        difference = verdict.differences[0]
+        assert difference.op is None and "ledger digests" in difference.render()
 
 
 def test_record_then_replay_and_the_command_line(

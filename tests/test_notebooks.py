@@ -15,6 +15,9 @@ from matplotlib.image import imread
 
 from mempill.lab import notebooks
 
+for _module in ("jupytext", "nbclient", "nbconvert"):  # the notebooks extra, not the dev one
+    pytest.importorskip(_module, reason=f"needs the notebooks extra ({_module} is missing)")
+
 SOURCES = notebooks.sources()
 #: Figures the notebooks of this package must show (others' notebooks: at least none).
 MIN_FIGURES = {"bitemporal_explorer": 1, "lock_contention": 5, "performance": 6, "durability": 1}

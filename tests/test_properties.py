@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from conftest import Backend
 from hypothesis import HealthCheck, given, settings
 from support import ledger, put
 
-from mempill import Disposition, Engine, HistoryStatus, ValidationError
-from mempill.core.canonical import canonical_json
+from mempill import Disposition, Engine, HistoryStatus, ValidationError, ValidTime
+from mempill.core import parse
+from mempill.core.canonical import canonical_json, loads
+from mempill.core.decide import effective_time_confidence
 
 PROFILE = settings(
     max_examples=int(os.environ.get("MEMPILL_PROPERTY_EXAMPLES", "40")),
@@ -151,6 +154,8 @@ LEGAL_WHEN_WELL_FORMED = {
 @PROFILE
 @given(field=MALFORMED_FIELD, bad=BAD_VALUES)
 def test_malformed_requests_raise_or_reject(backend: Backend, field: str, bad: Any) -> None:
+    """Bad input raises or is Rejected and changes nothing; input that is accepted after all is
+    stored exactly as parsed (normalised). Either way nothing lands outside the store."""
     engine = backend.open()
     agent = f"bad-{next(_agents)}"
     put(engine, "Berlin", agent_id=agent)
@@ -173,18 +178,101 @@ def test_malformed_requests_raise_or_reject(backend: Backend, field: str, bad: A
     try:
         receipt = engine.ingest(body)
     except ValidationError:
-        pass
-    else:
-        if receipt.disposition is Disposition.REJECTED:
-            assert receipt.reason
-        else:  # it parsed and was acceptable: only legal shapes get here
-            assert field in LEGAL_WHEN_WELL_FORMED
-            return
+        receipt = None
+    created = set(_all_files(root.parent)) - files_before
+    assert all(Path(p).is_relative_to(root) for p in created), created  # on every branch
+    if receipt is not None and receipt.disposition is not Disposition.REJECTED:
+        assert field in LEGAL_WHEN_WELL_FORMED  # it parsed and was acceptable
+        stored_as_parsed(engine, body, receipt.claim_ref)
+        return
+    if receipt is not None:
+        assert receipt.reason
     assert len(engine.query_history(agent, "user", "city")) == claims_before
     assert belief_of(engine, agent) == before
     assert all(e.claim_ref is None for e in ledger(engine, agent)[1:])
-    created = set(_all_files(root.parent)) - files_before
-    assert all(Path(p).is_relative_to(root) for p in created), created
+
+
+def stored_as_parsed(engine: Engine, body: dict[str, Any], claim_ref: str) -> None:
+    """The stored row is the parsed request, normalised: canonical value text, enum members,
+    UTC instants at µs, the effective valid-time confidence; and reads return the value."""
+    request = parse.ingest_request(body)
+    with engine.store.read(request.agent_id) as reader:
+        row = reader.claim(claim_ref)
+    if row is None:  # a recall echo (R1) writes no row; its receipt names the matched claim
+        assert request.provenance.value == "RecallReEntry"
+        return
+    window = request.valid_time or ValidTime()
+    assert (row.subject, row.predicate) == (request.subject, request.predicate)
+    assert row.value == canonical_json(request.value)
+    assert loads(row.value) == request.value
+    assert (row.provenance, row.cardinality, row.criticality) == (
+        request.provenance,
+        request.cardinality,
+        request.criticality,
+    )
+    assert row.value_confidence == request.value_confidence
+    assert row.valid_time_confidence == effective_time_confidence(request)
+    assert (row.valid_from, row.valid_until) == (window.valid_from, window.valid_until)
+    assert row.derived_from == request.derived_from
+    history = engine.query_history(request.agent_id, request.subject, request.predicate)
+    (entry,) = [e for e in history if e.claim_ref == claim_ref]
+    assert canonical_json(entry.value) == row.value
+
+
+#: Inputs that must never be accepted, whatever else the request holds: (field, value, the
+#: ValidationError it raises or the reason it is Rejected with).
+MUST_REJECT: list[tuple[str, Any, str]] = [
+    ("value_confidence", True, "ValidationError"),
+    ("value_confidence", False, "ValidationError"),
+    ("valid_time_confidence", True, "ValidationError"),
+    ("value_confidence", "0.5", "ValidationError"),
+    ("value_confidence", 1.5, "confidence_out_of_range"),
+    ("value_confidence", -0.0001, "confidence_out_of_range"),
+    ("value_confidence", math.nan, "confidence_out_of_range"),
+    ("valid_time_confidence", math.inf, "confidence_out_of_range"),
+    ("provenance", "External:Nope", "ValidationError"),
+    ("provenance", "External", "ValidationError"),
+    ("provenance", {"type": "External", "kind": "Hearsay"}, "ValidationError"),
+    ("provenance", 1, "ValidationError"),
+    ("cardinality", "Many", "ValidationError"),
+    ("criticality", "Severe", "ValidationError"),
+    ("agent_id", "../x", "ValidationError"),
+    ("agent_id", "a/b", "ValidationError"),
+    ("agent_id", ".hidden", "ValidationError"),
+    ("agent_id", "a" * 129, "ValidationError"),
+    ("agent_id", "a b", "ValidationError"),
+    ("agent_id", "ä", "ValidationError"),
+    ("agent_id", "", "ValidationError"),
+    ("subject", 5, "ValidationError"),
+    ("subject", "", "empty_key"),
+    ("predicate", "p" * 1025, "key_too_long"),
+    ("subject", "a\x00", "invalid_text"),
+    ("value", {1, 2}, "ValidationError"),
+    ("value", b"bytes", "ValidationError"),
+    ("value", {1: "x"}, "ValidationError"),
+    ("value", [math.nan], "non_finite_number"),
+    ("value", {"k": "\ud800"}, "invalid_text"),
+    ("derived_from", "00000000-0000-4000-8000-000000000000", "ValidationError"),
+    ("derived_from", [1], "ValidationError"),
+    ("derived_from", ["00000000-0000-4000-8000-000000000000"], "unknown_parent"),
+    ("valid_time", {"start": "2020-13"}, "ValidationError"),
+    ("valid_time", {"start": "yesterday"}, "ValidationError"),
+    ("valid_time", "2020", "ValidationError"),
+    ("valid_time", {"start": 2020}, "ValidationError"),
+]
+
+
+@pytest.mark.parametrize(("field", "bad", "outcome"), MUST_REJECT, ids=lambda v: repr(v)[:30])
+def test_inputs_that_must_be_refused(backend: Backend, field: str, bad: Any, outcome: str) -> None:
+    engine = backend.open()
+    body: dict[str, Any] = {"agent_id": "a1", "subject": "user", "predicate": "city", "value": 1}
+    body[field] = bad
+    if outcome == "ValidationError":
+        with pytest.raises(ValidationError):
+            engine.ingest(body)
+        return
+    receipt = engine.ingest(body)
+    assert (receipt.disposition, receipt.reason) == (Disposition.REJECTED, outcome)
 
 
 def belief_of(engine: Engine, agent: str) -> tuple[object, ...]:

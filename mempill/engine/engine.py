@@ -25,6 +25,7 @@ from mempill.core.model import (
     EndFactReceipt,
     History,
     IngestRequest,
+    LedgerEntry,
     PendingAdjudication,
     Projection,
     Receipt,
@@ -286,17 +287,29 @@ class Engine:
         digest = hashlib.sha256()
         with self.store.read(agent) as reader:
             for e in reader.ledger():
-                item = [
-                    e.stream_seq,
-                    e.entry_id,
-                    e.claim_ref,
-                    e.event_kind.value,
-                    e.disposition.value,
-                    e.rationale,
-                    format_tx(e.recorded_at),
-                ]
-                digest.update(canonical_json(item).encode("utf-8"))
+                digest.update(canonical_json(_entry_item(e)).encode("utf-8"))
                 digest.update(b"\n")
+        return digest.hexdigest()
+
+    def content_digest(self, agent_id: str) -> str:
+        """SHA-256 over everything stored for the agent except timing statistics: the ledger,
+        claim rows, validity assertions, edges and the oracle outbox (reference §9).
+
+        Two stores with equal content digests hold the same rows, down to a claim's
+        `external_anchor`; the ledger digest alone would not see a change there.
+        """
+        agent = parse.agent_id(agent_id)
+        digest = hashlib.sha256()
+        with self.store.read(agent) as reader:
+            items: list[list[Any]] = [["ledger", *_entry_item(e)] for e in reader.ledger()]
+            items += [["claim", c.to_dict()] for c in reader.all_claims()]
+            items += [["assertion", a.to_dict()] for a in reader.all_assertions()]
+            items += [["edge", e.to_dict()] for e in reader.all_edges()]
+            pending = sorted(reader.pending(None), key=lambda p: p.handle_id)
+            items += [["pending", p.to_dict()] for p in pending]
+        for item in items:
+            digest.update(canonical_json(item).encode("utf-8"))
+            digest.update(b"\n")
         return digest.hexdigest()
 
     def write_stats(self, agent_id: str) -> tuple[WriteStat, ...]:
@@ -389,3 +402,16 @@ class Engine:
         self, agent_id: str, subject: str, predicate: str, *, as_of: Instant | None = None
     ) -> History:
         return self.query_history(agent_id, subject, predicate, as_of=as_of)
+
+
+def _entry_item(e: LedgerEntry) -> list[Any]:
+    """A ledger entry as the digests serialize it (reference §9)."""
+    return [
+        e.stream_seq,
+        e.entry_id,
+        e.claim_ref,
+        e.event_kind.value,
+        e.disposition.value,
+        e.rationale,
+        format_tx(e.recorded_at),
+    ]

@@ -23,6 +23,7 @@ from mempill.core.enums import (
     Cardinality,
     Criticality,
     Disposition,
+    EdgeKind,
     EventKind,
     Granularity,
     PendingStatus,
@@ -96,6 +97,10 @@ SQL = {
     "audit_claim": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
     "AND stream_seq > ? ORDER BY stream_seq LIMIT ?",
     "ledger": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? ORDER BY stream_seq",
+    "all_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE agent_id = ? ORDER BY stream_seq",
+    "all_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE agent_id = ? "
+    "ORDER BY stream_seq",
+    "all_edges": "SELECT agent_id, kind, from_ref, to_ref, tx_time FROM edges WHERE agent_id = ?",
     "request_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? "
     "AND request_ref = ? ORDER BY stream_seq",
     "pending_all": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications WHERE agent_id = ?",
@@ -152,6 +157,7 @@ GRANULARITY = _lookup(Granularity)
 EVENT_KIND = _lookup(EventKind)
 DISPOSITION = _lookup(Disposition)
 ASSERTION_KIND = _lookup(AssertionKind)
+EDGE_KIND = _lookup(EdgeKind)
 
 
 def _refs(text: str) -> tuple[str, ...]:
@@ -286,6 +292,26 @@ class SqlSession:
             if row is None:
                 return
             yield self._entry(row)
+
+    def all_claims(self) -> tuple[ClaimRow, ...]:
+        """Every claim row of the agent, in stream order."""
+        return tuple(self._claim(r) for r in self._rows("all_claims", self.agent_id))
+
+    def all_assertions(self) -> tuple[AssertionRow, ...]:
+        """Every validity assertion of the agent, in stream order."""
+        return tuple(self._assertion(r) for r in self._rows("all_assertions", self.agent_id))
+
+    def all_edges(self) -> tuple[EdgeRow, ...]:
+        """Every edge of the agent, ordered by (tx time, kind, from, to) in Python (collations
+        differ between backends, so text is never ordered in SQL)."""
+        tv = self.dialect.time_value
+        edges = (
+            EdgeRow(
+                agent_id=r[0], kind=EDGE_KIND(r[1]), from_ref=r[2], to_ref=r[3], tx_time=tv(r[4])
+            )
+            for r in self._rows("all_edges", self.agent_id)
+        )
+        return tuple(sorted(edges, key=lambda e: (e.tx_time, e.kind.value, e.from_ref, e.to_ref)))
 
     def request_entries(self, request_ref: str) -> tuple[LedgerEntry, ...]:
         rows = self._rows("request_entries", self.agent_id, request_ref)
