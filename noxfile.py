@@ -16,7 +16,15 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 SOURCES = [
     path
-    for path in ("mempill", "conformance", "benchmarks", "tests", "notebooks", "noxfile.py")
+    for path in (
+        "mempill",
+        "conformance",
+        "benchmarks",
+        "tests",
+        "tools",
+        "notebooks",
+        "noxfile.py",
+    )
     if os.path.exists(path)
 ]
 
@@ -37,7 +45,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and the conformance harness."""
     install(session, "dev,notebooks")
-    session.run("mypy", "--strict", "mempill", "conformance", "benchmarks")
+    session.run("mypy", "--strict", "mempill", "conformance", "benchmarks", "tools")
 
 
 @nox.session(python=PYTHON)
@@ -94,3 +102,26 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (`-- --quick` for the three-minute version)."""
     install(session, "lab")
     session.run("python", "-m", "benchmarks", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the core and the engine's rules against the fast tests on
+    in-memory SQLite; then the score and the survivors against docs/testing.md."""
+    install(session, "dev")
+    session.install("mutmut==3.8.1")
+    env = {"MEMPILL_TEST_BACKENDS": "sqlite-mem", "MEMPILL_PROPERTY_EXAMPLES": "15"}
+    session.run("mutmut", "run", *session.posargs, env=env)
+    session.run("python", "tools/mutation_report.py", env=env)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The differential state machine at the `deep` budget on every backend (a nightly run;
+    `-- --examples N` bounds it)."""
+    install(session, "lab")
+    session.run(
+        "python", "-m", "conformance", "fuzz",
+        "--backends", "sqlite-mem,sqlite-file,pg-system,pg-embedded", "--profile", "deep",
+        *session.posargs,
+    )  # fmt: skip

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,32 @@ def fetch(dsn: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...
     """Run one query on a fresh connection (outside the store under test)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+#: Sessions of this database waiting (not yet granted) for one agent's write lock: the
+#: advisory key `hashtextextended(agent, 0)` shows as its high and low 32-bit halves.
+LOCK_WAITERS = (
+    "SELECT count(*) FROM pg_locks l, (SELECT hashtextextended(%s, 0) AS k) h "
+    "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::bigint = (h.k >> 32) & 4294967295 AND l.objid::bigint = h.k & 4294967295"
+)
+
+
+def lock_waiters(dsn: str, agent: str) -> int:
+    """How many sessions are blocked on `agent`'s advisory write lock right now."""
+    ((count,),) = fetch(dsn, LOCK_WAITERS, (agent,))
+    return int(count)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds (a state to reach, not a delay that orders events);
+    fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.001)
 
 
 def request(agent: str, subject: str, value: Any, predicate: str = "p") -> dict[str, Any]:

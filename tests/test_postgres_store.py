@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from pghelpers import POSTGRES_ONLY, fetch, request, with_params
+from pghelpers import POSTGRES_ONLY, fetch, lock_waiters, request, wait_until, with_params
 
 import mempill
 from mempill import (
@@ -211,27 +211,54 @@ def test_the_agent_lock_key_is_hashtextextended(store: PostgresStore, dsn: str) 
 
 
 def test_lock_wait_is_measured_and_other_agents_do_not_wait(dsn: str) -> None:
-    with open_postgres(dsn) as engine:
+    """The order is forced by events and pg_locks, not assumed from sleeps: the holder takes
+    agent `busy`'s lock and keeps it until the waiter is seen queued on it in pg_locks.
+    So the waiter asked before `queued` and held after `released` (both on the store's
+    clock, perf_counter_ns): its recorded wait must cover that span, and cannot exceed
+    its whole ingest (the hold lasts >= 0.2 s after `queued`, so a store that timed only
+    part of the wait fails). Another agent's write during the hold does not wait at all."""
+    busy, idle = "busy", "idle"
+    with open_postgres(dsn, pool_max_size=3) as engine:
         store = engine.store
         assert isinstance(store, PostgresStore)
-        holding = threading.Event()
+        holding, release = threading.Event(), threading.Event()
+        times: dict[str, int] = {}
 
         def hold() -> None:
-            with store.write("busy"):
+            with store.write(busy):
                 holding.set()
-                time.sleep(0.5)
+                assert release.wait(timeout=30), "never released"
+                times["released"] = time.perf_counter_ns()  # the COMMIT (unlock) follows
+
+        def wait_for_the_lock() -> None:
+            times["asked"] = time.perf_counter_ns()
+            engine.ingest(request(busy, "s", 1))  # blocks until the holder's COMMIT
+            times["done"] = time.perf_counter_ns()
 
         holder = threading.Thread(target=hold)
+        waiter = threading.Thread(target=wait_for_the_lock)
         holder.start()
-        holding.wait(timeout=10)
-        engine.ingest(request("idle", "s", 1))  # another agent: no wait
-        engine.ingest(request("busy", "s", 1))  # waits for the holder's COMMIT
-        holder.join()
-        (idle,) = engine.write_stats("idle")
-        (busy,) = engine.write_stats("busy")
-    assert idle.lock_wait_us == 0
-    assert busy.lock_wait_us >= 200_000, busy
-    assert (busy.backend, busy.first_seq, busy.last_seq) == ("postgres", 1, 1)
+        try:
+            assert holding.wait(timeout=30), "the holder never took the lock"
+            engine.ingest(request(idle, "s", 1))  # another agent, while `busy` is held
+            waiter.start()
+            wait_until(lambda: lock_waiters(dsn, busy) == 1, "the waiter to queue on the lock")
+            times["queued"] = time.perf_counter_ns()
+            time.sleep(0.2)  # not for ordering (pg_locks showed it): a hold worth measuring
+            assert "done" not in times  # it is still waiting: the holder has not let go
+        finally:
+            release.set()
+            holder.join(timeout=30)
+            if waiter.ident is not None:  # started
+                waiter.join(timeout=30)
+        (idle_stat,) = engine.write_stats(idle)
+        (busy_stat,) = engine.write_stats(busy)
+    assert idle_stat.lock_wait_us == 0
+    assert times["asked"] < times["queued"] < times["released"] < times["done"]
+    covered_us = (times["released"] - times["queued"]) // 1000
+    whole_ingest_us = (times["done"] - times["asked"]) // 1000
+    assert 200_000 <= covered_us <= busy_stat.lock_wait_us <= whole_ingest_us
+    assert (busy_stat.backend, busy_stat.first_seq, busy_stat.last_seq) == ("postgres", 1, 1)
 
 
 # ---------------------------------------------------------------- error translation
