@@ -263,3 +263,52 @@ def test_the_cascade_entries(backend: Backend) -> None:
             "parent": child.claim_ref,
         },
     ]
+
+
+def test_validity_receipts_for_rejections_and_no_ops(backend: Backend) -> None:
+    """Every branch of end / reopen / invalidate, receipt by receipt."""
+    engine = backend.open()
+    live = put(engine, "Berlin", valid_from="2020").claim_ref
+    held = put(engine, "Rome", subject="held", value_confidence=0.1).claim_ref  # not live
+    receipts = {
+        "model_end": engine.end(AGENT, live, "2024", provenance="ModelDerived"),
+        "model_reopen": engine.reopen(AGENT, live, provenance="RecallReEntry"),
+        "model_invalidate": engine.invalidate(AGENT, live, provenance="ModelDerived"),
+        "end_not_live": engine.end(AGENT, held, "2024"),
+        "reopen_not_live": engine.reopen(AGENT, held),
+        "nothing_bound": engine.reopen(AGENT, live),
+        "end": engine.end(AGENT, live, "2024"),
+        "already_bound": engine.end(AGENT, live, "2024"),
+        "invalidate": engine.invalidate(AGENT, held),
+        "already_invalidated": engine.invalidate(AGENT, held),
+    }
+    summary = {
+        name: (r.disposition, r.reason, r.no_op, r.assertion_ref is not None)
+        for name, r in receipts.items()
+    }
+    assert summary == {
+        "model_end": (D.REJECTED, "bound_requires_external", False, False),
+        "model_reopen": (D.REJECTED, "bound_requires_external", False, False),
+        "model_invalidate": (D.REJECTED, "bound_requires_external", False, False),
+        "end_not_live": (D.REJECTED, "claim_not_live", False, False),
+        "reopen_not_live": (D.REJECTED, "claim_not_live", False, False),
+        "nothing_bound": (D.REINSTATED, "nothing_bound", True, False),
+        "end": (D.SUPERSEDED, "bound", False, True),
+        "already_bound": (D.SUPERSEDED, "already_bound", True, False),
+        "invalidate": (D.INVALIDATED, "invalidated", False, True),
+        "already_invalidated": (D.INVALIDATED, "already_invalidated", True, False),
+    }
+    assert {r.claim_ref for r in receipts.values()} == {live, held}
+    bound = receipts["end"].effective_at
+    assert bound is not None and receipts["already_bound"].effective_at == bound
+    assert receipts["nothing_bound"].effective_at is None
+    rejected = [e for e in ledger(engine) if e.event_kind is E.CLAIM_REJECTED]
+    assert [e.rationale["route"] for e in rejected] == [
+        "Bound",
+        "Reopen",
+        "Invalidate",
+        "Bound",
+        "Reopen",
+    ]
+    assert [e.rationale["target"] for e in rejected] == [live, live, live, held, held]
+    assert all(e.subject == "user" or e.subject == "held" for e in rejected)

@@ -229,41 +229,43 @@ def _decide_external(
 
 @dataclass(frozen=True, slots=True)
 class AssertionDecision:
+    """A validity assertion's outcome: write it, record a rejection, or answer a no-op."""
+
     disposition: Disposition
     reason: str
-    write: bool
+    write: bool = False  # only a decision that writes says so; rejections and no-ops do not
     conflict: bool = False
 
 
 def decide_end(claim: ClaimView, at: datetime, provenance: Provenance) -> AssertionDecision:
     """`end(claim, at)`: a Bound, a no-op, a rejection, or a conflict with another bound."""
     if not provenance.is_external:
-        return AssertionDecision(Disposition.REJECTED, "bound_requires_external", False)
+        return AssertionDecision(Disposition.REJECTED, "bound_requires_external")
     if not claim.live:
-        return AssertionDecision(Disposition.REJECTED, "claim_not_live", False)
+        return AssertionDecision(Disposition.REJECTED, "claim_not_live")
     start = claim.row.valid_from  # the claim's own start, trusted or not
     if start is not None and at < start:
-        return AssertionDecision(Disposition.REJECTED, "bound_before_start", False)
+        return AssertionDecision(Disposition.REJECTED, "bound_before_start")
     if claim.active_bound is not None:
         if claim.active_bound == at:
-            return AssertionDecision(Disposition.SUPERSEDED, "already_bound", False)
-        return AssertionDecision(Disposition.SUPERSEDED, "bound_conflict", False, conflict=True)
-    return AssertionDecision(Disposition.SUPERSEDED, "bound", True)
+            return AssertionDecision(Disposition.SUPERSEDED, "already_bound")
+        return AssertionDecision(Disposition.SUPERSEDED, "bound_conflict", conflict=True)
+    return AssertionDecision(Disposition.SUPERSEDED, "bound", write=True)
 
 
 def decide_reopen(claim: ClaimView, provenance: Provenance) -> AssertionDecision:
     if not provenance.is_external:
-        return AssertionDecision(Disposition.REJECTED, "bound_requires_external", False)
+        return AssertionDecision(Disposition.REJECTED, "bound_requires_external")
     if not claim.live:
-        return AssertionDecision(Disposition.REJECTED, "claim_not_live", False)
+        return AssertionDecision(Disposition.REJECTED, "claim_not_live")
     if claim.active_bound is None:
-        return AssertionDecision(Disposition.REINSTATED, "nothing_bound", False)
-    return AssertionDecision(Disposition.REINSTATED, "reopened", True)
+        return AssertionDecision(Disposition.REINSTATED, "nothing_bound")
+    return AssertionDecision(Disposition.REINSTATED, "reopened", write=True)
 
 
 def decide_invalidate(claim: ClaimView, provenance: Provenance) -> AssertionDecision:
     if not provenance.is_external:
-        return AssertionDecision(Disposition.REJECTED, "bound_requires_external", False)
+        return AssertionDecision(Disposition.REJECTED, "bound_requires_external")
     if claim.invalidated:
-        return AssertionDecision(Disposition.INVALIDATED, "already_invalidated", False)
-    return AssertionDecision(Disposition.INVALIDATED, "invalidated", True)
+        return AssertionDecision(Disposition.INVALIDATED, "already_invalidated")
+    return AssertionDecision(Disposition.INVALIDATED, "invalidated", write=True)
