@@ -13,7 +13,9 @@ Keys (unknown keys are a stream error, so a typo never passes silently):
 * receipts (`ingest`, `end`, `reopen`, `invalidate`, `submit_adjudication`):
   `disposition`, `reason`, `route` (the rule in the first new ledger entry's rationale),
   `contested_with` (refs, `$label`s, any order), `claim_ref` (a `$label`), `no_op`,
-  `queued` (a handle was issued), `oracle_notified`, `superseded` (refs), `verdict`.
+  `queued` (a handle was issued), `oracle_notified`, `superseded` (refs), `verdict`; for
+  an ingest also `depth` and `anchor` (`$label` or null): the stored claim's derivation depth
+  and External anchor.
 * `ingest_many`: `dispositions`, `reasons` (lists, in request order).
 * `end_fact`: `value`, `dispositions`, `no_op`.
 * `query_memory`: `status`, `reason`, `value` (the primary's), `values` (every candidate's,
@@ -35,11 +37,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mempill.core.canonical import canonical_json
+from mempill.core.model import ClaimRow
 from mempill.streams import OpRecord, Session, StreamError
 
 RECEIPT_KEYS = {
     "disposition", "reason", "route", "contested_with", "claim_ref", "no_op", "queued",
-    "oracle_notified", "superseded", "verdict",
+    "oracle_notified", "superseded", "verdict", "depth", "anchor",
 }  # fmt: skip
 PROJECTION_KEYS = {
     "status", "reason", "value", "values", "markers", "pending", "inferred", "currency",
@@ -134,6 +137,11 @@ class Checker:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def stored_claim(self, claim_ref: str) -> ClaimRow | None:
+        engine = self.session.engine
+        with engine.store.read(self.session.header.agent_id or "") as reader:
+            return reader.claim(claim_ref)
+
     def refs(self, values: Any) -> list[str]:
         return sorted(self.session.ref(v) for v in values)
 
@@ -172,13 +180,18 @@ class Checker:
             return bad or None
         got = self.value(kind, key, want, result, record)
         expected = self.refs(want) if key in ("contested_with", "superseded") else want
-        if key == "claim_ref":
+        if key in ("claim_ref", "anchor") and want is not None:
             expected = self.session.ref(want)
         if key in ("values",):
             return None if _same_values(want, got) else got
         return None if got == expected else got
 
     def value(self, kind: str, key: str, want: Any, result: Any, record: OpRecord) -> Any:
+        if key in ("depth", "anchor"):
+            row = self.stored_claim(result["claim_ref"])
+            if row is None:
+                return "no claim row"
+            return row.derivation_depth if key == "depth" else row.external_anchor
         if key == "route":
             return record.ledger[0]["rationale"]["route"] if record.ledger else None
         if key in ("contested_with", "superseded"):

@@ -3,6 +3,7 @@ the streams exercise every rule of reference §4–§6 (derived from what the re
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,66 @@ def test_a_declaration_that_does_not_hold_breaks_the_run() -> None:
     assert run.ok and len(run.broken) == 1 and "disposition" in run.broken[0]
     with pytest.raises(StreamError, match="unknown"):
         check_declaration({"op": "ingest", "expect": {"dispostion": "x"}}, "here")
+
+
+FLIPS = [  # (module, function, the rule's text, the flipped text)
+    (
+        "mempill.core.decide",
+        "_decide_external",
+        "value_confidence < config.low",
+        "value_confidence <= config.low",
+    ),
+    ("mempill.core.view", "is_trusted", ">= config.valid_time", "> config.valid_time"),
+    (
+        "mempill.core.fold",
+        "currency_of",
+        "if age < timedelta(days=config.aging",
+        "if age <= timedelta(days=config.aging",
+    ),
+    ("mempill.core.decide", "_decide_external", "if not incumbents:", "if incumbents:"),
+    (
+        "mempill.core.decide",
+        "derivation",
+        "parent.derivation_depth < best[0]",
+        "parent.derivation_depth <= best[0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "rule", "flipped"), FLIPS, ids=[f[2][:24] for f in FLIPS]
+)
+def test_a_flipped_rule_fails_the_corpus_even_after_re_recording(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    function: str,
+    rule: str,
+    flipped: str,
+) -> None:
+    """The declarations are what re-recording cannot rewrite: with one rule flipped in the
+    engine, `record --force` refuses and the replay reports the broken declarations."""
+    import importlib
+    import inspect
+    import shutil
+    import textwrap
+
+    from conformance.record import record
+
+    target = importlib.import_module(module)
+    source = textwrap.dedent(inspect.getsource(getattr(target, function)))
+    assert rule in source
+    namespace = dict(vars(target))
+    exec(compile(source.replace(rule, flipped), module, "exec"), namespace)
+    original = getattr(target, function)
+    for loaded in list(sys.modules.values()):  # every module that imported it by name
+        if (
+            getattr(loaded, "__name__", "").startswith("mempill")
+            and getattr(loaded, function, None) is original
+        ):
+            monkeypatch.setattr(loaded, function, namespace[function])
+    copy = tmp_path / "scenarios"
+    shutil.copytree(SCENARIOS, copy)
+    assert record([copy], "sqlite-mem", force=True) == 1  # refused at least one stream
+    broken = [p.stem for p in stream_paths([copy]) if run_on(read_stream(p), "sqlite-mem").broken]
+    assert broken, "no declaration noticed the flipped rule"

@@ -15,18 +15,31 @@ from mempill.lab import contention, ledgers, plots
 SQLITE = ("sqlite-store-lock", "sqlite-agent-lock")
 
 
-def assert_serialized(frame: pd.DataFrame, slack_us: int = 50) -> None:
-    """No two transactions in `frame` held the lock at once.
+def assert_serialized(frame: pd.DataFrame) -> None:
+    """No two transactions in `frame` held the lock at once: ordered by construction, so
+    no slack, across threads and processes alike.
 
-    A transaction held its lock from `recorded_at - txn_us` (at the latest) until after
-    `recorded_at` (COMMIT follows it), so when writes are serialized each one starts
-    after the previous one's `recorded_at`; `slack_us` absorbs µs truncation.
+    The store reads `txn_us` (monotonic clock, since it took the lock), then `recorded_at`
+    (wall clock), each cut to whole µs, then writes the row and COMMITs; the next
+    transaction takes the lock after that COMMIT. So `recorded_at - txn_us` is less than
+    1 µs before the real start (reading `recorded_at` late only moves it later), and each
+    `recorded_at` precedes the next start: as whole µs, start - previous end >= 0. The
+    only assumption is that the wall clock is not stepped during the run (both clocks run
+    at the same rate; NTP slews them together).
     """
     ends = frame["recorded_at"].astype("int64").to_numpy()  # µs since the epoch
     starts = ends - frame["txn_us"].to_numpy()
-    order = np.argsort(ends)
-    overlap = starts[order][1:] - ends[order][:-1]
-    assert (overlap >= -slack_us).all(), f"overlapping transactions: min gap {overlap.min()} µs"
+    order = np.argsort(ends, kind="stable")
+    gaps = starts[order][1:] - ends[order][:-1]
+    assert (gaps >= 0).all(), f"overlapping transactions: min gap {gaps.min()} µs"
+
+
+def assert_within_the_run(frame: pd.DataFrame) -> None:
+    """Each writer's transactions (lock wait then hold) follow one another inside its own
+    span of the run, so their total cannot exceed writers x the run's wall time."""
+    run_us = frame["elapsed_s"].iloc[0] * 1e6
+    spent_us = (frame["lock_wait_us"] + frame["txn_us"]).sum()
+    assert 0 < spent_us <= frame["writers"].iloc[0] * run_us, (spent_us, run_us)
 
 
 def assert_gap_free(frame: pd.DataFrame, per_agent: int) -> None:
@@ -37,13 +50,23 @@ def assert_gap_free(frame: pd.DataFrame, per_agent: int) -> None:
         assert seqs == list(range(1, per_agent + 1)), agent
 
 
+def test_the_serialization_check_refuses_a_one_microsecond_overlap() -> None:
+    """With no slack, a start 1 µs before the previous `recorded_at` is an overlap."""
+    ends = pd.Series([1_000, 1_100]).astype("datetime64[us]").dt.tz_localize("UTC")
+    frame = pd.DataFrame({"recorded_at": ends, "txn_us": [50, 100]})
+    assert_serialized(frame)  # the second starts as the first ends
+    with pytest.raises(AssertionError, match="min gap -1 µs"):
+        assert_serialized(frame.assign(txn_us=[50, 101]))
+
+
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("config", SQLITE)
 def test_threads_on_one_agent_are_serialized(config: str, tmp_path: Path) -> None:
     frame = contention.run(config, 3, 1, 8, "threads", directory=str(tmp_path), seed=5)
     assert len(frame) == 24
     assert set(frame["agent_id"]) == {"c5-a00"} and set(frame["pid"]) == {os.getpid()}
-    assert (frame["lock_wait_us"] >= 0).all() and (frame["txn_us"] > 0).all()
+    assert (frame["txn_us"] > 0).all()
+    assert_within_the_run(frame)
     assert frame[["config", "mode", "layout", "writers", "agents"]].drop_duplicates().to_dict(
         "records"
     ) == [{"config": config, "mode": "threads", "layout": "one agent", "writers": 3, "agents": 1}]
@@ -68,6 +91,7 @@ def test_processes_write_from_their_own_interpreters(tmp_path: Path) -> None:
     assert os.getpid() not in set(frame["pid"])
     assert_gap_free(frame, 10)
     assert_serialized(frame)  # SQLite's own lock (BEGIN IMMEDIATE) serializes the processes
+    assert_within_the_run(frame)
 
 
 @pytest.mark.sqlite_only
