@@ -117,7 +117,22 @@ def test_tables_render_every_row(tiny: tuple[Path, dict[str, Any]]) -> None:
     results = tiny[1]
     rows = tables.summary(results)
     assert all(len(r) == len(report.SUMMARY) for r in rows)
-    assert "NOT MET" in report.console(results) or "met" in report.console(results)
+    lines = report.console(results).splitlines()
+    # title, blank, the targets' header and rule, one row per target ending in its verdict
+    # (all are measured at TINY), blank, the summary's header and rule, one row per row
+    targets = results["targets"]
+    assert lines[2].split() == list(report.TARGETS)
+    expected = [(t["what"], "met" if t["met"] else "NOT MET") for t in targets]
+    shown = lines[4 : 4 + len(targets)]
+    assert [
+        (row[: len(w)], row[len(row) - len(v) :])
+        for row, (w, v) in zip(shown, expected, strict=True)
+    ] == expected
+    summary = lines[5 + len(targets) :][: 2 + len(rows)]
+    assert lines[4 + len(targets)] == "" and summary[0].startswith(report.SUMMARY[0])
+    assert [line[: len(r[0])] for line, r in zip(summary[2:], rows, strict=True)] == [
+        r[0] for r in rows
+    ]
 
 
 def test_reference_runner_protocol_over_the_compat_layer(tmp_path: Path) -> None:

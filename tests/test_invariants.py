@@ -62,7 +62,15 @@ def test_every_write_only_appends(backend: Backend, oracle: RecordingOracle) -> 
     engine.submit_adjudication(str(handles[1]), Verdict.DENY)
     backend.clock.advance(timedelta(minutes=5))
     assert engine.sweep_expired() == 1  # Oslo's adjudication expired: a status update
-    assert engine.reconcile(AGENT).escalations >= 0
+    # Paris was affirmed, Rome denied, Oslo's question expired: user/city is Contested
+    # (Paris vs Oslo) with no adjudication pending, so reconcile queues exactly one (an
+    # insert: the guard must let it through); user/country is TimingUncertain.
+    report = engine.reconcile(AGENT)
+    assert report.escalations == 1 and len(oracle.requests) == 4
+    assert [(line.predicate, line.status.value, line.escalated) for line in report.lines] == [
+        ("city", "Contested", True),
+        ("country", "TimingUncertain", False),
+    ]
     engine.notify_pending()
     engine.end(AGENT, child.claim_ref, "2030")
     engine.reopen(AGENT, child.claim_ref)
