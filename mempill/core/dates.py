@@ -62,8 +62,6 @@ def parse_lenient(value: str | date | datetime, what: str = "date") -> tuple[dat
             granularity = (
                 Granularity.DAY if day else Granularity.MONTH if month else Granularity.YEAR
             )
-            if moment.year < 1:
-                raise ValueError("year 0")
             return moment, granularity
         full = _RFC3339.match(text)
         if full:
