@@ -30,7 +30,6 @@ class Decision:
     disposition: Disposition
     rule: str
     reason: str
-    write_claim: bool = False
     contested_with: tuple[str, ...] = ()
     matched_ref: str | None = None
     queue: bool = False
@@ -160,19 +159,19 @@ def decide(
         and window.valid_until is not None
         and window.valid_until <= window.valid_from
     ):
-        return Decision(Disposition.QUARANTINED, "Q1", "incoherent_window", write_claim=True)
+        return Decision(Disposition.QUARANTINED, "Q1", "incoherent_window")
     if recall:
         since = tx_time - timedelta(seconds=config.burst_window_seconds)
         if recall_reentries(line, echoes, since) >= config.quarantine_burst_threshold - 1:
-            return Decision(Disposition.QUARANTINED, "Q2", "recall_burst", write_claim=True)
+            return Decision(Disposition.QUARANTINED, "Q2", "recall_burst")
         return _decide_recall(candidate, line, missing)
     if request.provenance is Provenance.MODEL_DERIVED:
         depth = candidate.derivation_depth
         anchored = depth is not None and depth <= config.derivation_depth_cap_for_overturning
         if not anchored:
-            return Decision(Disposition.COMMITTED_INFERRED, "M1", "unanchored", write_claim=True)
+            return Decision(Disposition.COMMITTED_INFERRED, "M1", "unanchored")
         if not conflicts(candidate, line):
-            return Decision(Disposition.COMMITTED_INFERRED, "M1", "no_conflict", write_claim=True)
+            return Decision(Disposition.COMMITTED_INFERRED, "M1", "no_conflict")
         return _decide_external(candidate, line, has_oracle, config, rule_prefix="M2/")
     return _decide_external(candidate, line, has_oracle, config, rule_prefix="")
 
@@ -183,7 +182,7 @@ def _decide_recall(candidate: Candidate, line: Line, missing: list[str]) -> Deci
     matched = line.latest_live_with_value(candidate.value)
     if matched is not None:
         return Decision(Disposition.COMMITTED_CHEAP, "R1", "recall_echo", matched_ref=matched.ref)
-    return Decision(Disposition.COMMITTED_INFERRED, "R2", "recall_mutated", write_claim=True)
+    return Decision(Disposition.COMMITTED_INFERRED, "R2", "recall_mutated")
 
 
 def _decide_external(
@@ -196,7 +195,7 @@ def _decide_external(
     request = candidate.request
 
     def outcome(disposition: Disposition, rule: str, reason: str, **extra: object) -> Decision:
-        return Decision(disposition, rule_prefix + rule, reason, write_claim=True, **extra)  # type: ignore[arg-type]
+        return Decision(disposition, rule_prefix + rule, reason, **extra)  # type: ignore[arg-type]
 
     if request.value_confidence < config.low_confidence_threshold:
         return outcome(Disposition.PENDING_LOW_CONFIDENCE, "E1", "low_confidence")
