@@ -11,6 +11,7 @@ from support import AGENT, entries_of, history_rows, kinds, put
 from mempill import (
     BeliefStatus,
     Disposition,
+    Engine,
     EngineConfig,
     EventKind,
     Marker,
@@ -238,3 +239,80 @@ def test_reconcile_queues_contested_lines_without_pending(
     )
     assert len(engine.query_history(AGENT, "user", "city")) == 2  # reconcile never bounds
     assert engine.query_memory(AGENT, "user", "city").is_contested
+
+
+def test_reconcile_reports_every_field_and_escalates_the_latest_challenger(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    berlin = put(engine, "Berlin")
+    oracle_less = Engine(engine.store, clock=backend.clock, ids=backend.ids)  # no oracle
+    put(engine, "en", "user", "speaks")
+    engine.ingest(
+        {
+            "agent_id": AGENT,
+            "subject": "user",
+            "predicate": "city",
+            "value": "Paris",
+            "claim_ref": None,
+        }
+    )  # queued: the oracle has it
+    (first,) = engine.list_pending(AGENT)
+    engine.submit_adjudication(first.handle_id, "Unknown")  # contested, nothing pending now
+    rome = put(engine, "Rome", "bob", "city")
+    oslo = put(engine, "Oslo", "bob", "city")
+    engine.submit_adjudication(str(oslo.handle_id), "Unknown")
+    report_only = oracle_less.reconcile(AGENT, [("bob", "city")])
+    assert (report_only.agent_id, report_only.escalations, report_only.notified) == (AGENT, 0, ())
+    assert [
+        (x.subject, x.predicate, x.status, x.escalated, x.handle_id) for x in report_only.lines
+    ] == [("bob", "city", BeliefStatus.CONTESTED, False, None)]
+    report = engine.reconcile(AGENT, [("bob", "city"), ("user", "speaks")])
+    assert report.agent_id == AGENT and report.escalations == 1
+    (bob, speaks) = report.lines
+    assert (bob.subject, bob.predicate, bob.status, bob.escalated) == (
+        "bob",
+        "city",
+        BeliefStatus.CONTESTED,
+        True,
+    )
+    assert (
+        speaks.subject,
+        speaks.predicate,
+        speaks.status,
+        speaks.escalated,
+        speaks.handle_id,
+    ) == (
+        "user",
+        "speaks",
+        BeliefStatus.TIMING_UNCERTAIN,
+        False,
+        None,
+    )
+    pending = [p for p in engine.list_pending(AGENT) if p.handle_id == bob.handle_id]
+    assert len(pending) == 1
+    assert (pending[0].challenger_ref, pending[0].incumbent_refs) == (
+        oslo.claim_ref,
+        (rome.claim_ref,),
+    )
+    assert pending[0].request["rule"] == "reconcile"
+    assert report.notified == (bob.handle_id,) and oracle.requests[-1].handle_id == bob.handle_id
+    assert oracle.requests[-1].subject == "bob" and oracle.requests[-1].agent_id == AGENT
+    everything = engine.reconcile(AGENT)  # every line of the agent, sorted
+    assert [(x.subject, x.predicate) for x in everything.lines] == [
+        ("bob", "city"),
+        ("user", "city"),
+        ("user", "speaks"),
+    ]
+    assert everything.escalations == 1  # user/city; bob/city waits for its adjudication
+    assert berlin.disposition is Disposition.COMMITTED_CHEAP
+
+
+def test_a_no_op_oracle_is_no_oracle(backend: Backend) -> None:
+    from mempill import NoOpOracle
+
+    engine = backend.open(oracle=NoOpOracle())
+    assert engine.oracle is None
+    put(engine, "Berlin")
+    assert put(engine, "Paris").disposition is Disposition.CONTESTED
+    assert engine.notify_pending() == 0 and engine.list_pending() == ()
