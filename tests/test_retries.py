@@ -31,6 +31,8 @@ from mempill import (
 from mempill.ports import Store, Writer
 
 FAST = RetryPolicy(attempts=3, base_seconds=0.0, cap_seconds=0.0)
+Setup = Callable[[Engine, str], Any]
+Call = Callable[[Engine, str, Any], Any]
 
 
 class AckLosingStore:
@@ -68,10 +70,13 @@ class Pair:
     lossy: Engine
     store: AckLosingStore
 
-    def both(self, call: Callable[[Engine, str], Any]) -> tuple[Any, Any]:
-        expected = call(self.clean, "clean")
+    def both(self, call: Call, setup: Setup | None = None) -> tuple[Any, Any]:
+        """`setup` on each engine undisturbed, then `call`, whose first write loses its ack."""
+        context = setup(self.clean, "clean") if setup else None
+        expected = call(self.clean, "clean", context)
+        context = setup(self.lossy, "lossy") if setup else None
         self.store.lose = 1
-        got = call(self.lossy, "lossy")
+        got = call(self.lossy, "lossy", context)
         assert self.store.lost == 1 and self.store.lose == 0
         return expected, got
 
@@ -98,24 +103,31 @@ def setup_line(engine: Engine, agent: str) -> str:
     return put(engine, "Berlin", valid_from="2020", agent_id=agent).claim_ref
 
 
-def _reopen(engine: Engine, agent: str) -> Any:
+def setup_bound(engine: Engine, agent: str) -> str:
     ref = setup_line(engine, agent)
     engine.end(agent, ref, "2024")
-    return engine.reopen(agent, ref)
+    return ref
 
 
-CALLS: dict[str, Callable[[Engine, str], Any]] = {
-    "ingest": lambda e, a: put(e, "Paris", agent_id=a),
-    "ingest_many": lambda e, a: e.ingest_many(
-        [{"agent_id": a, "subject": "s", "predicate": "p", "value": v} for v in ("x", "y", "x")]
+CALLS: dict[str, tuple[Setup | None, Call]] = {
+    "ingest": (None, lambda e, a, _: put(e, "Paris", agent_id=a)),
+    "ingest_many": (
+        None,
+        lambda e, a, _: e.ingest_many(
+            [{"agent_id": a, "subject": "s", "predicate": "p", "value": v} for v in ("x", "y", "x")]
+        ),
     ),
-    "ingest_with_ref": lambda e, a: put(
-        e, "Paris", agent_id=a, claim_ref="00000000-0000-4000-8000-00000000abcd"
+    "ingest_with_ref": (
+        None,
+        lambda e, a, _: put(
+            e, "Paris", agent_id=a, claim_ref="00000000-0000-4000-8000-00000000abcd"
+        ),
     ),
-    "end": lambda e, a: e.end(a, setup_line(e, a), "2024-09"),
-    "end_fact": lambda e, a: (setup_line(e, a), e.end_fact(a, "user", "city", "2024"))[1],
-    "reopen": _reopen,
-    "invalidate": lambda e, a: e.invalidate(a, setup_line(e, a)),
+    "end": (setup_line, lambda e, a, ref: e.end(a, ref, "2024-09")),
+    "end_fact": (setup_line, lambda e, a, _: e.end_fact(a, "user", "city", "2024")),
+    "reopen": (setup_bound, lambda e, a, ref: e.reopen(a, ref)),
+    "invalidate": (setup_line, lambda e, a, ref: e.invalidate(a, ref)),
+    "reject": (setup_line, lambda e, a, ref: e.end(a, ref, "2019")),
 }
 
 
@@ -144,7 +156,8 @@ def test_a_lost_acknowledgement_is_retried_and_never_applied_twice(
 ) -> None:
     caplog.set_level(logging.INFO, logger="mempill")
     both = pair(backend, when, oracle=False)
-    expected, got = both.both(CALLS[name])
+    setup, call = CALLS[name]
+    expected, got = both.both(call, setup)
     assert any("transient storage error" in r.getMessage() for r in caplog.records)
     clean, lossy = both.clean, both.lossy
     rows = [len(clean.query_audit("clean", limit=1000).entries)]
@@ -162,13 +175,16 @@ def test_a_lost_acknowledgement_is_retried_and_never_applied_twice(
 def test_a_verdict_whose_acknowledgement_is_lost(backend: Backend, when: str) -> None:
     both = pair(backend, when, oracle=True)
 
-    def verdict(engine: Engine, agent: str) -> Any:
+    def contest(engine: Engine, agent: str) -> str:
         put(engine, "Berlin", valid_from="2020", agent_id=agent)
         challenger = put(engine, "Paris", valid_from="2024", agent_id=agent)
         assert challenger.handle_id is not None
-        return engine.submit_adjudication(challenger.handle_id, Verdict.AFFIRM, agent_id=agent)
+        return challenger.handle_id
 
-    expected, got = both.both(verdict)
+    def verdict(engine: Engine, agent: str, handle: str) -> Any:
+        return engine.submit_adjudication(handle, Verdict.AFFIRM, agent_id=agent)
+
+    expected, got = both.both(verdict, contest)
     assert _shape(got) == _shape(expected) and got.superseded == expected.superseded
     if when == "after":
         assert _normal(got) == _normal(expected)
