@@ -312,3 +312,81 @@ def test_validity_receipts_for_rejections_and_no_ops(backend: Backend) -> None:
     ]
     assert [e.rationale["target"] for e in rejected] == [live, live, live, held, held]
     assert all(e.subject == "user" or e.subject == "held" for e in rejected)
+
+
+def test_an_affirm_outcome_and_the_rows_it_writes(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    ended = put(engine, "Oslo", valid_from="2019", valid_until="2019-06")  # conflicts with nothing
+    incumbent = put(engine, "Berlin", valid_from="2020")
+    challenger = put(engine, "Paris", valid_from="2024")
+    handle = challenger.handle_id
+    assert handle is not None
+    outcome = engine.submit_adjudication(handle, "Affirm", "External:ExternalFirstHand")
+    assert (outcome.handle_id, outcome.agent_id, outcome.verdict, outcome.claim_ref) == (
+        handle,
+        AGENT,
+        Verdict.AFFIRM,
+        challenger.claim_ref,
+    )
+    assert (outcome.disposition, outcome.superseded) == (D.COMMITTED_CHEAP, (incumbent.claim_ref,))
+    with engine.store.read(AGENT) as reader:
+        (bound,) = reader.all_assertions()
+        edges = reader.all_edges()
+    assert (bound.claim_ref, bound.kind.value, bound.confidence, bound.handle_id) == (
+        incumbent.claim_ref,
+        "Bound",
+        1.0,
+        handle,
+    )
+    assert bound.provenance.value == "External/ExternalFirstHand"
+    assert [(e.kind.value, e.from_ref, e.to_ref) for e in edges] == [
+        ("Supersedes", challenger.claim_ref, incumbent.claim_ref)
+    ]
+    assert ended.claim_ref not in outcome.superseded
+
+
+def test_an_affirm_skips_incumbents_that_no_longer_conflict_and_bounds_the_rest(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    first = put(engine, "Berlin")  # untrusted: conflicts with everything
+    second = put(engine, "Rome")
+    challenger = put(engine, "Paris")
+    assert challenger.contested_with == (first.claim_ref,) or challenger.handle_id is not None
+    engine.invalidate(AGENT, first.claim_ref)  # the first incumbent is gone before the verdict
+    assert challenger.handle_id is not None
+    pending = [p for p in engine.list_pending(AGENT) if p.handle_id == challenger.handle_id]
+    assert pending[0].incumbent_refs == (first.claim_ref, second.claim_ref)
+    outcome = engine.submit_adjudication(challenger.handle_id, "Affirm")
+    assert outcome.superseded == (second.claim_ref,)
+
+
+def test_an_affirm_leaves_an_incumbent_already_ending_by_then(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    """An untrusted challenger bounds at now; an incumbent already bound at now stays as it is."""
+    engine = backend.open(oracle=oracle)  # the clock steps 1 s per call
+    incumbent = put(engine, "Berlin", valid_from="2020")  # 00:00:00
+    challenger = put(engine, "Paris")  # 00:00:01, untrusted: queued
+    engine.end(
+        AGENT, incumbent.claim_ref, "2026-01-01T00:00:03Z"
+    )  # 00:00:02, bound at the verdict's now
+    assert challenger.handle_id is not None
+    outcome = engine.submit_adjudication(challenger.handle_id, "Affirm")  # 00:00:03
+    assert outcome.superseded == ()
+    with engine.store.read(AGENT) as reader:
+        assert len(reader.all_assertions()) == 1  # only the end: no second bound
+
+
+def test_the_entries_of_an_unknown_verdict_name_their_line(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    put(engine, "Berlin", valid_from="2020")
+    challenger = put(engine, "Paris", valid_from="2024")
+    assert challenger.handle_id is not None
+    engine.submit_adjudication(challenger.handle_id, "Unknown")
+    resolved = [e for e in ledger(engine) if e.event_kind is E.ADJUDICATION_RESOLVED]
+    assert [(e.subject, e.predicate) for e in resolved] == [("user", "city"), ("user", "city")]
