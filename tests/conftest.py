@@ -116,6 +116,7 @@ class RecordingOracle:
     def request_adjudication(self, handle_id: str, request: mempill.AdjudicationRequest) -> None:
         if self.fail:
             raise RuntimeError("oracle is down")
+        assert handle_id == request.handle_id, "the handle is passed beside the request"
         self.requests.append(request)
 
 

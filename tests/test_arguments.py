@@ -169,7 +169,7 @@ def test_typed_windows_keep_their_granularity_and_refuse_naive_datetimes(engine:
             "until_granularity",
         ),  # type: ignore[arg-type]
     ):
-        with pytest.raises(ValidationError, match=named):
+        with pytest.raises(ValidationError, match=rf"^{named}: "):
             engine.ingest(
                 IngestRequest(agent_id=AGENT, subject="u", predicate="q", value=1, valid_time=bad)
             )

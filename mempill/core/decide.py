@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 
 from mempill.core.canonical import canonical_json, inspect_value, is_clean_text
 from mempill.core.config import EngineConfig
+from mempill.core.dates import format_tx
 from mempill.core.enums import Cardinality, Disposition, Provenance
 from mempill.core.line import Line
 from mempill.core.model import ClaimRow, IngestRequest, LedgerEntry
 from mempill.core.view import ClaimView
+from mempill.errors import ConflictError
 
 MAX_KEY_CHARS = 1024
 MAX_VALUE_DEPTH = 64
@@ -233,11 +235,11 @@ class AssertionDecision:
     disposition: Disposition
     reason: str
     write: bool = False  # only a decision that writes says so; rejections and no-ops do not
-    conflict: bool = False
 
 
 def decide_end(claim: ClaimView, at: datetime, provenance: Provenance) -> AssertionDecision:
-    """`end(claim, at)`: a Bound, a no-op, a rejection, or a conflict with another bound."""
+    """`end(claim, at)`: a Bound, a no-op or a rejection; another active bound is a
+    ConflictError (the caller reopens first)."""
     if not provenance.is_external:
         return AssertionDecision(Disposition.REJECTED, "bound_requires_external")
     if not claim.live:
@@ -248,7 +250,8 @@ def decide_end(claim: ClaimView, at: datetime, provenance: Provenance) -> Assert
     if claim.active_bound is not None:
         if claim.active_bound == at:
             return AssertionDecision(Disposition.SUPERSEDED, "already_bound")
-        return AssertionDecision(Disposition.SUPERSEDED, "bound_conflict", conflict=True)
+        bound_at = format_tx(claim.active_bound)
+        raise ConflictError(f"claim {claim.ref} is already bound at {bound_at}; reopen it first")
     return AssertionDecision(Disposition.SUPERSEDED, "bound", write=True)
 
 

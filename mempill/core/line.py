@@ -20,10 +20,6 @@ class Line(Protocol):
         """Every claim of the line, in stream order."""
         ...
 
-    def live(self) -> Sequence[ClaimView]:
-        """The claims in belief at some instant (reference §5 step 1), in stream order."""
-        ...
-
     def has_live(self) -> bool: ...
 
     def containing(self, instant: datetime) -> Sequence[ClaimView]:
@@ -70,9 +66,6 @@ class Scan:
 
     def views(self) -> Sequence[ClaimView]:
         return self._views
-
-    def live(self) -> Sequence[ClaimView]:
-        return self._live
 
     def has_live(self) -> bool:
         return bool(self._live)

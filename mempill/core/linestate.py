@@ -80,9 +80,6 @@ class LineState:
     def views(self) -> Sequence[ClaimView]:
         return tuple(self.by_ref.values())
 
-    def live(self) -> Sequence[ClaimView]:
-        return self.index.live_views()
-
     def has_live(self) -> bool:
         return bool(self.index.live)
 

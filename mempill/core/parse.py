@@ -12,7 +12,7 @@ import reprlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import fields
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -119,10 +119,8 @@ def number(value: Any, what: str) -> float:
 
 
 def moment(value: Any, what: str) -> datetime:
-    """An aware datetime or a lenient date string (for as_of, valid_at, bounds)."""
-    if isinstance(value, (str, date)) and not isinstance(value, datetime):
-        return parse_lenient(value, what)[0]
-    return utc(value, what)
+    """An aware datetime, a date or a lenient date string (for as_of, valid_at, bounds)."""
+    return parse_lenient(value, what)[0]
 
 
 def optional_moment(value: Any, what: str) -> datetime | None:

@@ -163,6 +163,5 @@ def views(rows: LineRows, config: EngineConfig) -> tuple[ClaimView, ...]:
     for assertion in rows.assertions:
         assertions[assertion.claim_ref].append(assertion)
     return tuple(
-        view(row, entries.get(row.claim_ref, ()), assertions.get(row.claim_ref, ()), config)
-        for row in rows.claims
+        view(row, entries[row.claim_ref], assertions[row.claim_ref], config) for row in rows.claims
     )

@@ -106,9 +106,6 @@ class LiveIndex:
         found = self._ordered(self._narrowest(first, last))
         return tuple(v for v in found if overlaps(start, end, v.window_from, v.window_until))
 
-    def live_views(self) -> Sequence[ClaimView]:
-        return tuple(sorted(self.live.values(), key=lambda v: v.row.stream_seq))
-
     def pending_containing(self, instant: datetime) -> Sequence[ClaimView]:
         found = (v for v in self.pending.values() if v.contains(instant))
         return tuple(sorted(found, key=lambda v: v.row.stream_seq))

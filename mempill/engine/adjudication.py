@@ -11,7 +11,7 @@ from mempill.core.enums import Disposition, EdgeKind, EventKind, PendingStatus, 
 from mempill.core.fold import ClaimView, overlaps
 from mempill.core.model import AdjudicationOutcome, ClaimRow, EdgeRow, PendingAdjudication
 from mempill.engine.batch import Batch
-from mempill.engine.validity import bound, flag_dependents
+from mempill.engine.validity import flag_dependents, oracle_bound
 
 # ---------------------------------------------------------------- the oracle outbox
 
@@ -100,16 +100,7 @@ def adjudicate(
             at = _affirm_bound(challenger, incumbent, batch.tx)
             if incumbent.active_bound is not None and incumbent.active_bound <= at:
                 continue
-            bound(
-                batch,
-                incumbent,
-                at,
-                None,
-                evidence,
-                1.0,
-                handle=pending.handle_id,
-                spare=challenger.ref,
-            )
+            oracle_bound(batch, incumbent, at, evidence, pending.handle_id, challenger.ref)
             batch.txn.append_edge(
                 EdgeRow(
                     agent_id=batch.agent_id,

@@ -7,10 +7,10 @@ from typing import Any
 
 from mempill.core import parse
 from mempill.core.canonical import canonical_json, loads
-from mempill.core.dates import format_tx, parse_lenient
-from mempill.core.decide import AssertionDecision, decide_end, decide_invalidate, decide_reopen
-from mempill.core.enums import AssertionKind, Granularity, Provenance
-from mempill.core.fold import ClaimView, project
+from mempill.core.dates import parse_lenient
+from mempill.core.decide import decide_end, decide_invalidate, decide_reopen
+from mempill.core.enums import AssertionKind, Granularity
+from mempill.core.fold import project
 from mempill.core.model import BeliefSlot, EndFactReceipt, Projection, ValidityReceipt
 from mempill.engine.batch import Batch
 from mempill.engine.runner import TransactionRunner
@@ -43,7 +43,7 @@ def assert_validity(
         claim = batch.claim_view(ref)
         if kind is AssertionKind.BOUND:
             assert at is not None
-            decision = _decide_bound(claim, at, source)
+            decision = decide_end(claim, at, source)
         elif kind is AssertionKind.REOPEN:
             decision = decide_reopen(claim, source)
         else:
@@ -94,7 +94,7 @@ def end_belief(
         receipts = []
         for ref in slot.claim_refs:
             claim = batch.claim_view(ref)
-            decision = _decide_bound(claim, instant, source)
+            decision = decide_end(claim, instant, source)
             receipts.append(
                 apply_assertion(
                     batch,
@@ -137,15 +137,6 @@ def _confidence(value: Any) -> float:
     if not 0.0 <= number <= 1.0:
         raise ValidationError(f"confidence: {number!r} is not in [0, 1]")
     return number
-
-
-def _decide_bound(claim: ClaimView, at: datetime, source: Provenance) -> AssertionDecision:
-    """`end` on one claim; a different active bound is a ConflictError (reopen first)."""
-    decision = decide_end(claim, at, source)
-    if decision.conflict:
-        bound_at = format_tx(claim.active_bound or at)
-        raise ConflictError(f"claim {claim.ref} is already bound at {bound_at}; reopen it first")
-    return decision
 
 
 def _single_slot(belief: Projection, value: Any) -> BeliefSlot:

@@ -16,31 +16,21 @@ from mempill.engine.batch import Batch
 # ---------------------------------------------------------------- validity assertions
 
 
-def bound(
-    batch: Batch,
-    claim: ClaimView,
-    at: datetime,
-    granularity: Granularity | None,
-    provenance: Provenance,
-    confidence: float,
-    *,
-    handle: str | None = None,
-    op_ref: str | None = None,
-    spare: str | None = None,
+def oracle_bound(
+    batch: Batch, incumbent: ClaimView, at: datetime, evidence: Provenance, handle: str, spare: str
 ) -> ValidityReceipt:
-    """Append Bound(at) → Superseded, and flag the claim's dependents (except `spare`)."""
+    """An Affirm ends an incumbent: Bound(at) → Superseded, with the verdict's evidence and
+    full confidence, and the incumbent's dependents flagged (all but the winner, `spare`)."""
     return _assert(
         batch,
-        claim,
+        incumbent,
         AssertionKind.BOUND,
         Disposition.SUPERSEDED,
         "bound",
-        provenance,
-        confidence,
+        evidence,
+        1.0,
         at=at,
-        granularity=granularity,
         handle=handle,
-        op_ref=op_ref,
         spare=spare,
     )
 
@@ -178,7 +168,7 @@ def flag_dependents(batch: Batch, root: str, reason: str, spare: str | None = No
 
     `spare` is a claim an oracle just affirmed over `root`: the verdict is its review.
     """
-    seen = {root} if spare is None else {root, spare}
+    seen = {root, spare}  # `spare` may be None, which names no claim
     todo = deque([root])
     while todo:
         parent = todo.popleft()
