@@ -227,7 +227,9 @@ RULES = (
         "the PostgreSQL replays run in test_conformance_corpus.py",
     ),
     Rule(
-        r"fuzz --backends sqlite-mem,pg-embedded", "fuzz --backends sqlite-mem", "fuzz: see above"
+        r"fuzz --backends sqlite-mem,pg-embedded",
+        "fuzz --backends sqlite-mem,sqlite-file",
+        "fuzz: see above",
     ),
     Rule(
         r"tests/test_postgres_store.py -q", "tests/test_postgres_store.py -q -k timeout", "a pytest"
