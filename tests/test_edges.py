@@ -228,3 +228,142 @@ def test_history_of_a_claim_ended_at_its_own_start_at_that_instant(engine: Engin
     engine.end(AGENT, claim.claim_ref, start)
     (entry,) = engine.query_history(AGENT, "user", "city", as_of=start)
     assert entry.status is HistoryStatus.ENDED
+
+
+def test_an_affirm_goes_on_past_an_incumbent_already_ending(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)  # the clock steps 1 s per call
+    first = put(engine, "Berlin", valid_from="2020")  # 00:00:00
+    second = put(engine, "Rome", valid_from="2020", subject="user")  # 00:00:01, contested
+    challenger = put(engine, "Paris")  # 00:00:02, untrusted: both are its incumbents
+    assert challenger.handle_id is not None
+    assert set(challenger.contested_with) == {first.claim_ref, second.claim_ref}
+    engine.end(AGENT, first.claim_ref, "2026-01-01T00:00:04Z")  # 00:00:03: by the verdict
+    outcome = engine.submit_adjudication(challenger.handle_id, "Affirm")  # 00:00:04
+    assert outcome.superseded == (second.claim_ref,)
+
+
+def test_a_queued_claim_repeated_keeps_its_handle_and_notification(
+    backend: Backend, oracle: RecordingOracle
+) -> None:
+    engine = backend.open(oracle=oracle)
+    put(engine, "Berlin", valid_from="2020")
+    ref = "00000000-0000-4000-8000-0000000000c1"
+    first = put(engine, "Paris", valid_from="2024", claim_ref=ref)
+    again = put(engine, "Paris", valid_from="2024", claim_ref=ref)  # the same request again
+    assert first.oracle_notified is True and again == first
+    assert len(oracle.requests) == 1  # told once
+    put(engine, "Oslo", valid_from="2020", subject="bob")
+    oracle.fail = True
+    ref2 = "00000000-0000-4000-8000-0000000000c2"
+    failed = put(engine, "Rome", valid_from="2024", subject="bob", claim_ref=ref2)
+    assert failed.oracle_notified is False
+    oracle.fail = False
+    retried = put(engine, "Rome", valid_from="2024", subject="bob", claim_ref=ref2)
+    assert retried.oracle_notified is True and retried.handle_id == failed.handle_id
+
+
+def test_no_belief_at_the_start_of_a_claim_ended_there(engine: Engine) -> None:
+    claim = put(engine, "Berlin", valid_from="2020")
+    engine.end(AGENT, claim.claim_ref, "2020")
+    belief = engine.query_memory(AGENT, "user", "city", valid_at="2020")
+    assert (belief.status, belief.reason) == (BeliefStatus.NO_BELIEF, "window_ended")
+
+
+@pytest.mark.parametrize(
+    ("window", "confidence"),
+    [
+        ({}, 0.0),
+        ({"start": None, "end": None}, 0.0),
+        ({"end": "2030"}, 1.0),
+        ({"start": "2020"}, 1.0),
+    ],
+)
+def test_an_omitted_window_confidence_is_one_only_with_a_window(
+    engine: Engine, window: dict[str, str | None], confidence: float
+) -> None:
+    receipt = engine.ingest(
+        {"agent_id": AGENT, "subject": "s", "predicate": "p", "value": 1, "valid_time": window}
+    )
+    with engine.store.read(AGENT) as reader:
+        row = reader.claim(receipt.claim_ref)
+    assert row is not None and row.valid_time_confidence == confidence
+
+
+def test_a_parent_without_depth_does_not_hide_the_next_one(engine: Engine) -> None:
+    free = put(engine, "x", subject="a", provenance="ModelDerived")  # no External ancestor
+    anchored = put(engine, "Berlin", subject="b")
+    child = put(
+        engine,
+        "y",
+        subject="c",
+        provenance="ModelDerived",
+        derived_from=[free.claim_ref, anchored.claim_ref],
+    )
+    with engine.store.read(AGENT) as reader:
+        row = reader.claim(child.claim_ref)
+    assert row is not None and (row.derivation_depth, row.external_anchor) == (
+        1,
+        anchored.claim_ref,
+    )
+
+
+def test_a_set_counts_the_corroborations_of_its_primary_member(engine: Engine) -> None:
+    for value in ("fr", "fr", "en"):
+        put(engine, value, predicate="languages", cardinality="SetValued")
+    belief = engine.query_memory(AGENT, "user", "languages")
+    assert belief.primary is not None and belief.primary.value == "en"  # the latest claim's group
+    assert belief.corroboration_count == 0 and [s.corroboration_count for s in belief.members] == [
+        1,
+        0,
+    ]
+
+
+def test_an_echo_does_not_hide_what_happens_to_a_claim_after_it(engine: Engine) -> None:
+    claim = put(engine, "Berlin", valid_from="2020")
+    put(engine, "Berlin", provenance="RecallReEntry", derived_from=[claim.claim_ref])  # R1: an echo
+    engine.end(AGENT, claim.claim_ref, "2024")
+    (entry,) = engine.query_history(AGENT, "user", "city")
+    assert entry.state is Disposition.SUPERSEDED and entry.status is HistoryStatus.ENDED
+
+
+def test_a_corroboration_before_the_flag_does_not_clear_the_review(engine: Engine) -> None:
+    root = put(engine, "Berlin", subject="root")
+    child = put(engine, "x", subject="s", derived_from=[root.claim_ref])
+    before = put(engine, "x", subject="s")  # after the child, but before its flag
+    engine.invalidate(AGENT, root.claim_ref)
+    belief = engine.query_memory(AGENT, "s", "city")
+    assert belief.primary is not None and belief.primary.claim_refs == (
+        child.claim_ref,
+        before.claim_ref,
+    )
+    assert Marker.PENDING_REVIEW in belief.markers
+
+
+def test_an_untrusted_window_holds_beyond_its_end(engine: Engine) -> None:
+    put(engine, "Berlin", valid_until="2021", valid_time_confidence=0.5)
+    later = engine.query_memory(AGENT, "user", "city", valid_at="2025")
+    assert later.value == "Berlin"
+    assert later.primary is not None and later.primary.valid_until_display is None
+
+
+def test_a_bound_at_the_window_end_keeps_the_window_display(engine: Engine) -> None:
+    claim = put(engine, "Berlin", valid_from="2020", valid_until="2024")
+    engine.end(AGENT, claim.claim_ref, "2024-01-01")  # the same instant, written as a day
+    (entry,) = engine.query_history(AGENT, "user", "city")
+    assert entry.valid_until_display == "2024"
+    engine.reopen(AGENT, claim.claim_ref)
+    engine.end(AGENT, claim.claim_ref, "2023-06")  # earlier: the bound's own display
+    (entry,) = engine.query_history(AGENT, "user", "city")
+    assert entry.valid_until_display == "2023-06"
+
+
+def test_a_flagged_claim_ended_later_is_no_longer_under_review(engine: Engine) -> None:
+    root = put(engine, "Berlin", subject="root")
+    child = put(engine, "x", subject="s", derived_from=[root.claim_ref])
+    engine.invalidate(AGENT, root.claim_ref)
+    assert Marker.PENDING_REVIEW in engine.query_memory(AGENT, "s", "city").markers
+    engine.end(AGENT, child.claim_ref, "2090")  # its state is now Superseded (in the future)
+    belief = engine.query_memory(AGENT, "s", "city")
+    assert belief.value == "x" and Marker.PENDING_REVIEW not in belief.markers

@@ -191,3 +191,14 @@ def test_forgetting_and_the_claim_budget() -> None:
     huge = LineCache(EngineConfig(), max_claims=1)
     huge.refreshed(key("x"), 3, lambda after: rows_for("x", range(1, 4)))
     assert huge.stats() == (1, 3)  # one line over budget stays: it is being read
+
+
+def test_forgetting_gives_back_exactly_the_claims_a_line_held() -> None:
+    cache = LineCache(EngineConfig(), max_claims=100)
+    cache.refreshed(key("big"), 3, lambda after: rows_for("big", range(after + 1, 4)))
+    small = cache.refreshed(key("small"), 1, lambda after: rows_for("small", range(after + 1, 2)))
+    assert cache.stats() == (2, 4)
+    cache.forget([key("small")])
+    assert cache.stats() == (1, 3) and small.accounted == 0
+    cache.publish(key("small"), small)  # the same state again: counted afresh, once
+    assert cache.stats() == (2, 4)

@@ -128,6 +128,7 @@ CALLS: dict[str, tuple[Setup | None, Call]] = {
     "reopen": (setup_bound, lambda e, a, ref: e.reopen(a, ref)),
     "invalidate": (setup_line, lambda e, a, ref: e.invalidate(a, ref)),
     "reject": (setup_line, lambda e, a, ref: e.end(a, ref, "2019")),
+    "end_fact_rejected": (setup_line, lambda e, a, _: e.end_fact(a, "user", "city", "2019")),
 }
 
 
@@ -169,6 +170,25 @@ def test_a_lost_acknowledgement_is_retried_and_never_applied_twice(
         assert rows_of(lossy, "lossy") == rows_of(clean, "clean")
     else:  # rolled back and done again: fresh entry ids, the same outcome
         assert _shape(got) == _shape(expected)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_queued_claim_whose_acknowledgement_is_lost(backend: Backend, when: str) -> None:
+    """The retry answers with the claim's handle, and the oracle is told once either way."""
+    both = pair(backend, when, oracle=True)
+
+    def incumbent(engine: Engine, agent: str) -> None:
+        put(engine, "Berlin", valid_from="2020", agent_id=agent)
+
+    expected, got = both.both(
+        lambda e, a, _: put(e, "Paris", valid_from="2024", agent_id=a), incumbent
+    )
+    assert got.handle_id is not None and got.oracle_notified is True
+    assert _shape(got) == _shape(expected) and expected.oracle_notified is True
+    oracle = both.lossy.oracle
+    assert isinstance(oracle, RecordingOracle) and len(oracle.requests) == 1
+    if when == "after":
+        assert _normal(got) == _normal(expected)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

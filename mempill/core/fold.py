@@ -45,7 +45,6 @@ __all__ = [
     "ClaimView",
     "Line",
     "Scan",
-    "as_line",
     "history",
     "is_trusted",
     "overlaps",
@@ -56,13 +55,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- projection
-
-
-def as_line(line: Line | Sequence[ClaimView]) -> Line:
-    """A plain sequence of views is answered by scanning it."""
-    if isinstance(line, Sequence):
-        return Scan(line)
-    return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +176,7 @@ def _belief(line: Line, instant: datetime) -> _Belief:
 
 
 def project(
-    line: Line | Sequence[ClaimView],
+    line: Line,
     *,
     agent_id: str,
     subject: str,
@@ -195,7 +187,6 @@ def project(
     config: EngineConfig,
 ) -> Projection:
     """Fold a line's views into its belief at `valid_at` (default: `as_of`, else now)."""
-    line = as_line(line)
     age_at = as_of or now
     instant = valid_at or age_at
     belief = _belief(line, instant)
@@ -297,7 +288,7 @@ def _history_status(
 
 
 def history(
-    line: Line | Sequence[ClaimView],
+    line: Line,
     *,
     agent_id: str,
     subject: str,
@@ -307,7 +298,6 @@ def history(
     config: EngineConfig,
 ) -> History:
     """Every claim of the line with its status at `as_of`, ordered by effective start."""
-    line = as_line(line)
     instant = as_of or now
     belief = _belief(line, instant)
     believed = frozenset(v.ref for g in belief.groups for v in g.claims)

@@ -37,7 +37,7 @@ def _bump(counts: dict[str, int], key: str, by: int) -> None:
     if left:
         counts[key] = left
     else:
-        counts.pop(key, None)
+        del counts[key]  # it reached zero, so it was there
 
 
 class LiveIndex:

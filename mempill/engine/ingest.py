@@ -67,11 +67,18 @@ def ingest_requests(
         return tuple(receipts)
 
     receipts, batch = runner.write(agent, work, replay=replay)
-    notified = loop.after_commit(batch)
+    # Queued handles the oracle has not heard of: this call's, or those of a commit whose
+    # acknowledgement was lost (or a repeated request) when the oracle was not told yet.
+    waiting = [
+        r.handle_id
+        for r in receipts
+        if r.handle_id is not None
+        and r.disposition is Disposition.QUEUED_FOR_ADJUDICATION
+        and not r.oracle_notified
+    ]
+    notified = loop.after_commit(batch, waiting)
     return tuple(
-        replace(r, oracle_notified=notified.get(r.handle_id, False))
-        if r.handle_id is not None and r.disposition is Disposition.QUEUED_FOR_ADJUDICATION
-        else r
+        replace(r, oracle_notified=notified[r.handle_id]) if r.handle_id in notified else r
         for r in receipts
     )
 

@@ -38,11 +38,13 @@ class OracleLoop:
 
     # ------------------------------------------------------------ after a commit
 
-    def after_commit(self, batch: Batch) -> dict[str, bool]:
-        """Index the new claims, then tell the oracle of each queued handle (an outbox)."""
+    def after_commit(self, batch: Batch, handles: Iterable[str] | None = None) -> dict[str, bool]:
+        """Index the new claims, then tell the oracle of each queued handle (an outbox):
+        the batch's own, or `handles` when the call knows better (a replayed commit)."""
         for row in batch.new_claims:
             self.vector.index_claim(row)
-        return {handle: self.notify(batch.agent_id, handle) for handle in batch.queued}
+        chosen = batch.queued if handles is None else handles
+        return {handle: self.notify(batch.agent_id, handle) for handle in chosen}
 
     def notify(self, agent_id: str, handle_id: str) -> bool:
         """Call the oracle for one outbox row; on success mark it notified."""
@@ -114,7 +116,7 @@ class OracleLoop:
                 verdict=chosen,
                 claim_ref=str(e.claim_ref),
                 disposition=e.disposition,
-                superseded=tuple(e.rationale.get("superseded", ())),
+                superseded=tuple(e.rationale["superseded"]),
             )
 
         outcome, _ = self.runner.write(agent, work, replay=replay)
