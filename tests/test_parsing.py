@@ -69,9 +69,9 @@ def test_what_is_not_a_date_names_the_input(text: str) -> None:
 
 
 def test_dates_and_datetimes_are_taken_as_they_are() -> None:
-    assert parse_lenient(date(2020, 3, 15)) == (datetime(2020, 3, 15, tzinfo=UTC), G.DAY)
+    assert parse_lenient(date(2020, 3, 15), "at") == (datetime(2020, 3, 15, tzinfo=UTC), G.DAY)
     cet = timezone(timedelta(hours=1))
-    assert parse_lenient(datetime(2020, 3, 15, 1, tzinfo=cet)) == (
+    assert parse_lenient(datetime(2020, 3, 15, 1, tzinfo=cet), "at") == (
         datetime(2020, 3, 15, tzinfo=UTC),
         G.INSTANT,
     )
@@ -82,7 +82,7 @@ def test_dates_and_datetimes_are_taken_as_they_are() -> None:
 
 
 def test_utc_refuses_what_it_cannot_place() -> None:
-    assert utc(datetime(2020, 1, 1, tzinfo=UTC)) == datetime(2020, 1, 1, tzinfo=UTC)
+    assert utc(datetime(2020, 1, 1, tzinfo=UTC), "at") == datetime(2020, 1, 1, tzinfo=UTC)
     with pytest.raises(ValidationError, match=r"^x: expected a datetime, got str"):
         utc("2020", "x")  # type: ignore[arg-type]
     far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-2)))

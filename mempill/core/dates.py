@@ -18,7 +18,7 @@ _RFC3339 = re.compile(
 )
 
 
-def utc(moment: datetime, what: str = "datetime") -> datetime:
+def utc(moment: datetime, what: str) -> datetime:
     """An aware datetime converted to UTC; a naive one is a ValidationError."""
     if not isinstance(moment, datetime):
         raise ValidationError(f"{what}: expected a datetime, got {type(moment).__name__}")
@@ -41,7 +41,7 @@ def parse_tx(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def parse_lenient(value: str | date | datetime, what: str = "date") -> tuple[datetime, Granularity]:
+def parse_lenient(value: str | date | datetime, what: str) -> tuple[datetime, Granularity]:
     """`2020`, `2020-03`, `2020-03-15`, RFC 3339 text, a date or an aware datetime.
 
     Partial dates snap to the start of their period; the granularity remembers the
