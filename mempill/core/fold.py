@@ -88,11 +88,12 @@ def currency_of(
     return Currency.DECAYED
 
 
-def _slot(group: _Group, at: datetime, config: EngineConfig) -> BeliefSlot:
-    rep = group.latest
+def _slot(claims: tuple[ClaimView, ...], at: datetime, config: EngineConfig) -> BeliefSlot:
+    """One value's slot: its latest claim stands for the claims of the value."""
+    rep = max(claims, key=lambda v: (v.row.tx_time, v.row.stream_seq))
     row = rep.row
-    last_refreshed = max(v.row.tx_time for v in group.claims)
-    corroborations = len(group.claims) - 1
+    last_refreshed = max(v.row.tx_time for v in claims)
+    corroborations = len(claims) - 1
     return BeliefSlot(
         claim_ref=row.claim_ref,
         value=loads(row.value),
@@ -109,7 +110,7 @@ def _slot(group: _Group, at: datetime, config: EngineConfig) -> BeliefSlot:
         currency=currency_of(last_refreshed, corroborations, at, config),
         last_refreshed_at=last_refreshed,
         corroboration_count=corroborations,
-        claim_refs=tuple(v.ref for v in group.claims),
+        claim_refs=tuple(v.ref for v in claims),
     )
 
 
@@ -190,7 +191,7 @@ def project(
     age_at = as_of or now
     instant = valid_at or age_at
     belief = _belief(line, instant)
-    slots = tuple(_slot(g, age_at, config) for g in belief.groups)
+    slots = tuple(_slot(g.claims, age_at, config) for g in belief.groups)
     alternatives: tuple[BeliefSlot, ...] = ()
     members: tuple[BeliefSlot, ...] = ()
     primary_slot: BeliefSlot | None = None
@@ -201,7 +202,7 @@ def project(
         primary_slot = slots[belief.groups.index(latest)]
         members = slots if len(slots) > 1 else ()
     pending_views = line.pending_containing(instant)
-    pending = tuple(_slot(_Group(v.value, (v,)), age_at, config) for v in pending_views)
+    pending = tuple(_slot((v,), age_at, config) for v in pending_views)
     markers = _markers(belief, members, pending_views, config)
     belief_claims = [v for g in belief.groups for v in g.claims]
     newest = max(slots, key=lambda s: (s.last_refreshed_at, s.tx_time), default=None)
@@ -216,7 +217,7 @@ def project(
         primary=primary_slot,
         alternatives=alternatives,
         members=members,
-        inferred=tuple(_slot(g, age_at, config) for g in belief.inferred_groups),
+        inferred=tuple(_slot(g.claims, age_at, config) for g in belief.inferred_groups),
         pending=pending,
         markers=markers,
         currency=None if newest is None else newest.currency,
