@@ -27,7 +27,10 @@ BEGIN, END = "<!-- equivalent:begin -->", "<!-- equivalent:end -->"
 def results() -> dict[str, str]:
     """mutant name -> status, from `mutmut results --all true`."""
     done = subprocess.run(
-        ["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     found = {}
     for line in done.stdout.splitlines():
@@ -46,7 +49,9 @@ def equivalent() -> dict[str, str]:
 
 
 def diff(name: str) -> str:
-    done = subprocess.run(["mutmut", "show", name], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", name], capture_output=True, text=True, check=False
+    )
     return done.stdout.strip()
 
 
