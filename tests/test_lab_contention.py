@@ -63,7 +63,8 @@ def test_the_serialization_check_refuses_a_one_microsecond_overlap() -> None:
 @pytest.mark.parametrize("config", SQLITE)
 def test_threads_on_one_agent_are_serialized(config: str, tmp_path: Path) -> None:
     frame = contention.run(config, 3, 1, 8, "threads", directory=str(tmp_path), seed=5)
-    assert len(frame) == 24
+    # one row per transaction; a group commit may carry the claims of several writers
+    assert (frame["last_seq"] - frame["first_seq"] + 1).sum() == 24
     assert set(frame["agent_id"]) == {"c5-a00"} and set(frame["pid"]) == {os.getpid()}
     assert (frame["txn_us"] > 0).all()
     assert_within_the_run(frame)

@@ -32,8 +32,9 @@ def utc(moment: datetime, what: str) -> datetime:
 
 def format_tx(moment: datetime) -> str:
     """Fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` (sorts chronologically)."""
-    moment = moment.astimezone(UTC)
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{moment.microsecond:06d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # drops "+00:00"
 
 
 def parse_tx(text: str) -> datetime:

@@ -1,7 +1,9 @@
 """The state of one write transaction: stream_seq, tx time, ids and the lines it touches.
 
 Rows go through the Batch, which applies them to the cached line states in place, marked
-dirty until COMMIT (see `core/linestate.py`)."""
+dirty until COMMIT (see `core/linestate.py`). A line's new rows are applied together when
+the line is next asked for (or at COMMIT), so a claim and its ledger entry refresh the
+claim's view once."""
 
 from __future__ import annotations
 
@@ -19,6 +21,22 @@ from mempill.engine.linecache import LineCache
 from mempill.errors import NotFoundError
 from mempill.ids import IdFactory
 from mempill.ports import Writer
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one call wrote, for the work after COMMIT (vector index, oracle outbox)."""
+
+    agent_id: str
+    new_claims: tuple[ClaimRow, ...] = ()
+    queued: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Rows:
+    claims: list[ClaimRow] = field(default_factory=list)
+    entries: list[LedgerEntry] = field(default_factory=list)
+    assertions: list[AssertionRow] = field(default_factory=list)
 
 
 @dataclass
@@ -40,9 +58,16 @@ class Batch:
     new_claims: list[ClaimRow] = field(default_factory=list)
     local: dict[tuple[str, str], LineState] = field(default_factory=dict)
     seen: dict[tuple[str, str], LineState] = field(default_factory=dict)
+    unapplied: dict[tuple[str, str], _Rows] = field(default_factory=dict)
+    first_line: tuple[str, str] | None = None  # the line the first call writes, when known
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.seq, self.last_tx = self.txn.head()
+        if self.first_line is None:
+            self.seq, self.last_tx = self.txn.head()
+        else:
+            self.seq, self.last_tx, version = self.txn.head_and_line(*self.first_line)
+            self.versions[self.first_line] = version
         self.start_seq = self.seq
 
     def tick(self) -> datetime:
@@ -69,10 +94,14 @@ class Batch:
     def line_state(self, subject: str, predicate: str) -> LineState:
         """The line as this transaction sees it (its own writes included)."""
         line = (subject, predicate)
+        if line in self.unapplied:
+            self._apply(line)
         known = self.local.get(line) or self.seen.get(line)
         if known is not None:  # we hold the agent's lock: only our own writes change it
             return known
-        version = self.txn.line_version(subject, predicate)
+        version = self.versions.pop(line, None)
+        if version is None:
+            version = self.txn.line_version(subject, predicate)
         if version > self.start_seq:  # every row of ours goes through `_writing` first
             raise AssertionError(f"line {line} has rows this transaction did not track")
         shared = self.cache.refreshed(
@@ -97,16 +126,34 @@ class Batch:
             self.local[line] = state
         return state
 
+    def _rows(self, line: tuple[str, str]) -> _Rows:
+        """The rows of `line` written since the line was last asked for."""
+        rows = self.unapplied.get(line)
+        if rows is None:
+            self._writing(line)
+            rows = self.unapplied[line] = _Rows()
+        return rows
+
+    def _apply(self, line: tuple[str, str]) -> None:
+        rows = self.unapplied.pop(line)
+        self.local[line].apply(
+            LineRows(
+                claims=tuple(rows.claims),
+                entries=tuple(rows.entries),
+                assertions=tuple(rows.assertions),
+            )
+        )
+
     def add_claim(self, row: ClaimRow) -> None:
-        state = self._writing((row.subject, row.predicate))
+        rows = self._rows((row.subject, row.predicate))
         self.txn.append_claim(row)
-        state.apply(LineRows(claims=(row,)))
+        rows.claims.append(row)
         self.new_claims.append(row)
 
     def add_assertion(self, row: AssertionRow) -> None:
-        state = self._writing((row.subject, row.predicate))
+        rows = self._rows((row.subject, row.predicate))
         self.txn.append_assertion(row)
-        state.apply(LineRows(assertions=(row,)))
+        rows.assertions.append(row)
 
     def entry(
         self,
@@ -131,11 +178,22 @@ class Batch:
             predicate=None if line is None else line[1],
             request_ref=request_ref,
         )
-        state = None if line is None else self._writing(line)
+        rows = None if line is None else self._rows(line)
         self.txn.append_entry(entry)
-        if state is not None:
-            state.apply(LineRows(entries=(entry,)))
+        if rows is not None:
+            rows.entries.append(entry)
         return entry
+
+    def committed(self, claims_from: int = 0, queued_from: int = 0) -> Committed:
+        """The claims and handles this transaction wrote (from the given positions on)."""
+        return Committed(
+            self.agent_id, tuple(self.new_claims[claims_from:]), tuple(self.queued[queued_from:])
+        )
+
+    def settle(self) -> None:
+        """Apply every line's outstanding rows (before COMMIT)."""
+        for line in list(self.unapplied):
+            self._apply(line)
 
     def publish(self) -> None:
         """After COMMIT: the line states written in place are committed now."""

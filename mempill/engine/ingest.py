@@ -66,7 +66,11 @@ def ingest_requests(
             receipts.append(stored or ingest(batch, request, ref))
         return tuple(receipts)
 
-    receipts, batch = runner.write(agent, work, replay=replay)
+    first = requests[0]
+    line = (first.subject, first.predicate)
+    receipts, done = runner.write_grouped(
+        agent, work, replay=replay, line=line if _storable_keys(first) else None
+    )
     # Queued handles the oracle has not heard of: this call's, or those of a commit whose
     # acknowledgement was lost (or a repeated request) when the oracle was not told yet.
     waiting = [
@@ -76,7 +80,9 @@ def ingest_requests(
         and r.disposition is Disposition.QUEUED_FOR_ADJUDICATION
         and not r.oracle_notified
     ]
-    notified = loop.after_commit(batch, waiting)
+    notified = loop.after_commit(done, waiting)
+    if not notified:
+        return receipts
     return tuple(
         replace(r, oracle_notified=notified[r.handle_id]) if r.handle_id in notified else r
         for r in receipts
@@ -192,11 +198,15 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     )
 
 
-def _rejected(batch: Batch, request: IngestRequest, ref: str, rule: str, reason: str) -> Receipt:
-    keys_ok = all(
+def _storable_keys(request: IngestRequest) -> bool:
+    return all(
         0 < len(k) <= MAX_KEY_CHARS and is_clean_text(k)
         for k in (request.subject, request.predicate)
     )
+
+
+def _rejected(batch: Batch, request: IngestRequest, ref: str, rule: str, reason: str) -> Receipt:
+    keys_ok = _storable_keys(request)
     batch.entry(
         EventKind.CLAIM_REJECTED,
         Disposition.REJECTED,

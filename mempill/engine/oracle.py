@@ -18,7 +18,7 @@ from mempill.core.model import (
     ReconcileReport,
 )
 from mempill.engine.adjudication import adjudicate, expire, queue
-from mempill.engine.batch import Batch
+from mempill.engine.batch import Batch, Committed
 from mempill.engine.runner import TransactionRunner
 from mempill.errors import NotFoundError
 from mempill.ports import OraclePort, VectorPort, Writer
@@ -38,13 +38,17 @@ class OracleLoop:
 
     # ------------------------------------------------------------ after a commit
 
-    def after_commit(self, batch: Batch, handles: Iterable[str] | None = None) -> dict[str, bool]:
+    def after_commit(
+        self, done: Committed, handles: Iterable[str] | None = None
+    ) -> dict[str, bool]:
         """Index the new claims, then tell the oracle of each queued handle (an outbox):
-        the batch's own, or `handles` when the call knows better (a replayed commit)."""
-        for row in batch.new_claims:
+        the call's own, or `handles` when the call knows better (a replayed commit)."""
+        for row in done.new_claims:
             self.vector.index_claim(row)
-        chosen = batch.queued if handles is None else handles
-        return {handle: self.notify(batch.agent_id, handle) for handle in chosen}
+        chosen = done.queued if handles is None else handles
+        if not chosen:
+            return {}
+        return {handle: self.notify(done.agent_id, handle) for handle in chosen}
 
     def notify(self, agent_id: str, handle_id: str) -> bool:
         """Call the oracle for one outbox row; on success mark it notified."""
@@ -196,8 +200,8 @@ class OracleLoop:
                     for s, p in targets
                 )
             return ReconcileReport(agent_id=agent, lines=result, escalations=0)
-        result, batch = self.runner.write(agent, work)
-        notified = self.after_commit(batch)
+        result, done = self.runner.write(agent, work)
+        notified = self.after_commit(done)
         return ReconcileReport(
             agent_id=agent,
             lines=result,

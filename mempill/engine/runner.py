@@ -1,22 +1,28 @@
 """The transaction runner: one write transaction per call, retried whole when transient,
-and the line reads that fold a cached line state held still for the reader."""
+and the line reads that fold a cached line state held still for the reader.
+
+Ingest calls of one agent made from several threads at once are *group committed*: the
+first caller leads, runs the calls waiting at that moment in one transaction (each with its
+own clock reading, in arrival order, exactly as if they ran one after another) and commits
+once, so one fsync covers them all; every caller returns only after that COMMIT."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from mempill.clock import Clock
 from mempill.core.config import EngineConfig
 from mempill.core.fold import Line, Scan, project, views
 from mempill.core.model import Projection
-from mempill.engine.batch import Batch
+from mempill.engine.batch import Batch, Committed
 from mempill.engine.linecache import LineCache
 from mempill.errors import ConflictError, TransientStorageError
 from mempill.ids import IdFactory
@@ -60,6 +66,8 @@ class TransactionRunner:
         self.retry = retry
         self.has_oracle = has_oracle
         self.lines = LineCache(config, max_claims=cache_claims)
+        self._groups: dict[str, _Group] = {}
+        self._groups_lock = threading.Lock()
 
     # ------------------------------------------------------------ writes
 
@@ -70,25 +78,100 @@ class TransactionRunner:
         *,
         replay: Callable[[Writer], T | None] | None = None,
         now: datetime | None = None,
-    ) -> tuple[T, Batch]:
+    ) -> tuple[T, Committed]:
         """Run `work` in one write transaction, retrying the whole of it when transient.
 
         Before a retry, `replay` looks for the rows of an attempt whose COMMIT was lost
         with the connection; when it finds them, their result is returned instead.
         """
-        now = self.clock() if now is None else now
+        call = _Call(work, replay, self.clock() if now is None else now)
+        self._run([call], agent_id)
+        return call.outcome()
+
+    def write_grouped(
+        self,
+        agent_id: str,
+        work: Callable[[Batch], T],
+        *,
+        replay: Callable[[Writer], T | None] | None = None,
+        line: tuple[str, str] | None = None,
+    ) -> tuple[T, Committed]:
+        """`write`, group committed with the calls other threads make for the agent meanwhile.
+
+        `work` must not raise but for storage errors: when a call of a group raises, the
+        group is rolled back and each of its calls runs again alone. `line` is the line the
+        call writes first, when known: its version is read with the agent's head.
+        """
+        call = _Call(work, replay, self.clock(), line)
+        with self._groups_lock:
+            group = self._groups.get(agent_id)
+            if group is None:
+                group = self._groups[agent_id] = _Group()
+        with group.changed:
+            group.waiting.append(call)
+            while group.leading and not call.finished:
+                group.changed.wait()
+            if not call.finished:  # lead: take every call waiting now
+                group.leading = True
+                calls, group.waiting = group.waiting, []
+        if not call.finished:
+            try:
+                self._run(calls, agent_id)
+            finally:
+                with group.changed:
+                    group.leading = False
+                    group.changed.notify_all()
+        return call.outcome()
+
+    def waiting(self, agent_id: str) -> int:
+        """How many ingest calls of the agent wait for the next group commit (diagnostics)."""
+        with self._groups_lock:
+            group = self._groups.get(agent_id)
+        if group is None:
+            return 0
+        with group.changed:
+            return len(group.waiting)
+
+    def _run(self, calls: list[_Call[Any]], agent_id: str) -> None:
+        """Run `calls` in one transaction (retried whole when transient); on any other error
+        run each alone, so only the call that fails sees its error."""
+        try:
+            self._transaction(calls, agent_id)
+        except BaseException as e:
+            if len(calls) == 1 or isinstance(e, ConflictError) or not isinstance(e, Exception):
+                for call in calls:
+                    call.fail(e)
+                if not isinstance(e, Exception):
+                    raise
+                return
+            for call in calls:
+                try:
+                    self._transaction([call], agent_id)
+                except BaseException as alone:
+                    call.fail(alone)
+                    if not isinstance(alone, Exception):
+                        raise
+
+    def _transaction(self, calls: list[_Call[Any]], agent_id: str) -> None:
         for attempt in range(self.retry.attempts):
             batch: Batch | None = None
             try:
                 with self.store.write(agent_id) as txn:
-                    if attempt and replay is not None:
-                        done = replay(txn)
-                        if done is not None:
-                            return done, self._batch(txn, agent_id, now)
-                    batch = self._batch(txn, agent_id, now)
-                    result = work(batch)
+                    batch = self._batch(txn, agent_id, calls[0].now, calls[0].line)
+                    for call in calls:
+                        if attempt and call.replay is not None:
+                            done = call.replay(txn)
+                            if done is not None:
+                                call.set(done, Committed(agent_id))
+                                continue
+                        marks = len(batch.new_claims), len(batch.queued)
+                        batch.now = call.now
+                        call.set(call.work(batch), batch.committed(*marks))
+                    batch.settle()
                 batch.publish()
-                return result, batch
+                for call in calls:
+                    call.finished = True
+                return
             except BaseException as e:
                 if batch is not None:
                     batch.abandon()
@@ -102,8 +185,12 @@ class TransactionRunner:
                 time.sleep(self.retry.delay(attempt))
         raise AssertionError("unreachable")
 
-    def _batch(self, txn: Writer, agent_id: str, now: datetime) -> Batch:
-        return Batch(txn, agent_id, self.ids, now, self.config, self.has_oracle, self.lines)
+    def _batch(
+        self, txn: Writer, agent_id: str, now: datetime, line: tuple[str, str] | None = None
+    ) -> Batch:
+        return Batch(
+            txn, agent_id, self.ids, now, self.config, self.has_oracle, self.lines, first_line=line
+        )
 
     # ------------------------------------------------------------ reads
 
@@ -152,3 +239,38 @@ class TransactionRunner:
                 return
         # a write in this engine holds the cached line: fold our own snapshot instead
         yield Scan(views(reader.line(subject, predicate, as_of), self.config))
+
+
+@dataclass(eq=False)
+class _Call(Generic[T]):
+    """One caller's work in a (group) transaction, and what became of it."""
+
+    work: Callable[[Batch], T]
+    replay: Callable[[Writer], T | None] | None
+    now: datetime
+    line: tuple[str, str] | None = None
+    result: T | None = None
+    done: Committed | None = None
+    error: BaseException | None = None
+    finished: bool = False
+
+    def set(self, result: T, done: Committed) -> None:
+        self.result, self.done, self.error = result, done, None
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.finished = error, True
+
+    def outcome(self) -> tuple[T, Committed]:
+        if self.error is not None:
+            raise self.error
+        assert self.finished and self.done is not None
+        return self.result, self.done  # type: ignore[return-value]
+
+
+@dataclass(eq=False)
+class _Group:
+    """The ingest calls of one agent waiting for a leader to commit them."""
+
+    waiting: list[_Call[Any]] = field(default_factory=list)
+    leading: bool = False
+    changed: threading.Condition = field(default_factory=threading.Condition)

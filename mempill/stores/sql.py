@@ -76,6 +76,10 @@ SQL = {
     "head": "SELECT stream_seq, recorded_at FROM ledger WHERE agent_id = ? "
     "ORDER BY stream_seq DESC LIMIT 1",
     "line_version": f"SELECT max(stream_seq) FROM ledger WHERE {LINE}",
+    # the head and one line's version in one round trip (a write's first two questions)
+    "head_line": "SELECT (SELECT stream_seq FROM ledger WHERE agent_id = ? "
+    "ORDER BY stream_seq DESC LIMIT 1), (SELECT recorded_at FROM ledger WHERE agent_id = ? "
+    f"ORDER BY stream_seq DESC LIMIT 1), (SELECT max(stream_seq) FROM ledger WHERE {LINE})",
     "line_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE {LINE} AND stream_seq > ? "
     "ORDER BY stream_seq",
     "line_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE {LINE} AND stream_seq > ? "
@@ -162,6 +166,10 @@ EDGE_KIND = _lookup(EdgeKind)
 
 def _refs(text: str) -> tuple[str, ...]:
     return () if text == "[]" else tuple(json.loads(text))
+
+
+def _ref_list(refs: tuple[str, ...]) -> str:
+    return json.dumps(list(refs)) if refs else "[]"
 
 
 @dataclass
@@ -359,6 +367,14 @@ class SqlSession:
             return 0, None
         return int(rows[0][0]), self.dialect.time_value(rows[0][1])
 
+    def head_and_line(self, subject: str, predicate: str) -> tuple[int, datetime | None, int]:
+        """`head()` and `line_version(subject, predicate)` in one statement."""
+        agent = self.agent_id
+        ((seq, recorded, line),) = self._rows("head_line", agent, agent, agent, subject, predicate)
+        if seq is None:
+            return 0, None, 0
+        return int(seq), self.dialect.time_value(recorded), 0 if line is None else int(line)
+
     def append_claim(self, row: ClaimRow) -> None:
         self._exec(
             "insert_claim",
@@ -367,7 +383,7 @@ class SqlSession:
             row.valid_time_confidence, row.criticality.value, self._t(row.valid_from),
             _opt(str, row.valid_from_granularity), self._t(row.valid_until),
             _opt(str, row.valid_until_granularity), self._t(row.tx_time), row.stream_seq,
-            json.dumps(list(row.derived_from)), row.derivation_depth, row.external_anchor,
+            _ref_list(row.derived_from), row.derivation_depth, row.external_anchor,
         )  # fmt: skip
 
     def append_entry(self, entry: LedgerEntry) -> None:

@@ -32,11 +32,20 @@ LAB_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
 class SQLiteDialect:
     name = "sqlite"
 
+    def __init__(self) -> None:
+        self._last: tuple[datetime | None, str] = (None, "")
+
     def sql(self, key: str) -> str:
         return SQL[key]
 
     def time_param(self, moment: datetime) -> str:
-        return format_tx(moment)
+        """`format_tx`, remembering the last one: a write formats its tx time for each row."""
+        last = self._last  # one tuple, read and replaced atomically: safe across threads
+        if last[0] is moment:
+            return last[1]
+        text = format_tx(moment)
+        self._last = (moment, text)
+        return text
 
     def time_value(self, stored: Any) -> datetime:
         return parse_tx(stored)
@@ -188,22 +197,35 @@ class SQLiteStore:
 
     @contextmanager
     def write(self, agent_id: str) -> Iterator[SqlSession]:
+        """One write transaction under the agent's lock and, up to its COMMIT, the store-wide
+        lock: the COMMIT's fsync runs outside it, so other agents' writes proceed meanwhile."""
         database = self._database(agent_id, create=True)
         assert database is not None
         asked = time.perf_counter_ns()
-        with self._store_lock or nullcontext(), database.lock:
+        store_lock = self._store_lock or nullcontext()
+        with database.lock:
             conn = database.writer
+            with store_lock:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as e:
+                    raise translate(e) from e
+                held = time.perf_counter_ns()
+                session = SqlSession(conn.cursor(), DIALECT, agent_id)
+                try:
+                    yield session
+                    session.record_stats(
+                        (held - asked) // 1000,
+                        (time.perf_counter_ns() - held) // 1000,
+                        system_clock(),
+                    )
+                except sqlite3.Error as e:
+                    _rollback(conn)
+                    raise translate(e) from e
+                except BaseException:
+                    _rollback(conn)
+                    raise
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise translate(e) from e
-            held = time.perf_counter_ns()
-            session = SqlSession(conn.cursor(), DIALECT, agent_id)
-            try:
-                yield session
-                session.record_stats(
-                    (held - asked) // 1000, (time.perf_counter_ns() - held) // 1000, system_clock()
-                )
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 _rollback(conn)
