@@ -69,6 +69,10 @@ class Writer(Reader, Protocol):
 
     def head(self) -> tuple[int, datetime | None]: ...
 
+    def line_versions(self, lines: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The version of each line (0 for an empty one), in one statement."""
+        ...
+
     def head_and_line(self, subject: str, predicate: str) -> tuple[int, datetime | None, int]:
         """`head()` and `line_version(subject, predicate)` together."""
         ...

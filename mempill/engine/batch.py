@@ -59,15 +59,19 @@ class Batch:
     local: dict[tuple[str, str], LineState] = field(default_factory=dict)
     seen: dict[tuple[str, str], LineState] = field(default_factory=dict)
     unapplied: dict[tuple[str, str], _Rows] = field(default_factory=dict)
-    first_line: tuple[str, str] | None = None  # the line the first call writes, when known
+    known: list[tuple[str, str]] | None = None  # lines the calls will write, when known
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.first_line is None:
-            self.seq, self.last_tx = self.txn.head()
+        """Read the head, and the versions of the `known` lines with as few statements."""
+        lines = self.known or ()
+        if len(lines) == 1:
+            self.seq, self.last_tx, version = self.txn.head_and_line(*lines[0])
+            self.versions[lines[0]] = version
         else:
-            self.seq, self.last_tx, version = self.txn.head_and_line(*self.first_line)
-            self.versions[self.first_line] = version
+            self.seq, self.last_tx = self.txn.head()
+            if lines:
+                self.versions = self.txn.line_versions(lines)
         self.start_seq = self.seq
 
     def tick(self) -> datetime:

@@ -66,11 +66,8 @@ def ingest_requests(
             receipts.append(stored or ingest(batch, request, ref))
         return tuple(receipts)
 
-    first = requests[0]
-    line = (first.subject, first.predicate)
-    receipts, done = runner.write_grouped(
-        agent, work, replay=replay, line=line if _storable_keys(first) else None
-    )
+    lines = tuple((r.subject, r.predicate) for r in requests if _storable_keys(r))
+    receipts, done = runner.write_grouped(agent, work, replay=replay, lines=lines)
     # Queued handles the oracle has not heard of: this call's, or those of a commit whose
     # acknowledgement was lost (or a repeated request) when the oracle was not told yet.
     waiting = [

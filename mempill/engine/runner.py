@@ -94,15 +94,15 @@ class TransactionRunner:
         work: Callable[[Batch], T],
         *,
         replay: Callable[[Writer], T | None] | None = None,
-        line: tuple[str, str] | None = None,
+        lines: tuple[tuple[str, str], ...] = (),
     ) -> tuple[T, Committed]:
         """`write`, group committed with the calls other threads make for the agent meanwhile.
 
         `work` must not raise but for storage errors: when a call of a group raises, the
-        group is rolled back and each of its calls runs again alone. `line` is the line the
-        call writes first, when known: its version is read with the agent's head.
+        group is rolled back and each of its calls runs again alone. `lines` are the lines the
+        call will write, when known: their versions are read together, with the head.
         """
-        call = _Call(work, replay, self.clock(), line)
+        call = _Call(work, replay, self.clock(), lines)
         with self._groups_lock:
             group = self._groups.get(agent_id)
             if group is None:
@@ -157,7 +157,8 @@ class TransactionRunner:
             batch: Batch | None = None
             try:
                 with self.store.write(agent_id) as txn:
-                    batch = self._batch(txn, agent_id, calls[0].now, calls[0].line)
+                    lines = list(dict.fromkeys(line for call in calls for line in call.lines))
+                    batch = self._batch(txn, agent_id, calls[0].now, lines)
                     for call in calls:
                         if attempt and call.replay is not None:
                             done = call.replay(txn)
@@ -186,10 +187,10 @@ class TransactionRunner:
         raise AssertionError("unreachable")
 
     def _batch(
-        self, txn: Writer, agent_id: str, now: datetime, line: tuple[str, str] | None = None
+        self, txn: Writer, agent_id: str, now: datetime, lines: list[tuple[str, str]] | None = None
     ) -> Batch:
         return Batch(
-            txn, agent_id, self.ids, now, self.config, self.has_oracle, self.lines, first_line=line
+            txn, agent_id, self.ids, now, self.config, self.has_oracle, self.lines, known=lines
         )
 
     # ------------------------------------------------------------ reads
@@ -248,7 +249,7 @@ class _Call(Generic[T]):
     work: Callable[[Batch], T]
     replay: Callable[[Writer], T | None] | None
     now: datetime
-    line: tuple[str, str] | None = None
+    lines: tuple[tuple[str, str], ...] = ()
     result: T | None = None
     done: Committed | None = None
     error: BaseException | None = None

@@ -59,6 +59,9 @@ class PostgresDialect:
     overrides: ClassVar[dict[str, str]] = {
         "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
         'ORDER BY tx_time, from_ref COLLATE "C"',
+        "line_versions": "SELECT subject, predicate, max(stream_seq) FROM ledger "
+        "WHERE agent_id = ? AND subject IN (SELECT jsonb_array_elements_text(?::jsonb)) "
+        "GROUP BY subject, predicate",
     }
 
     def __init__(self) -> None:
@@ -293,6 +296,7 @@ class PostgresStore:
                 lock_wait_us, held = _lock_agent(cursor, agent_id)
                 session = SqlSession(cursor, DIALECT, agent_id)
                 yield session
+                session.flush()
                 session.record_stats(
                     lock_wait_us, (time.perf_counter_ns() - held) // 1000, system_clock()
                 )

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from importlib import resources
 from typing import Any, Protocol, TypeVar
 
 from mempill.core.canonical import canonical_json
@@ -38,6 +37,9 @@ from mempill.core.model import (
     PendingAdjudication,
     WriteStat,
 )
+from mempill.stores.schema import embedded_migrations, split_statements
+
+__all__ = ["SQL", "SqlSession", "embedded_migrations", "split_statements"]
 
 CLAIM_COLUMNS = (
     "agent_id, claim_ref, subject, predicate, value, cardinality, provenance, value_confidence, "
@@ -76,6 +78,9 @@ SQL = {
     "head": "SELECT stream_seq, recorded_at FROM ledger WHERE agent_id = ? "
     "ORDER BY stream_seq DESC LIMIT 1",
     "line_version": f"SELECT max(stream_seq) FROM ledger WHERE {LINE}",
+    # the versions of many lines: their subjects are one parameter, a JSON array of text
+    "line_versions": "SELECT subject, predicate, max(stream_seq) FROM ledger WHERE agent_id = ? "
+    "AND subject IN (SELECT value FROM json_each(?)) GROUP BY subject, predicate",
     # the head and one line's version in one round trip (a write's first two questions)
     "head_line": "SELECT (SELECT stream_seq FROM ledger WHERE agent_id = ? "
     "ORDER BY stream_seq DESC LIMIT 1), (SELECT recorded_at FROM ledger WHERE agent_id = ? "
@@ -139,6 +144,8 @@ class Dialect(Protocol):
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
@@ -172,24 +179,57 @@ def _ref_list(refs: tuple[str, ...]) -> str:
     return json.dumps(list(refs)) if refs else "[]"
 
 
+#: Appended rows are inserted table by table in this order (each refers only to claims).
+INSERT_ORDER = ("insert_claim", "insert_edge", "insert_assertion", "insert_entry", "insert_pending")
+
+
 @dataclass
 class SqlSession:
-    """Reader and Writer of one agent over one open connection (and transaction)."""
+    """Reader and Writer of one agent over one open connection (and transaction).
+
+    Appended rows are held back and inserted together (one `executemany` per table) just
+    before the transaction's next statement of any other kind or its COMMIT (`flush`), so a
+    call that appends many rows makes few driver calls; reads always see every row.
+    """
 
     cursor: Cursor
     dialect: Dialect
     agent_id: str
     first_seq: int | None = None
     last_seq: int | None = None
+    held: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
     # ---- plumbing
 
     def _rows(self, key: str, *params: Any) -> list[Any]:
+        if self.held:
+            self.flush()
         self.cursor.execute(self.dialect.sql(key), params)
         return self.cursor.fetchall()
 
     def _exec(self, key: str, *params: Any) -> None:
+        if self.held:
+            self.flush()
         self.cursor.execute(self.dialect.sql(key), params)
+
+    def _append(self, key: str, *params: Any) -> None:
+        rows = self.held.get(key)
+        if rows is None:
+            self.held[key] = [params]
+        else:
+            rows.append(params)
+
+    def flush(self) -> None:
+        """Insert the appended rows held back (the store calls this before COMMIT)."""
+        held, self.held = self.held, {}
+        for key in INSERT_ORDER:
+            rows = held.get(key)
+            if rows is None:
+                continue
+            if len(rows) == 1:
+                self.cursor.execute(self.dialect.sql(key), rows[0])
+            else:
+                self.cursor.executemany(self.dialect.sql(key), rows)
 
     def _t(self, moment: datetime | None) -> Any:
         return None if moment is None else self.dialect.time_param(moment)
@@ -294,6 +334,8 @@ class SqlSession:
         return tuple(self._entry(r) for r in rows)
 
     def ledger(self) -> Iterator[LedgerEntry]:
+        if self.held:
+            self.flush()
         self.cursor.execute(self.dialect.sql("ledger"), (self.agent_id,))
         while True:
             row = self.cursor.fetchone()
@@ -367,6 +409,14 @@ class SqlSession:
             return 0, None
         return int(rows[0][0]), self.dialect.time_value(rows[0][1])
 
+    def line_versions(self, lines: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """`line_version` of each of `lines` in one statement (0 for an empty line)."""
+        subjects = json.dumps(sorted({s for s, _ in lines}), ensure_ascii=False)
+        found = {
+            (r[0], r[1]): int(r[2]) for r in self._rows("line_versions", self.agent_id, subjects)
+        }
+        return {line: found.get(line, 0) for line in lines}
+
     def head_and_line(self, subject: str, predicate: str) -> tuple[int, datetime | None, int]:
         """`head()` and `line_version(subject, predicate)` in one statement."""
         agent = self.agent_id
@@ -376,7 +426,7 @@ class SqlSession:
         return int(seq), self.dialect.time_value(recorded), 0 if line is None else int(line)
 
     def append_claim(self, row: ClaimRow) -> None:
-        self._exec(
+        self._append(
             "insert_claim",
             row.agent_id, row.claim_ref, row.subject, row.predicate, row.value,
             row.cardinality.value, row.provenance.value, row.value_confidence,
@@ -387,7 +437,7 @@ class SqlSession:
         )  # fmt: skip
 
     def append_entry(self, entry: LedgerEntry) -> None:
-        self._exec(
+        self._append(
             "insert_entry",
             entry.agent_id, entry.stream_seq, entry.entry_id, entry.claim_ref,
             entry.event_kind.value, entry.disposition.value, canonical_json(entry.rationale),
@@ -398,7 +448,7 @@ class SqlSession:
         self.last_seq = entry.stream_seq
 
     def append_assertion(self, row: AssertionRow) -> None:
-        self._exec(
+        self._append(
             "insert_assertion",
             row.agent_id, row.assertion_ref, row.claim_ref, row.subject, row.predicate,
             row.kind.value, self._t(row.bound_at), _opt(str, row.bound_granularity),
@@ -407,7 +457,7 @@ class SqlSession:
         )  # fmt: skip
 
     def append_edge(self, row: EdgeRow) -> None:
-        self._exec(
+        self._append(
             "insert_edge",
             row.agent_id,
             row.kind.value,
@@ -417,7 +467,7 @@ class SqlSession:
         )
 
     def append_pending(self, row: PendingAdjudication) -> None:
-        self._exec(
+        self._append(
             "insert_pending",
             row.agent_id, row.handle_id, row.subject, row.predicate, row.challenger_ref,
             json.dumps(list(row.incumbent_refs)), canonical_json(row.request),
@@ -439,31 +489,3 @@ class SqlSession:
             self.agent_id, self.first_seq, self.last_seq, lock_wait_us, txn_us,
             self.dialect.name, os.getpid(), self._t(recorded_at),
         )  # fmt: skip
-
-
-def embedded_migrations(backend: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) of the migrations shipped in `stores/migrations/<backend>/`."""
-    folder = resources.files("mempill.stores") / "migrations" / backend
-    found = []
-    for item in folder.iterdir():
-        if item.name.endswith(".sql"):
-            version = int(item.name.split("_", 1)[0])
-            found.append((version, item.name, item.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def split_statements(script: str) -> list[str]:
-    """Split a migration file into statements at lines ending with `;`."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in script.splitlines():
-        if line.strip().startswith("--") and not current:
-            continue
-        current.append(line)
-        if line.rstrip().endswith(";"):
-            statements.append("\n".join(current).strip())
-            current = []
-    tail = "\n".join(current).strip()
-    if tail:
-        statements.append(tail)
-    return [s for s in statements if s]

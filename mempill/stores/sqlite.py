@@ -214,6 +214,7 @@ class SQLiteStore:
                 session = SqlSession(conn.cursor(), DIALECT, agent_id)
                 try:
                     yield session
+                    session.flush()
                     session.record_stats(
                         (held - asked) // 1000,
                         (time.perf_counter_ns() - held) // 1000,
