@@ -84,12 +84,18 @@ class OursDriver:
         self._handles = itertools.count(1)
 
     def open(self, directory: Path | None, agent: str) -> int:
+        """The product openers (`open_directory`, `open_default_in_memory`); the lab's own
+        store only for a `synchronous` other than FULL."""
+        clock, ids = self.clock, self.ids
         if directory is None:
-            store = SQLiteStore()
+            engine = mempill.open_default_in_memory(clock=clock, ids=ids)
+        elif self.synchronous == "FULL":
+            engine = mempill.open_directory(directory, clock=clock, ids=ids)
         else:
             store = SQLiteStore(directory=directory, lab_synchronous=self.synchronous)
+            engine = Engine(store, clock=clock, ids=ids)
         handle = next(self._handles)
-        self.engines[handle] = Engine(store, clock=self.clock, ids=self.ids)
+        self.engines[handle] = engine
         return handle
 
     def close(self, handle: int) -> None:

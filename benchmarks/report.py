@@ -38,8 +38,9 @@ TARGETS = ("target", "value", "bound", "verdict")
 
 
 def concurrency_header(results: dict[str, Any]) -> list[str]:
-    writers = results.get("sizes", {}).get("threads", [])
-    return ["config", "agents", *[f"{w} writer(s), claims/s" for w in writers]]
+    writers = sorted(results.get("sizes", {}).get("threads", []))
+    scaling = f"{writers[-1]} ÷ {writers[0]} writer(s)" if writers else "scaling"
+    return ["config", "agents", *[f"{w} writer(s), claims/s" for w in writers], scaling]
 
 
 def console(results: dict[str, Any]) -> str:
@@ -122,24 +123,106 @@ def _notes(results: dict[str, Any]) -> list[str]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The markdown report: machine, targets, the summary, concurrency, plans, profiles."""
+    """The markdown report: machine, targets, summary, engine-only ingest, concurrency,
+    PostgreSQL, conformance replay, plans, profiles, notes."""
     out = [f"# mempill benchmarks ({results['profile']})", ""]
     out += [f"Run {results['machine']['started_at']}, {results['seconds']:.0f} s.", ""]
     out += ["## Machine", "", *machine_lines(results["machine"]), ""]
-    out += ["## Targets", "", markdown_table(TARGETS, tables.targets(results)), ""]
+    out += ["## Targets", ""]
+    out += [
+        "Each a ratio within this run (interleaved rounds, median of per-round ratios), "
+        "except the µs and ms bounds. Reported, never asserted.",
+        "",
+    ]
+    out += [markdown_table(TARGETS, tables.targets(results)), ""]
     out += ["## Summary", ""]
     out += ["Medians over rounds. For latencies an ours ÷ reference below 1 means faster.", ""]
     out += [markdown_table(SUMMARY, tables.summary(results)), ""]
+    out += _engine(results)
     if tables.concurrency(results):
         out += ["## Concurrency (threads sharing one engine)", ""]
+        out += [
+            "`sqlite` is `open_directory`'s default (one file per agent, one store-wide write "
+            "lock); the last column is the most writers' rate ÷ one writer's into the same "
+            "agents, per round, median over rounds (the group-commit targets).",
+            "",
+        ]
         out += [markdown_table(concurrency_header(results), tables.concurrency(results)), ""]
-        raw = (results.get("concurrency") or {}).get("postgres_vs_raw")
-        if raw:
-            out += [
-                f"PostgreSQL, {raw['connections']} writers into {raw['agents']} agents: "
-                f"{raw['ours_rate']:,.0f} claims/s; raw one-row autocommit INSERTs from "
-                f"{raw['connections']} connections: {raw['raw_rate']:,.0f} rows/s; ratio "
-                f"{raw['ours_over_raw']:.2f}.",
-                "",
-            ]
+    out += _postgres(results) + _replay(results)
     return "\n".join(out + _plans(results) + _profiles(results) + _notes(results))
+
+
+def _number(value: Any, spec: str = ",.1f") -> str:
+    return "—" if not isinstance(value, (int, float)) else format(value, spec)
+
+
+def _engine(results: dict[str, Any]) -> list[str]:
+    """Engine-only ingest, raw in-memory commits and the SQL floor, with its statements."""
+    engine = results.get("engine") or {}
+    if not engine:
+        return []
+    per = engine.get("us_per_claim") or {}
+    out = ["## Engine-only ingest and the SQL floor (in memory)", ""]
+    out += [
+        f"One claim per `ingest` on `open_default_in_memory()`: {_number(per.get('ours'))} µs "
+        f"per claim; raw in-memory `BEGIN IMMEDIATE; INSERT; COMMIT`: "
+        f"{_number(per.get('raw'), ',.2f')} µs; the SQL floor (the engine's own sqlite3 calls "
+        f"for one ingest, replayed with fresh keys on the engine's schema, parameters made "
+        f"beforehand): {_number(per.get('floor'))} µs. Engine ÷ raw "
+        f"{_number(engine.get('ours_over_raw'), '.3f')}, floor ÷ raw "
+        f"{_number(engine.get('floor_over_raw'), '.3f')}, engine ÷ floor "
+        f"{_number(engine.get('ours_over_floor'), '.3f')} (rates; medians of per-round "
+        f"ratios over {len(engine.get('rounds') or [])} rounds of "
+        f"{engine.get('claims_per_round', 0):,} claims).",
+        "",
+    ]
+    statements = engine.get("floor_statements") or []
+    if statements:
+        out += ["The sqlite3 calls of one fresh-line ingest (the floor's statements):", ""]
+        for number, s in enumerate(statements, 1):
+            keys = f" — fresh keys: {', '.join(s['keys'])}" if s["keys"] else ""
+            rows = f", {s['rows']} rows" if s["rows"] != 1 else ""
+            out.append(f"{number}. `{s['sql']}` ({s['via']}{rows}){keys}")
+        out.append("")
+    if engine.get("floor_error"):
+        out += ["The SQL floor could not be measured:", "", "```", engine["floor_error"], "```", ""]
+    return out
+
+
+def _postgres(results: dict[str, Any]) -> list[str]:
+    """PostgreSQL: measured for another issue, not one of this issue's targets."""
+    concurrency = results.get("concurrency") or {}
+    raw = concurrency.get("postgres_vs_raw")
+    skipped = (concurrency.get("skipped") or {}).get("postgres")
+    if not raw and not skipped:
+        return []
+    out = ["## PostgreSQL", ""]
+    if raw:
+        out += [
+            f"{raw['connections']} writers into {raw['agents']} agents: "
+            f"{_number(raw.get('ours_rate'), ',.0f')} claims/s; raw one-row autocommit INSERTs "
+            f"from {raw['connections']} connections: {_number(raw.get('raw_rate'), ',.0f')} "
+            f"rows/s; ratio {_number(raw.get('ours_over_raw'), '.2f')} (median of per-round "
+            f"ratios). The `postgres` rows of the concurrency table are the same server.",
+            "",
+        ]
+    else:
+        out += [f"Not measured: {skipped}", ""]
+    return out
+
+
+def _replay(results: dict[str, Any]) -> list[str]:
+    replay = results.get("replay") or {}
+    if not replay:
+        return []
+    cells = ", ".join(f"{n} {cell}" for cell, n in sorted((replay.get("cells") or {}).items()))
+    return [
+        "## Conformance replay",
+        "",
+        f"`conformance.replay` of {replay['streams']} streams ({', '.join(replay['folders'])}; "
+        f"{replay['operations']:,} operations in the streams that ran; verdicts: {cells}) on "
+        f"`{replay['backend']}`: {_number(replay.get('us_per_op'))} µs per operation, "
+        f"{_number(replay.get('engine_us_per_op'))} µs of it in the engine calls (median over "
+        f"{len(replay.get('rounds') or [])} rounds).",
+        "",
+    ]

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import batching, concurrency, durable, flat, machine, memory, plans, profiles
+from benchmarks import (
+    batching,
+    concurrency,
+    durable,
+    flat,
+    inmemory,
+    machine,
+    memory,
+    plans,
+    profiles,
+    replaycost,
+)
 from benchmarks.context import Bench
 from benchmarks.reference import ReferenceDriver, ReferenceUnavailable, ensure_venv
 from benchmarks.report import console, markdown
@@ -23,7 +34,17 @@ from benchmarks.timing import Progress
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "build" / "bench"
 PG_ENV = "MEMPILL_BENCH_PG_DSN"
-SECTIONS = ("durable", "flat", "batching", "concurrency", "profiles", "memory", "plans")
+SECTIONS = (
+    "durable",
+    "engine",
+    "flat",
+    "batching",
+    "concurrency",
+    "replay",
+    "profiles",
+    "memory",
+    "plans",
+)
 
 
 def clean(value: Any) -> Any:
@@ -82,9 +103,11 @@ def sections(bench: Bench, results: dict[str, Any]) -> dict[str, Callable[[], An
 
     return {
         "durable": lambda: durable.run(bench),
+        "engine": lambda: inmemory.run(bench),
         "flat": lambda: flat.run(bench),
         "batching": lambda: batching.run(bench),
         "concurrency": lambda: concurrency.run(bench),
+        "replay": lambda: replaycost.run(bench),
         "profiles": lambda: profiles.run(bench),
         "memory": lambda: memory.run(bench, reference_store()),
         "plans": plan,

@@ -16,6 +16,9 @@ class Sizes:
     #: (1) durable ingest vs the raw one-row transaction rate
     durable_rounds: int
     durable_claims: int
+    #: engine-only ingest (in memory) against raw in-memory commits and the SQL floor
+    engine_rounds: int
+    engine_claims: int
     #: (2) flat cost: stored claims in the agent's store, claims on the queried line
     store_sizes: tuple[int, ...]
     line_lengths: tuple[int, ...]
@@ -32,6 +35,8 @@ class Sizes:
     writer_claims: int
     concurrency_rounds: int
     raw_pg_connections: int
+    #: the conformance corpus replayed on sqlite-mem
+    replay_rounds: int
     #: (6) memory
     memory_claims: int
     memory_queries: int
@@ -53,6 +58,8 @@ FULL = Sizes(
     name="full",
     durable_rounds=7,
     durable_claims=300,
+    engine_rounds=9,
+    engine_claims=3_000,
     store_sizes=(100, 10_000, 100_000),
     line_lengths=(10, 1_000, 10_000),
     flat_rounds=5,
@@ -66,14 +73,17 @@ FULL = Sizes(
     writer_claims=50,
     concurrency_rounds=3,
     raw_pg_connections=16,
+    replay_rounds=5,
     memory_claims=100_000,
     memory_queries=1_000,
 )
 
 QUICK = Sizes(
     name="quick",
-    durable_rounds=3,
-    durable_claims=60,
+    durable_rounds=5,
+    durable_claims=100,
+    engine_rounds=7,
+    engine_claims=1_500,
     store_sizes=(100, 1_000, 5_000),
     line_lengths=(10, 100, 1_000),
     flat_rounds=3,
@@ -84,9 +94,10 @@ QUICK = Sizes(
     reference_batch_rounds=1,
     threads=(1, 4, 16),
     wide_agents=16,
-    writer_claims=10,
-    concurrency_rounds=2,
+    writer_claims=40,
+    concurrency_rounds=3,
     raw_pg_connections=16,
+    replay_rounds=3,
     memory_claims=5_000,
     memory_queries=200,
 )
@@ -95,6 +106,8 @@ TINY = Sizes(
     name="tiny",
     durable_rounds=2,
     durable_claims=5,
+    engine_rounds=2,
+    engine_claims=20,
     store_sizes=(10, 50),
     line_lengths=(5, 20),
     flat_rounds=2,
@@ -108,6 +121,7 @@ TINY = Sizes(
     writer_claims=3,
     concurrency_rounds=1,
     raw_pg_connections=2,
+    replay_rounds=1,
     memory_claims=200,
     memory_queries=20,
 )

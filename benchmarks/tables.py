@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmarks.targets import _get, _num, point
+from benchmarks.targets import _get, _num, point, reference_build_rss
 from benchmarks.timing import ratio
 
 Row = list[str]
@@ -35,20 +35,70 @@ def _trio(label: str, ours: Any, ref: Any, fmt: Any) -> Row:
     return [label, fmt(ours), fmt(ref), times(ratio(_num(ours), _num(ref)))]
 
 
+def _one(label: str, value: Any, fmt: Any) -> Row:
+    """A row measured for this engine only."""
+    return [label, fmt(value), DASH, DASH]
+
+
+def us(value: Any) -> str:
+    number = _num(value)
+    return DASH if math.isnan(number) else f"{number:,.1f}"
+
+
 def summary(results: dict[str, Any]) -> list[Row]:
     """measurement | ours | reference | ours ÷ reference."""
-    batching = _get(results, "batching", "engines") or {}
-    size = _get(results, "batching", "batch_size") or 0
     return [
         *_durable_rows(results),
+        *_engine_rows(results),
         *_store_rows(results),
         *_line_rows(results),
-        _trio(f"ingest_many({size:,}), claims/s (reference: loop)",
-              _get(batching, "ours", "rate"), _get(batching, "reference", "rate"), rate),
-        _trio(f"ingest_many({size:,}), synchronous=OFF",
-              _get(batching, "ours_nosync", "rate"), None, rate),
+        *_batch_rows(results),
+        *_replay_rows(results),
         *_memory_rows(results),
+    ]
+
+
+def _engine_rows(results: dict[str, Any]) -> list[Row]:
+    engine = results.get("engine") or {}
+    statements = len(engine.get("floor_statements") or [])
+    return [
+        _one("raw in-memory one-row commits/s", _get(engine, "rate", "raw"), rate),
+        _one("engine-only ingest (in memory), claims/s", _get(engine, "rate", "ours"), rate),
+        _one("  same, µs per claim", _get(engine, "us_per_claim", "ours"), us),
+        _one(f"SQL floor ({statements} sqlite3 calls per ingest), µs per claim",
+             _get(engine, "us_per_claim", "floor"), us),
+        _one("engine-only ÷ raw in memory", engine.get("ours_over_raw"), _ratio),
+        _one("SQL floor ÷ raw in memory", engine.get("floor_over_raw"), _ratio),
+        _one("engine-only ÷ SQL floor", engine.get("ours_over_floor"), _ratio),
     ]  # fmt: skip
+
+
+def _batch_rows(results: dict[str, Any]) -> list[Row]:
+    batching = results.get("batching") or {}
+    engines = batching.get("engines") or {}
+    size = batching.get("batch_size") or 0
+    return [
+        _one(f"raw {size:,}-row transactions, rows/s (WAL+FULL)",
+             _get(batching, "raw", "rate"), rate),
+        _trio(f"ingest_many({size:,}), claims/s (reference: loop)",
+              _get(engines, "ours", "rate"), _get(engines, "reference", "rate"), rate),
+        _one(f"ingest_many({size:,}), synchronous=OFF", _get(engines, "ours_nosync", "rate"),
+             rate),
+        _one(f"ingest_many({size:,}) ÷ raw", batching.get("ours_over_raw"), _ratio),
+    ]  # fmt: skip
+
+
+def _replay_rows(results: dict[str, Any]) -> list[Row]:
+    replay = results.get("replay") or {}
+    return [
+        _one(f"conformance replay ({replay.get('operations', 0):,} ops), µs per operation",
+             replay.get("us_per_op"), us),
+        _one("  engine calls only, µs per operation", replay.get("engine_us_per_op"), us),
+    ]  # fmt: skip
+
+
+def _ratio(value: Any) -> str:
+    return times(_num(value))
 
 
 def _durable_rows(results: dict[str, Any]) -> list[Row]:
@@ -132,15 +182,11 @@ def _line_rows(results: dict[str, Any]) -> list[Row]:
 def _memory_rows(results: dict[str, Any]) -> list[Row]:
     memory = results.get("memory") or {}
     claims = memory.get("claims", 0)
-    ref_build = None
-    store = _get(results, "flat", "store", "engines", "reference")
-    if store:
-        ref_build = _get(store[-1], "builder", "builder_peak_rss_kib")
     return [
         _trio(
             f"peak RSS building a {claims:,}-claim store, MiB",
             _get(memory, "ours_build", "peak_kib"),
-            ref_build,
+            reference_build_rss(results),
             mib,
         ),
         _trio(
@@ -153,12 +199,16 @@ def _memory_rows(results: dict[str, Any]) -> list[Row]:
 
 
 def concurrency(results: dict[str, Any]) -> list[Row]:
-    """config | agents | rate at each writer count."""
+    """config | agents | rate at each writer count | most writers ÷ one writer."""
     rows = []
     for config, points in (_get(results, "concurrency", "configs") or {}).items():
         for agents in sorted({p["agents"] for p in points}):
-            cells = {p["writers"]: rate(p["rate"]) for p in points if p["agents"] == agents}
-            rows.append([config, str(agents), *[cells[w] for w in sorted(cells)]])
+            layout = sorted(
+                (p for p in points if p["agents"] == agents), key=lambda p: p["writers"]
+            )
+            cells = [rate(p["rate"]) for p in layout]
+            scaling = times(_num(layout[-1].get("over_one_writer"))) if layout else DASH
+            rows.append([config, str(agents), *cells, scaling])
     return rows
 
 

@@ -1,0 +1,88 @@
+"""The conformance corpus replayed on `sqlite-mem`: microseconds per operation.
+
+Every stream under `data/` (the scenarios and the regressions) is read once, untimed;
+then each round times `conformance.replay.replay` of every stream on the `sqlite-mem`
+backend, as `python -m conformance replay` does it: a fresh engine per stream, every
+operation, the ledger digests and the comparison with the recorded expectations. The
+operations are counted from the streams that ran (a stream the backend skips for its
+topology counts none). `engine_us_per_op` is the engine calls' own share (the harness's
+per-operation timings), for comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks.context import Bench
+from benchmarks.timing import finite, median
+from conformance.expected import expected_path, read_expected
+from conformance.replay import SKIP, replay, stream_paths
+from mempill.streams import Stream, read_stream
+
+BACKEND = "sqlite-mem"
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def corpus(data: Path = DATA) -> list[Path]:
+    """Stream files of every directory under `data` that holds any."""
+    folders = sorted(d for d in data.iterdir() if d.is_dir() and any(d.glob("*.jsonl")))
+    return stream_paths(folders)
+
+
+def replay_round(loaded: list[tuple[Stream, list[str] | None]]) -> dict[str, Any]:
+    cells: Counter[str] = Counter()
+    operations = 0
+    engine_s = 0.0
+    started = time.perf_counter()
+    for stream, expected in loaded:
+        verdict = replay(stream, [BACKEND], expected=expected)
+        cell = verdict.cells[BACKEND]
+        cells[cell] += 1
+        if cell != SKIP:
+            operations += len(stream.ops)
+            engine_s += sum(r.elapsed_s for r in verdict.runs[BACKEND].records)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "operations": operations,
+        "us_per_op": 1e6 * seconds / operations if operations else None,
+        "engine_us_per_op": 1e6 * engine_s / operations if operations else None,
+        "cells": dict(cells),
+    }
+
+
+def run(bench: Bench, data: Path = DATA) -> dict[str, Any]:
+    sizes = bench.sizes
+    paths = corpus(data)
+    loaded = [(read_stream(p), read_expected(expected_path(p))) for p in paths]
+    quiet = logging.getLogger("mempill")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # streams make the oracle fail on purpose: noise here
+    rounds = []
+    try:
+        for number in range(sizes.replay_rounds):
+            bench.progress.say(
+                f"conformance replay on {BACKEND}: {len(loaded)} streams, "
+                f"round {number + 1}/{sizes.replay_rounds}"
+            )
+            rounds.append(replay_round(loaded))
+    finally:
+        quiet.setLevel(level)
+
+    def middle(key: str) -> float | None:
+        return finite(median([r[key] for r in rounds if r[key] is not None]))
+
+    return {
+        "backend": BACKEND,
+        "folders": sorted({str(p.parent.relative_to(data.parent)) for p in paths}),
+        "streams": len(loaded),
+        "operations": rounds[-1]["operations"] if rounds else 0,
+        "cells": rounds[-1]["cells"] if rounds else {},
+        "rounds": rounds,
+        "us_per_op": middle("us_per_op"),
+        "engine_us_per_op": middle("engine_us_per_op"),
+    }

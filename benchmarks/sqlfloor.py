@@ -1,0 +1,305 @@
+"""The SQL floor: what the sqlite3 calls of one engine-only ingest cost on their own.
+
+`capture` opens `mempill.open_default_in_memory()` with every sqlite3 connection it
+makes recording its calls (`sqlite3.connect` is wrapped for the duration, so no engine
+code is changed or imported by name), ingests a few claims to warm the store, then
+records exactly the statements and parameters of one more fresh-line ingest, in order:
+`BEGIN IMMEDIATE`, its reads and inserts, `COMMIT`.
+
+`Floor` replays that list on a fresh in-memory database made with the engine's own schema
+(`embedded_migrations("sqlite")` + `split_statements`) and the connection's own settings,
+once per simulated ingest. Only unique keys change between replays, so every INSERT
+succeeds: the columns `claim_ref`, `entry_id`, `stream_seq` and `request_ref`, found by
+name in each INSERT's column list. A text key gets a suffix wherever its value appears
+(so a ledger row still refers to its claim); an integer key is shifted past the
+previous replay's. The parameters of every replay are built before the clock starts, so
+the time is the sqlite3 calls alone: the best any Python engine issuing these
+statements could do. The statement list is read afresh on every run, so the floor
+follows the engine as its statements change.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import mempill
+from benchmarks.streams import fresh
+from mempill.stores.sql import embedded_migrations, split_statements
+
+KEY_COLUMNS = frozenset({"claim_ref", "entry_id", "stream_seq", "request_ref"})
+INSERT = re.compile(
+    r"^\s*(?:INSERT|REPLACE)\s+(?:OR\s+\w+\s+)?INTO\s+([\w.\"`\[\]]+)\s*\(([^)]*)\)", re.I
+)
+AGENT = "floor"
+Params = tuple[Any, ...] | dict[str, Any]  # positional, or named (`:name`)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One sqlite3 call: `via` 0 is `Connection.execute(many)`, n > 0 the ingest's n-th cursor."""
+
+    via: int
+    sql: str
+    rows: tuple[Params, ...]  # one row of parameters, or executemany's rows
+    many: bool = False
+
+
+class _Log:
+    """What the recording connections write into while `on`."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.calls: list[Call] = []
+        self.connections: set[int] = set()
+        self._cursors: dict[int, int] = {}
+        self._keep: list[sqlite3.Cursor] = []  # ids stay unique while they live
+
+    def add(self, conn: sqlite3.Connection, cursor: sqlite3.Cursor | None, call: Call) -> None:
+        if not self.on:
+            return
+        self.connections.add(id(conn))
+        via = 0
+        if cursor is not None:
+            via = self._cursors.setdefault(id(cursor), len(self._cursors) + 1)
+            self._keep.append(cursor)
+        self.calls.append(Call(via, call.sql, call.rows, call.many))
+
+
+def _row(parameters: Any) -> Params:
+    """A copy of one call's parameters (a later change by the caller cannot alter it)."""
+    return dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters)
+
+
+class RecordingCursor(sqlite3.Cursor):
+    log: _Log | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        if self.log is not None:
+            self.log.add(self.connection, self, Call(0, sql, (_row(parameters),)))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
+        rows = tuple(_row(p) for p in seq_of_parameters)
+        if self.log is not None:
+            self.log.add(self.connection, self, Call(0, sql, rows, many=True))
+        return super().executemany(sql, rows)
+
+
+class RecordingConnection(sqlite3.Connection):
+    """A connection that logs its calls; `history` keeps every statement since it opened."""
+
+    log: _Log | None = None
+    settings: dict[str, Any]
+    history: list[str]
+
+    def cursor(self, factory: Any = None) -> Any:
+        cursor = super().cursor(factory or RecordingCursor)
+        if isinstance(cursor, RecordingCursor):
+            cursor.log = self.log
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.history.append(sql)
+        if self.log is not None:
+            self.log.add(self, None, Call(0, sql, (_row(parameters),)))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        rows = tuple(_row(p) for p in parameters)
+        self.history.append(sql)
+        if self.log is not None:
+            self.log.add(self, None, Call(0, sql, rows, many=True))
+        return super().executemany(sql, rows)
+
+
+@dataclass
+class Capture:
+    """One fresh-line ingest of an in-memory engine, as sqlite3 saw it."""
+
+    calls: list[Call]
+    settings: dict[str, Any]  # sqlite3.connect keyword arguments (isolation_level, …)
+    setup: list[str]  # the PRAGMAs the store ran when it opened the connection
+    disposition: str
+    connections: int = 1
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The statements, for the report: SQL, how it was issued, the key columns changed."""
+        return [
+            {
+                "sql": " ".join(c.sql.split()),
+                "via": "connection" if c.via == 0 else f"cursor {c.via}",
+                "rows": len(c.rows),
+                "keys": sorted(set(insert_keys(c.sql).values())),
+            }
+            for c in self.calls
+        ]
+
+
+def insert_columns(sql: str) -> list[str]:
+    """The column list of an INSERT (lower case, unquoted); [] for any other statement."""
+    found = INSERT.match(sql)
+    if found is None:
+        return []
+    return [c.strip().strip('"`[]').lower() for c in found.group(2).split(",")]
+
+
+def insert_keys(sql: str) -> dict[int, str]:
+    """Parameter position → key column, for the key columns of an INSERT's column list."""
+    return {i: c for i, c in enumerate(insert_columns(sql)) if c in KEY_COLUMNS}
+
+
+def capture(warmups: int = 2) -> Capture:
+    """Record the sqlite3 calls of one fresh-line `ingest` on `open_default_in_memory()`."""
+    log = _Log()
+    made: list[RecordingConnection] = []
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if "factory" in kwargs:  # not ours to record: the capture will see no calls
+            plain: sqlite3.Connection = real(*args, **kwargs)
+            return plain
+        conn = real(*args, factory=RecordingConnection, **kwargs)
+        assert isinstance(conn, RecordingConnection)
+        conn.log, conn.settings, conn.history = log, dict(kwargs), []
+        made.append(conn)
+        return conn
+
+    setattr(sqlite3, "connect", connect)  # noqa: B010 (restored below)
+    try:
+        engine = mempill.open_default_in_memory()
+        try:
+            for i in range(warmups):
+                engine.ingest(fresh(AGENT, "floor-warmup", i))
+            log.on = True
+            receipt = engine.ingest(fresh(AGENT, "floor", 0))
+            log.on = False
+        finally:
+            engine.close()
+    finally:
+        setattr(sqlite3, "connect", real)  # noqa: B010
+    if not log.calls:
+        raise RuntimeError("the captured ingest made no sqlite3 call through a recorded connection")
+    used = [c for c in made if id(c) in log.connections]
+    opened = used[0] if used else made[-1]
+    setup = []
+    for sql in opened.history:
+        if not sql.lstrip().upper().startswith("PRAGMA"):
+            break
+        setup.append(sql)
+    return Capture(
+        calls=log.calls,
+        settings=opened.settings,
+        setup=setup,
+        disposition=receipt.disposition.value,
+        connections=len(log.connections),
+    )
+
+
+@dataclass
+class _Fresh:
+    """How the n-th replay's parameters are made from the captured ones."""
+
+    texts: frozenset[str]  # text key values: suffixed wherever they appear
+    ints: dict[tuple[int, int, int | str], int]  # (call, row, position or name) → integer key
+    span: int  # integer keys move by this much per replay, past the previous replay's
+
+    @classmethod
+    def of(cls, calls: Sequence[Call]) -> _Fresh:
+        texts: set[str] = set()
+        ints: dict[tuple[int, int, int | str], int] = {}
+        for index, call in enumerate(calls):
+            keys = insert_keys(call.sql)
+            if not keys:
+                continue
+            width = len(insert_columns(call.sql))
+            for row_number, row in enumerate(call.rows):
+                # positional: the column at that place; named: a parameter named like a key
+                slots: Iterable[tuple[int | str, Any]] = (
+                    ((n, v) for n, v in row.items() if n.lower() in KEY_COLUMNS)
+                    if isinstance(row, dict)
+                    else ((p, v) for p, v in enumerate(row) if p % width in keys)
+                )
+                for slot, value in slots:
+                    if isinstance(value, str):
+                        texts.add(value)
+                    elif isinstance(value, int) and not isinstance(value, bool):
+                        ints[(index, row_number, slot)] = value
+        values = list(ints.values())
+        span = max(values) - min(values) + 1 if values else 1
+        return cls(frozenset(texts), ints, span)
+
+    def bind(self, calls: Sequence[Call], n: int) -> list[Any]:
+        """The parameters of every call for replay number `n` (n ≥ 1)."""
+        bound: list[Any] = []
+        for index, call in enumerate(calls):
+            rows: list[Params] = [
+                {k: self._value(index, r, k, v, n) for k, v in row.items()}
+                if isinstance(row, dict)
+                else tuple(self._value(index, r, p, v, n) for p, v in enumerate(row))
+                for r, row in enumerate(call.rows)
+            ]
+            bound.append(rows if call.many else rows[0])
+        return bound
+
+    def _value(self, call: int, row: int, slot: int | str, value: Any, n: int) -> Any:
+        if isinstance(value, str) and value in self.texts:
+            return f"{value}~{n}"
+        shift = self.ints.get((call, row, slot))
+        return value if shift is None else shift + n * self.span
+
+
+@dataclass
+class Floor:
+    """A fresh in-memory database with the engine's schema, replaying a captured ingest."""
+
+    captured: Capture
+    conn: sqlite3.Connection = field(init=False)
+    done: int = 0  # replays so far (the next one is number done + 1)
+
+    def __post_init__(self) -> None:
+        settings = {k: v for k, v in self.captured.settings.items() if k != "database"}
+        self.conn = sqlite3.connect(":memory:", **settings)
+        for pragma in self.captured.setup:
+            self.conn.execute(pragma)
+        self.conn.execute("BEGIN")
+        for _, _, script in embedded_migrations("sqlite"):
+            for statement in split_statements(script):
+                self.conn.execute(statement)
+        self.conn.execute("COMMIT")
+        self.fresh = _Fresh.of(self.captured.calls)
+        self.shape = [(c.via, c.sql, c.many) for c in self.captured.calls]
+
+    def rate(self, ingests: int) -> float:
+        """Simulated ingests per second over `ingests` replays (parameters made beforehand)."""
+        calls = self.captured.calls
+        batches = [self.fresh.bind(calls, self.done + i + 1) for i in range(ingests)]
+        self.done += ingests
+        replay = self._replay
+        started = time.perf_counter()
+        for bound in batches:
+            replay(bound)
+        return ingests / (time.perf_counter() - started)
+
+    def _replay(self, bound: list[Any]) -> None:
+        conn = self.conn
+        cursors: dict[int, sqlite3.Cursor] = {}
+        for (via, sql, many), params in zip(self.shape, bound, strict=True):
+            target: sqlite3.Connection | sqlite3.Cursor = conn
+            if via:
+                if via not in cursors:
+                    cursors[via] = conn.cursor()
+                target = cursors[via]
+            run: Callable[[str, Any], sqlite3.Cursor] = (
+                target.executemany if many else target.execute
+            )
+            cursor = run(sql, params)
+            if cursor.description is not None:
+                cursor.fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
