@@ -8,26 +8,40 @@ from __future__ import annotations
 
 import json
 import math
+from json import encoder as _json
 from typing import Any
 
 from mempill.errors import ValidationError
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+#: The standard library's own encoder (its C accelerator when present), made once with the
+#: settings `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+#: allow_nan=False, check_circular=False)` uses; `JSONEncoder.encode` builds it per call.
+#: No circularity check: `inspect_value` has already bounded the depth of every value.
+_MAKE: Any = getattr(_json, "c_make_encoder", None)
+_ENCODE: Any = (
+    None
+    if _MAKE is None
+    else _MAKE(None, None, _json.encode_basestring, None, ":", ",", True, False, False)
 )
 
 
 def canonical_json(value: Any) -> str:
     """Encode an already-checked JSON value canonically."""
-    return _ENCODER.encode(value)
+    if _ENCODE is None:  # no C accelerator: the pure-Python encoder
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    return "".join(_ENCODE(value, 0))
 
 
 def is_clean_text(text: str) -> bool:
     """True when `text` has no U+0000 and no lone surrogate (PostgreSQL stores neither)."""
     if "\x00" in text:
         return False
+    if text.isascii():  # constant time: ASCII text has no surrogate
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

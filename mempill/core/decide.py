@@ -57,7 +57,11 @@ def validate(request: IngestRequest, config: EngineConfig) -> tuple[str | None, 
     if reason is not None:
         return reason, None
     text = canonical_json(request.value)
-    if len(text.encode("utf-8")) > config.max_value_bytes:
+    # UTF-8 takes at most 4 bytes a character: only long text needs encoding to measure
+    if (
+        len(text) * 4 > config.max_value_bytes
+        and len(text.encode("utf-8")) > config.max_value_bytes
+    ):
         return "value_too_large", None
     confidences = (request.value_confidence, effective_time_confidence(request))
     if not all(math.isfinite(c) and 0.0 <= c <= 1.0 for c in confidences):
