@@ -52,9 +52,15 @@ def open_default(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    record_write_stats: bool = False,
 ) -> Engine:
-    """One SQLite file, bound to the first agent that writes to it."""
-    return _engine(SQLiteStore(path=path), oracle, vector, config, clock, ids, retry, cache_claims)
+    """One SQLite file, bound to the first agent that writes to it.
+
+    `record_write_stats` adds a `write_stats` row (lock wait, transaction time) to every
+    write transaction, for the contention lab; off, a durable write touches fewer pages.
+    """
+    store = SQLiteStore(path=path, record_stats=record_write_stats)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
 
 
 def open_directory(
@@ -68,9 +74,14 @@ def open_directory(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     serialize_all_writes: bool = True,
+    record_write_stats: bool = False,
 ) -> Engine:
     """One SQLite file per agent under `base_dir` (`<agent_id>.db`)."""
-    store = SQLiteStore(directory=base_dir, serialize_all_writes=serialize_all_writes)
+    store = SQLiteStore(
+        directory=base_dir,
+        serialize_all_writes=serialize_all_writes,
+        record_stats=record_write_stats,
+    )
     return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
 
 
@@ -83,9 +94,11 @@ def open_default_in_memory(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    record_write_stats: bool = False,
 ) -> Engine:
     """One in-memory SQLite database per agent; gone when the engine closes."""
-    return _engine(SQLiteStore(), oracle, vector, config, clock, ids, retry, cache_claims)
+    store = SQLiteStore(record_stats=record_write_stats)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
 
 
 def open_postgres(
@@ -103,6 +116,7 @@ def open_postgres(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     lab_synchronous_commit: str | None = None,
+    record_write_stats: bool = False,
 ) -> Engine:
     """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
 
@@ -118,7 +132,7 @@ def open_postgres(
         pool_timeout=pool_timeout,
         synchronous_commit=lab_synchronous_commit,
     )
-    store = postgres.PostgresStore(conninfo, settings)
+    store = postgres.PostgresStore(conninfo, settings, record_stats=record_write_stats)
     return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
 
 

@@ -133,7 +133,11 @@ def write_process(
     """One OS process of the concurrency test: its own engine, `threads` writers."""
     clock = mempill.SteppingClock(START, timedelta(milliseconds=1))
     engine = open_postgres(
-        dsn, pool_max_size=threads, clock=clock, ids=mempill.SeededIds(f"process-{name}")
+        dsn,
+        pool_max_size=threads,
+        clock=clock,
+        ids=mempill.SeededIds(f"process-{name}"),
+        record_write_stats=True,
     )
     try:
         results.put(write_with_threads(engine, name, threads, agents, per_agent))

@@ -109,7 +109,7 @@ def test_a_group_equals_the_same_calls_one_by_one(
     backend: Backend, request: pytest.FixtureRequest
 ) -> None:
     requests = [claim(k) for k in range(THREADS)]
-    grouped = backend.open()
+    grouped = backend.open(record_write_stats=True)
     receipts = grouped_ingest(grouped, requests)
     stats = grouped.write_stats(AGENT)
     # one transaction for the first call, one for all the others
@@ -180,3 +180,12 @@ def test_a_transient_error_retries_the_whole_group(
     entries = engine.query_audit(AGENT, limit=100).entries
     assert [e.stream_seq for e in entries] == list(range(1, 7))
     assert [e.claim_ref for e in entries] == [r.claim_ref for r in results]  # type: ignore[union-attr]
+
+
+def test_write_stats_are_recorded_only_when_asked(backend: Backend) -> None:
+    quiet, counted = backend.open(), backend.open(record_write_stats=True)
+    quiet.ingest(claim(0))
+    assert quiet.write_stats(AGENT) == ()
+    counted.ingest({**claim(1), "agent_id": "counted"})
+    ((stat,),) = [counted.write_stats("counted")]
+    assert (stat.first_seq, stat.last_seq) == (1, 1)

@@ -43,13 +43,14 @@ def populate(engine: Engine) -> dict[str, str]:
 
 def deterministic_engine(opener: object, *args: object, **options: object) -> Engine:
     clock = SteppingClock(START, timedelta(seconds=1))
+    options.setdefault("record_write_stats", True)  # the lab's frames include write_stats
     engine: Engine = opener(*args, clock=clock, ids=SeededIds(11), **options)  # type: ignore[operator]
     return engine
 
 
 @pytest.fixture
 def populated(backend: Backend, oracle: RecordingOracle) -> tuple[Engine, dict[str, str]]:
-    engine = backend.open(oracle=oracle)
+    engine = backend.open(oracle=oracle, record_write_stats=True)
     refs = populate(engine)
     engine.remember("alice", "alice", "city", "Braga")  # queued for the oracle: a pending row
     return engine, refs

@@ -53,7 +53,9 @@ def assert_complete(dsn: str, acked: Sequence[tuple[str, str]], per_agent: int) 
 
 def test_sixteen_threads_four_agents(dsn: str) -> None:
     clock = SteppingClock(START, timedelta(milliseconds=1))
-    with open_postgres(dsn, pool_max_size=16, clock=clock, ids=SeededIds("threads")) as engine:
+    with open_postgres(
+        dsn, pool_max_size=16, clock=clock, ids=SeededIds("threads"), record_write_stats=True
+    ) as engine:
         acked = write_with_threads(engine, "w", 16, AGENTS, PER_AGENT)
         stats = [s for agent in AGENTS for s in engine.write_stats(agent)]
     assert len(acked) == 16 * 4 * PER_AGENT == 6_400
@@ -98,7 +100,7 @@ class GatedStore(PostgresStore):
     agent's lock is held and before the engine's work: a test's handle on the schedule."""
 
     def __init__(self, dsn: str, settings: PoolSettings, gate: Callable[[str], None]) -> None:
-        super().__init__(dsn, settings)
+        super().__init__(dsn, settings, record_stats=True)
         self.gate = gate
 
     @contextmanager

@@ -62,6 +62,7 @@ def clocked() -> dict[str, Any]:
     return {
         "clock": mempill.SteppingClock(datetime(2026, 1, 1, tzinfo=UTC)),
         "ids": mempill.SeededIds(3),
+        "record_write_stats": True,
     }
 
 

@@ -218,7 +218,7 @@ def test_lock_wait_is_measured_and_other_agents_do_not_wait(dsn: str) -> None:
     its whole ingest (the hold lasts >= 0.2 s after `queued`, so a store that timed only
     part of the wait fails). Another agent's write during the hold does not wait at all."""
     busy, idle = "busy", "idle"
-    with open_postgres(dsn, pool_max_size=3) as engine:
+    with open_postgres(dsn, pool_max_size=3, record_write_stats=True) as engine:
         store = engine.store
         assert isinstance(store, PostgresStore)
         holding, release = threading.Event(), threading.Event()

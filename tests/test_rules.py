@@ -263,7 +263,8 @@ def test_ending_one_side_clears_contested(engine: Engine) -> None:
     assert engine.query_memory(AGENT, "user", "city", valid_at="2025-01-01").is_contested
 
 
-def test_end_fact_bounds_the_whole_belief(engine: Engine) -> None:
+def test_end_fact_bounds_the_whole_belief(backend: Backend) -> None:
+    engine = backend.open(record_write_stats=True)
     put(engine, "Berlin")
     put(engine, "Berlin")
     result = engine.end_fact(AGENT, "user", "city", "2025-09")
@@ -353,7 +354,8 @@ def test_ingest_many_equals_one_by_one(backend: Backend) -> None:
     assert [shape(e) for e in one] == [shape(e) for e in two]
 
 
-def test_ingest_many_is_one_transaction_with_one_stats_row(engine: Engine) -> None:
+def test_ingest_many_is_one_transaction_with_one_stats_row(backend: Backend) -> None:
+    engine = backend.open(record_write_stats=True)
     receipts = engine.ingest_many([request(f"v{i}", predicate=f"p{i}") for i in range(20)])
     assert len(receipts) == 20
     (stat,) = engine.write_stats(AGENT)

@@ -124,7 +124,7 @@ def test_directory_keeps_one_file_per_agent_and_validates_ids(tmp_path: Path) ->
 
 
 def _writer_process(path: str, tag: str, count: int) -> None:
-    engine = mempill.open_default(path)
+    engine = mempill.open_default(path, record_write_stats=True)
     for i in range(count):
         engine.ingest(request(f"{tag}-{i}", predicate=f"{tag}-{i % 7}"))
     engine.close()

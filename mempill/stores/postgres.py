@@ -217,7 +217,9 @@ class PostgresStore:
 
     backend = "postgres"
 
-    def __init__(self, conninfo: str, settings: PoolSettings | None = None) -> None:
+    def __init__(
+        self, conninfo: str, settings: PoolSettings | None = None, *, record_stats: bool = False
+    ) -> None:
         """Connect once (clear errors, migrations), then open the pool and wait for it."""
         if not isinstance(conninfo, str):
             raise ConfigError(f"conninfo must be a string, got {type(conninfo).__name__}")
@@ -226,6 +228,7 @@ class PostgresStore:
         except psycopg.Error as e:
             raise ConfigError(f"invalid PostgreSQL conninfo: {e}") from e
         self.settings = settings or PoolSettings()
+        self.record_stats = record_stats
         self._where = describe(conninfo)
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -288,7 +291,8 @@ class PostgresStore:
 
     @contextmanager
     def write(self, agent_id: str) -> Iterator[SqlSession]:
-        """BEGIN, the agent's advisory lock, the caller's work, a write_stats row, COMMIT."""
+        """BEGIN, the agent's advisory lock, the caller's work (a write_stats row when
+        recorded), COMMIT."""
         with self._connection() as conn:
             try:
                 cursor = conn.cursor()
@@ -297,9 +301,10 @@ class PostgresStore:
                 session = SqlSession(cursor, DIALECT, agent_id)
                 yield session
                 session.flush()
-                session.record_stats(
-                    lock_wait_us, (time.perf_counter_ns() - held) // 1000, system_clock()
-                )
+                if self.record_stats:
+                    session.record_stats(
+                        lock_wait_us, (time.perf_counter_ns() - held) // 1000, system_clock()
+                    )
                 cursor.execute("COMMIT", prepare=False)
             except psycopg.Error as e:
                 _rollback(conn)

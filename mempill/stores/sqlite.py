@@ -91,6 +91,7 @@ class SQLiteStore:
         directory: str | os.PathLike[str] | None = None,
         serialize_all_writes: bool = True,
         lab_synchronous: str = "FULL",
+        record_stats: bool = False,
     ) -> None:
         """Exactly one of: `path` (one file), `directory` (a file per agent), neither (memory).
 
@@ -101,6 +102,7 @@ class SQLiteStore:
         if lab_synchronous.upper() not in LAB_SYNCHRONOUS:
             raise ValueError(f"lab_synchronous must be one of {LAB_SYNCHRONOUS}")
         self._synchronous = lab_synchronous.upper()
+        self._record_stats = record_stats
         self._path = None if path is None else Path(path)
         self._directory = None if directory is None else Path(directory)
         self._agents: dict[str, AgentDatabase] = {}
@@ -215,11 +217,12 @@ class SQLiteStore:
                 try:
                     yield session
                     session.flush()
-                    session.record_stats(
-                        (held - asked) // 1000,
-                        (time.perf_counter_ns() - held) // 1000,
-                        system_clock(),
-                    )
+                    if self._record_stats:
+                        session.record_stats(
+                            (held - asked) // 1000,
+                            (time.perf_counter_ns() - held) // 1000,
+                            system_clock(),
+                        )
                 except sqlite3.Error as e:
                     _rollback(conn)
                     raise translate(e) from e
