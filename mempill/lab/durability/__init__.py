@@ -3,5 +3,6 @@
 `crash` is the command (`python -m mempill.lab crash`); `trials` runs one trial of a
 configuration; `workload`, `writer` and `check` are the claims written, the writer process
 and the checks after recovery; `mount`, `powerfs` and `overlay` are the FUSE power-cut
-layer; `postgres` runs PostgreSQL clusters; `procs` process helpers; `report` the figures.
+layer; `postgres` runs PostgreSQL clusters; `procs` process helpers; `report` the figures;
+`threaded` the multi-threaded trials (N writer threads on one Engine, M agents).
 """

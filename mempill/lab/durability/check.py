@@ -6,13 +6,20 @@
 3. the store passes its integrity check (SQLite `PRAGMA integrity_check` and
    `foreign_key_check`; PostgreSQL amcheck plus foreign-key anti-joins);
 4. the belief of every touched line equals the belief obtained by replaying exactly the
-   surviving claims, in stream order at their tx times, into a fresh in-memory store.
+   surviving claims, in stream order at their tx times, into a fresh in-memory store;
+5. the ledger digest (reference §9) recomputes: the replay, handed the recovered ledger's
+   ids, rebuilds a ledger with the same digest as the recovered one;
+6. where the writer acknowledged dispositions too (the multi-threaded writer), every
+   acknowledged claim's ledger entry has the disposition its receipt said.
+
+Every check takes the agent to check; a multi-agent store is checked agent by agent.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +32,7 @@ from mempill.lab.durability import workload
 from mempill.stores.sqlite import SQLiteStore
 
 Ack = tuple[str, int]  # (claim_ref, stream_seq) as the writer acknowledged it
+AgentAck = tuple[str, str, int, str]  # (agent, claim_ref, stream_seq, disposition)
 
 
 class ManualClock:
@@ -50,6 +58,9 @@ class CheckResult:
     lines_checked: int
     belief_mismatches: int
     replay_mismatches: int
+    digest_mismatches: int = 0  # agents whose ledger digest the replay does not rebuild
+    disposition_mismatches: int = 0  # acknowledged claims stored with another disposition
+    commits: int = 0  # surviving write transactions (write_stats rows, where recorded)
 
     @property
     def sound(self) -> bool:
@@ -60,6 +71,8 @@ class CheckResult:
             and self.orphan_claims == 0
             and self.integrity_ok
             and self.belief_mismatches == 0
+            and self.digest_mismatches == 0
+            and self.disposition_mismatches == 0
         )
 
 
@@ -100,8 +113,25 @@ def sqlite_integrity(path: Path) -> tuple[bool, str]:
     return True, "ok"
 
 
-def _stored(engine: Engine) -> tuple[list[ClaimRow], list[LedgerEntry]]:
-    with engine.store.read(workload.AGENT) as reader:
+class ReplayIds:
+    """The recovered ledger's ids in the order ingest draws them (a queued claim's handle,
+    then its entry id), so that a faithful replay rebuilds the same ledger, digest and all."""
+
+    def __init__(self, entries: Sequence[LedgerEntry]) -> None:
+        self._ids: deque[str] = deque()
+        for e in entries:
+            handle = e.rationale.get("handle_id")
+            if handle is not None:
+                self._ids.append(str(handle))
+            self._ids.append(e.entry_id)
+        self._spare = SeededIds("durability-replay")
+
+    def __call__(self) -> str:
+        return self._ids.popleft() if self._ids else self._spare()
+
+
+def _stored(engine: Engine, agent: str) -> tuple[list[ClaimRow], list[LedgerEntry]]:
+    with engine.store.read(agent) as reader:
         claims = [c for s, p in reader.lines() for c in reader.line(s, p).claims]
         entries = list(reader.ledger())
     return sorted(claims, key=lambda c: c.stream_seq), entries
@@ -113,11 +143,13 @@ def _lost(acked: Sequence[Ack], claims: Sequence[ClaimRow], entries: Sequence[Le
     return sum(1 for ref, seq in acked if ref not in present or by_seq.get(seq) != ref)
 
 
-def replay(claims: Sequence[ClaimRow], entries: Sequence[LedgerEntry]) -> tuple[Engine, int]:
+def replay(
+    claims: Sequence[ClaimRow], entries: Sequence[LedgerEntry], agent: str = workload.AGENT
+) -> tuple[Engine, int]:
     """A fresh in-memory engine fed exactly `claims`, in stream order at their tx times;
     also how many claims got another disposition or tx time than the recovered ledger."""
     clock = ManualClock(workload.START)
-    engine = Engine(SQLiteStore(), clock=clock, ids=SeededIds("durability-replay"))
+    engine = Engine(SQLiteStore(), clock=clock, ids=ReplayIds(entries))
     decided = {
         e.claim_ref: e.disposition
         for e in reversed(entries)
@@ -129,7 +161,7 @@ def replay(claims: Sequence[ClaimRow], entries: Sequence[LedgerEntry]) -> tuple[
         receipt = engine.ingest(workload.replay_request(claim))
         if receipt.disposition is not decided.get(claim.claim_ref):
             mismatches += 1
-    with engine.store.read(workload.AGENT) as reader:
+    with engine.store.read(agent) as reader:
         for claim in claims:
             replayed = reader.claim(claim.claim_ref)
             if replayed is None or replayed.tx_time != claim.tx_time:
@@ -139,33 +171,54 @@ def replay(claims: Sequence[ClaimRow], entries: Sequence[LedgerEntry]) -> tuple[
 
 
 def belief_mismatches(
-    recovered: Engine, replayed: Engine, lines: Iterable[tuple[str, str]]
+    recovered: Engine,
+    replayed: Engine,
+    lines: Iterable[tuple[str, str]],
+    agent: str = workload.AGENT,
 ) -> tuple[int, int]:
     """(lines checked, lines whose projection differs at any probe of valid time)."""
     checked = differing = 0
     for subject, predicate in lines:
         checked += 1
         for valid_at in workload.VALID_PROBES:
-            left = recovered.query_memory(workload.AGENT, subject, predicate, valid_at=valid_at)
-            right = replayed.query_memory(workload.AGENT, subject, predicate, valid_at=valid_at)
+            left = recovered.query_memory(agent, subject, predicate, valid_at=valid_at)
+            right = replayed.query_memory(agent, subject, predicate, valid_at=valid_at)
             if left.to_dict() != right.to_dict():
                 differing += 1
                 break
     return checked, differing
 
 
+def _disposition_mismatches(entries: Sequence[LedgerEntry], dispositions: Mapping[str, str]) -> int:
+    """Acknowledged claims whose recovered ledger entry has another disposition than their
+    receipt (a claim that is missing altogether counts as lost, not here)."""
+    stored = {
+        e.claim_ref: e.disposition.value
+        for e in entries
+        if e.claim_ref is not None and e.claim_ref in dispositions
+    }
+    return sum(1 for ref, value in stored.items() if dispositions[ref] != value)
+
+
 def check(
-    recovered: Engine, acked: Sequence[Ack], integrity: Callable[[], tuple[bool, str]]
+    recovered: Engine,
+    acked: Sequence[Ack],
+    integrity: Callable[[], tuple[bool, str]],
+    *,
+    agent: str = workload.AGENT,
+    dispositions: Mapping[str, str] | None = None,
 ) -> CheckResult:
-    """Run every check on a recovered store (its engine's clock must read CHECK_AT)."""
+    """Run every check on one agent of a recovered store (its engine's clock must read
+    CHECK_AT); `dispositions` maps acknowledged claim_refs to their receipts' dispositions."""
     ok, detail = integrity()
-    claims, entries = _stored(recovered)
+    claims, entries = _stored(recovered, agent)
     seqs = [e.stream_seq for e in entries]
     entry_refs = {e.claim_ref for e in entries}
-    replayed, replay_errors = replay(claims, entries)
+    replayed, replay_errors = replay(claims, entries, agent)
     try:
         touched = sorted(set(workload.lines()) | {(c.subject, c.predicate) for c in claims})
-        checked, differing = belief_mismatches(recovered, replayed, touched)
+        checked, differing = belief_mismatches(recovered, replayed, touched, agent)
+        digest_ok = recovered.ledger_digest(agent) == replayed.ledger_digest(agent)
     finally:
         replayed.close()
     return CheckResult(
@@ -180,4 +233,7 @@ def check(
         lines_checked=checked,
         belief_mismatches=differing,
         replay_mismatches=replay_errors,
+        digest_mismatches=0 if digest_ok else 1,
+        disposition_mismatches=_disposition_mismatches(entries, dispositions or {}),
+        commits=len(recovered.write_stats(agent)),
     )

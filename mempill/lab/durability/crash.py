@@ -10,7 +10,17 @@ carries the backend's positive control (SQLite NORMAL under power loss; PostgreS
 synchronous_commit=off), which must lose acknowledged writes or the harness proves
 nothing. One JSON object per configuration goes to stdout, a tidy row per trial is
 appended to `--out` (CSV, `build/durability/trials.csv` by default; the run's revision,
-machine and seed go to `runs.jsonl` beside it), and a progress bar runs on stderr.
+machine and seed go to `runs.jsonl` beside it), and a progress bar runs on stderr, with a
+progress line every half minute and at the end of each configuration.
+
+    python -m mempill.lab crash --backend sqlite --kind all --threads 16 --agents 1
+
+runs the multi-threaded writer instead (`threaded`): N threads on one Engine into M agents
+(1 <= M <= N; thread i into agent i mod M), opened by `open_directory` and, for M = 1,
+also by `open_default` (`--opener directory,file`); its control is SQLite NORMAL under a
+power cut with the same threads, agents and opener. Its rows (with `threads`, `agents`,
+`opener` and the digest and disposition checks) go to `build/durability/threads.csv` by
+default, never into a CSV of the single writer's rows.
 
 Exit status: 0 when every safe mode (SQLite FULL, PostgreSQL on) lost nothing and was
 sound and every control lost something; 1 when a safe mode failed; 3 when a control
@@ -38,6 +48,7 @@ from mempill.lab.durability import procs
 from mempill.lab.durability.harness import (
     BACKENDS,
     KINDS,
+    OPENERS,
     Configuration,
     HarnessError,
     TrialResult,
@@ -46,11 +57,21 @@ from mempill.lab.durability.mount import unavailable_reason
 from mempill.lab.durability.trials import run_trial
 
 DEFAULT_OUT = runs.BUILD / "durability" / "trials.csv"
+DEFAULT_THREADS_OUT = runs.BUILD / "durability" / "threads.csv"
+PROGRESS_EVERY = 30.0  # seconds between progress lines on stderr
 COLUMNS = (
     "run_id", "revision", "recorded_at", "backend", "kind", "sync", "role", "trial", "seed",
     "kill_after_s", "acked", "lost", "surviving_claims", "ledger_entries", "ledger_gap_free",
     "orphan_claims", "integrity_ok", "integrity_detail", "lines_checked", "belief_mismatches",
     "replay_mismatches", "discarded_bytes", "seconds",
+)  # fmt: skip
+THREAD_COLUMNS = (
+    *COLUMNS[:7], "threads", "agents", "opener", *COLUMNS[7:21],
+    "digest_mismatches", "disposition_mismatches", "commits", *COLUMNS[21:],
+)  # fmt: skip
+FAILURES = (
+    "lost", "integrity_failures", "ledger_gap_failures", "orphan_claims", "belief_mismatches",
+    "digest_mismatches", "disposition_mismatches",
 )  # fmt: skip
 
 
@@ -80,33 +101,89 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=10, help="trials per configuration")
     parser.add_argument("--control-trials", type=int, default=None, help="default: --trials")
     parser.add_argument("--no-control", action="store_true", help="skip the positive control")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="N > 1: N writer threads, one Engine"
+    )
+    parser.add_argument("--agents", type=int, default=1, help="with --threads: 1 <= M <= N agents")
+    parser.add_argument(
+        "--opener",
+        default=None,
+        help="with --threads: directory (open_directory), file (open_default; M = 1) | all; "
+        "default all for M = 1, else directory",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print only the JSON summaries")
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
-        help=f"CSV the trials are appended to (default {DEFAULT_OUT}; the curated set is "
-        "data/durability/trials.csv); the run's metadata goes to runs.jsonl beside it",
+        default=None,
+        help=f"CSV the trials are appended to (default {DEFAULT_OUT}, with --threads "
+        f"{DEFAULT_THREADS_OUT}; the curated set is data/durability/trials.csv); the run's "
+        "metadata goes to runs.jsonl beside it",
     )
     args = parser.parse_args(argv)
     try:
         args.kinds = _list(args.kind, KINDS, "--kind")
         args.syncs = _list(args.sync or BACKENDS[args.backend][0], BACKENDS[args.backend], "--sync")
+        default_openers = "directory" if args.agents > 1 else "all"
+        args.openers = _list(args.opener or default_openers, OPENERS, "--opener")
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))
     if args.trials < 1 or (args.control_trials is not None and args.control_trials < 0):
         parser.error("--trials must be >= 1 and --control-trials >= 0")
+    problem = _threads_problem(args)
+    if problem:
+        parser.error(problem)
+    if args.out is None:
+        args.out = DEFAULT_THREADS_OUT if args.threads > 1 else DEFAULT_OUT
     return args
+
+
+def _threads_problem(args: argparse.Namespace) -> str | None:
+    """Why --threads, --agents and --opener do not fit together, or None."""
+    if args.threads < 1 or not 1 <= args.agents <= args.threads:
+        return "--threads must be >= 1 and 1 <= --agents <= --threads"
+    if args.threads == 1:
+        return "--opener needs --threads N > 1" if args.opener else None
+    if args.backend != "sqlite":
+        return "--threads is for --backend sqlite (the multi-threaded writer)"
+    if "file" in args.openers and args.agents != 1:
+        return "--opener file (open_default: one file, one agent) needs --agents 1"
+    return None
+
+
+def columns(args: argparse.Namespace) -> tuple[str, ...]:
+    """The CSV columns of this run's rows: the threaded writer's rows have more."""
+    return THREAD_COLUMNS if args.threads > 1 else COLUMNS
+
+
+def out_problem(path: Path, wanted: Sequence[str]) -> str | None:
+    """Why the run's rows cannot be appended to `path` (its header differs), or None."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    if tuple(header) == tuple(wanted):
+        return None
+    kind = "multi-threaded" if "threads" in header else "single-writer"
+    return f"{path} holds {kind} trials with other columns; give another --out"
 
 
 def plan(args: argparse.Namespace) -> list[tuple[Configuration, int]]:
     """The measured configurations and the backend's positive controls, with trial counts."""
+    shape: dict[str, Any] = {"threads": args.threads, "agents": args.agents}
+    openers = args.openers if args.threads > 1 else ["directory"]
     measured = [
-        Configuration(backend=args.backend, kind=k, sync=s) for k in args.kinds for s in args.syncs
+        Configuration(backend=args.backend, kind=k, sync=s, opener=o, **shape)
+        for o in openers
+        for k in args.kinds
+        for s in args.syncs
     ]
     if args.backend == "sqlite":
-        controls = [Configuration(backend="sqlite", kind="power-loss", sync="NORMAL")]
+        controls = [
+            Configuration(backend="sqlite", kind="power-loss", sync="NORMAL", opener=o, **shape)
+            for o in openers
+        ]
     else:
         controls = [Configuration(backend="postgres", kind=k, sync="off") for k in args.kinds]
     control_trials = args.trials if args.control_trials is None else args.control_trials
@@ -124,7 +201,10 @@ def plan(args: argparse.Namespace) -> list[tuple[Configuration, int]]:
 
 def trial_seeds(seed: int, config: Configuration, count: int) -> list[int]:
     """Per-trial seeds that depend only on the run seed and the configuration."""
-    rng = random.Random(f"{seed}/{config.backend}/{config.kind}/{config.sync}/{config.role}")
+    name = f"{seed}/{config.backend}/{config.kind}/{config.sync}/{config.role}"
+    if config.threaded:
+        name += f"/{config.threads}x{config.agents}/{config.opener}"
+    rng = random.Random(name)
     return [rng.randrange(2**31) for _ in range(count)]
 
 
@@ -136,6 +216,7 @@ def row(run: tuple[str, str], trial: TrialResult) -> dict[str, Any]:
         "revision": run[1],
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        **{k: getattr(config, k) for k in ("threads", "agents", "opener")},
         "trial": trial.trial,
         "seed": trial.seed,
         "kill_after_s": trial.kill_after_s,
@@ -145,15 +226,17 @@ def row(run: tuple[str, str], trial: TrialResult) -> dict[str, Any]:
     }
 
 
-def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def append_rows(
+    path: Path, rows: Sequence[dict[str, Any]], wanted: Sequence[str] = COLUMNS
+) -> None:
     """Append tidy rows to the CSV, writing the header when the file is new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=wanted)
         if new:
             writer.writeheader()
-        writer.writerows({k: r[k] for k in COLUMNS} for r in rows)
+        writer.writerows({k: r[k] for k in wanted} for r in rows)
 
 
 def summarize(
@@ -162,6 +245,11 @@ def summarize(
     """One JSON object per configuration, with a verdict a reader can act on."""
     summary: dict[str, Any] = {
         **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        **(
+            {k: getattr(config, k) for k in ("threads", "agents", "opener")}
+            if config.threaded
+            else {}
+        ),
         "safe_mode": config.safe,
         "trials": len(rows),
         "acked": sum(r["acked"] for r in rows),
@@ -172,16 +260,16 @@ def summarize(
         "orphan_claims": sum(r["orphan_claims"] for r in rows),
         "belief_mismatches": sum(r["belief_mismatches"] for r in rows),
         "replay_mismatches": sum(r["replay_mismatches"] for r in rows),
+        "digest_mismatches": sum(r.get("digest_mismatches", 0) for r in rows),
+        "disposition_mismatches": sum(r.get("disposition_mismatches", 0) for r in rows),
         "discarded_bytes": sum(r["discarded_bytes"] for r in rows),
         "seconds": round(seconds, 1),
     }
-    failures = (
-        sum(
-            summary[k]
-            for k in ("lost", "integrity_failures", "ledger_gap_failures", "orphan_claims")
-        )
-        + summary["belief_mismatches"]
-    )
+    if config.threaded:  # how many claims one surviving commit covered (group commit: > 1)
+        summary["commits"] = commits = sum(r["commits"] for r in rows)
+        claims = sum(r["surviving_claims"] for r in rows)
+        summary["claims_per_commit"] = round(claims / commits, 2) if commits else None
+    failures = sum(summary[k] for k in FAILURES)
     if config.role == "control":
         summary["verdict"] = "control lost writes" if summary["lost"] else "INERT CONTROL"
     elif config.safe:
@@ -200,16 +288,25 @@ def run_configuration(
     bar: Any,
 ) -> dict[str, Any]:
     """All trials of one configuration; each row is appended as soon as its trial ends."""
-    started = time.perf_counter()
+    started = spoke = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    lost = 0
+    acked = lost = 0
     for trial, seed in enumerate(trial_seeds(args.seed, config, count)):
         result = run_trial(config, trial, seed, template)
         rows.append(row(run, result))
-        append_rows(args.out, rows[-1:])
+        append_rows(args.out, rows[-1:], columns(args))
+        acked += result.result.acked
         lost += result.result.lost
-        bar.set_postfix_str(f"{config.backend} {config.kind} {config.sync}: lost {lost}")
+        bar.set_postfix_str(f"{config.name}: lost {lost}")
         bar.update(1)
+        now = time.perf_counter()
+        if now - spoke >= PROGRESS_EVERY or trial + 1 == count:
+            spoke = now
+            bar.write(
+                f"# {config.name} ({config.role}): trial {trial + 1}/{count}, acked {acked}, "
+                f"lost {lost}, {now - started:.0f} s",
+                file=sys.stderr,
+            )
     return summarize(config, rows, time.perf_counter() - started)
 
 
@@ -268,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the planned configurations, print one JSON summary each, return the status."""
     args = parse(sys.argv[1:] if argv is None else argv)
     chosen, skipped, problem = feasible(plan(args))
+    problem = problem or out_problem(args.out, columns(args))
     if problem is not None:
         print(f"crash: {problem}", file=sys.stderr)
         return 2
@@ -289,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for summary in summaries:
         if not args.json:
             name = " ".join(str(summary[k]) for k in ("backend", "kind", "sync"))
+            if "threads" in summary:
+                name += f" {summary['threads']}x{summary['agents']} {summary['opener']}"
             print(f"# {name} ({summary['role']}): {summary['verdict']}")
         print(json.dumps(summary))
     if not args.json:

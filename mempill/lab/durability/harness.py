@@ -6,6 +6,10 @@ mount and cuts it: stop every victim (SIGSTOP, wait for state T), discard the un
 data, then SIGKILL. The cut is atomic with respect to acknowledgements: once the writer
 is stopped it can promise nothing more, and everything it promised before is either in
 the durable image or lost.
+
+A configuration with `threads` > 1 runs the multi-threaded writer (`writer --threads`):
+N threads on one Engine into `agents` agents, opened by `opener` (`directory`:
+`open_directory`; `file`: `open_default`, one agent); see `mempill.lab.durability.threaded`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ SAFE = {"sqlite": "FULL", "postgres": "on"}
 KINDS = ("process-kill", "power-loss")
 FIRST_ACK_TIMEOUT = 120.0
 KILL_WINDOW = (0.05, 1.0)  # seconds after the first acknowledgement
+OPENERS = ("directory", "file")  # open_directory, open_default (one agent only)
 
 
 class HarnessError(RuntimeError):
@@ -42,10 +47,23 @@ class Configuration:
     kind: str
     sync: str
     role: str = "measured"  # or "control": a mode that must lose something
+    threads: int = 1  # > 1: the multi-threaded writer
+    agents: int = 1  # agents the threads write into (thread i into agent i mod agents)
+    opener: str = "directory"  # multi-threaded only: open_directory or open_default ("file")
 
     @property
     def safe(self) -> bool:
         return SAFE[self.backend] == self.sync
+
+    @property
+    def threaded(self) -> bool:
+        return self.threads > 1
+
+    @property
+    def name(self) -> str:
+        """`sqlite power-loss FULL`, or with threads `sqlite power-loss FULL 16x1 directory`."""
+        name = f"{self.backend} {self.kind} {self.sync}"
+        return f"{name} {self.threads}x{self.agents} {self.opener}" if self.threaded else name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,10 +79,15 @@ class TrialResult:
 
 class AckReader:
     """Drains the writer's stdout continuously (a full pipe would stall the writer and
-    fake a '0 lost') and keeps every acknowledgement in arrival order."""
+    fake a '0 lost') and keeps every acknowledgement in arrival order.
+
+    `ack <claim_ref> <stream_seq>` (the single writer) or, from the multi-threaded writer,
+    `ack <claim_ref> <stream_seq> <agent> <disposition>`; the latter also go to `receipts`.
+    """
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.acked: list[checks.Ack] = []
+        self.receipts: list[checks.AgentAck] = []
         self.first = threading.Event()
         self._stream = stream
         self._thread = threading.Thread(target=self._drain, daemon=True)
@@ -73,8 +96,12 @@ class AckReader:
     def _drain(self) -> None:
         for line in self._stream:
             parts = line.split()
-            if len(parts) == 3 and parts[0] == b"ack":
-                self.acked.append((parts[1].decode("ascii"), int(parts[2])))
+            if len(parts) in (3, 5) and parts[0] == b"ack":
+                ref, seq = parts[1].decode("ascii"), int(parts[2])
+                if len(parts) == 5:
+                    agent, disposition = parts[3].decode("ascii"), parts[4].decode("ascii")
+                    self.receipts.append((agent, ref, seq, disposition))
+                self.acked.append((ref, seq))
                 self.first.set()
         self.first.set()  # EOF: the writer ended
 
@@ -89,12 +116,21 @@ class AckReader:
 class Writer:
     """The victim writer process and the reader of its acknowledgements."""
 
-    def __init__(self, root: Path, backend: str, target: str, sync: str, seed: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backend: str,
+        target: str,
+        sync: str,
+        seed: int,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        """`extra`: more writer options (`--threads N --agents M --opener O`)."""
         self.log_path = root / "writer.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mempill.lab.durability.writer", "--backend", backend,
-                 "--target", target, "--sync", sync, "--seed", str(seed)],
+                 "--target", target, "--sync", sync, "--seed", str(seed), *extra],
                 stdout=subprocess.PIPE,
                 stderr=log,
             )  # fmt: skip

@@ -42,6 +42,27 @@ def state(pid: int) -> str | None:
     return None if fields is None else fields[0]
 
 
+def stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (T), or the process is gone or a zombie.
+
+    The state of /proc/PID/stat is the main thread's only: a writer's other threads may
+    still be running (finishing a file-system request) when its main thread shows T.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii", errors="replace") as f:
+                text = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended
+        if text[text.rfind(")") + 2 :].split()[0] not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
 def descendants(root: int) -> list[int]:
     """Every live descendant of `root` (not `root` itself), parents before children."""
     children: dict[int, list[int]] = {}
@@ -65,7 +86,8 @@ def _signal(pid: int, signum: int) -> None:
 
 
 def freeze(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
-    """SIGSTOP each process and wait until it is really stopped (state T) or dead.
+    """SIGSTOP each process and wait until it is really stopped (every thread in state T)
+    or dead.
 
     A process blocked in a file-system request stops only when the request returns, so
     the caller must keep serving requests (the FUSE server does) while this waits.
@@ -75,7 +97,7 @@ def freeze(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
         _signal(pid, signal.SIGSTOP)
     deadline = time.monotonic() + timeout
     while True:
-        running = [p for p in chosen if state(p) not in (None, "T", "t", "Z", "X")]
+        running = [p for p in chosen if not stopped(p)]
         if not running:
             return chosen
         if time.monotonic() > deadline:

@@ -2,7 +2,9 @@
 
 The saved trial rows are `data/durability/trials.csv` (curated: `python -m mempill.lab crash
 --out data/durability/trials.csv` adds a run); `run_live` runs a small experiment through the
-same CLI into a file of its own.
+same CLI into a file of its own. The multi-threaded writer's rows (`crash --threads N`,
+`build/durability/threads.csv` by default) load the same way; `summary_table` and
+`markdown` then group them by threads, agents and opener as well.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ MODES = [
 ]  # fmt: skip
 KIND_STYLE = {"process-kill": ("#1f77b4", "process kill"), "power-loss": ("#d62728", "power cut")}
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+THREAD_KEYS = ("threads", "agents", "opener")  # the multi-threaded writer's extra keys
+THREAD_CHECKS = ("digest_mismatches", "disposition_mismatches", "surviving_claims", "commits")
 
 
 def load_trials(path: Path = SAVED) -> pd.DataFrame:
@@ -54,8 +58,11 @@ def run_live(out: Path, trials: int) -> pd.DataFrame:
 
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: trials, acknowledged, lost, and how many trials went wrong."""
-    keys = ["backend", "kind", "sync"]
+    """Per configuration: trials, acknowledged, lost, and how many trials went wrong
+    (per threads x agents x opener too, for the multi-threaded writer's rows)."""
+    threaded = "threads" in trials.columns
+    keys = ["backend", "kind", "sync", *(THREAD_KEYS if threaded else ())]
+    extra = {k: (k, "sum") for k in THREAD_CHECKS if threaded}
     grouped = trials.assign(
         loss=trials["lost"] > 0,
         integrity_failure=~trials["integrity_ok"].astype(bool),
@@ -69,12 +76,16 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
         integrity_failures=("integrity_failure", "sum"),
         ledger_gap_failures=("gap", "sum"),
         belief_mismatches=("belief_mismatches", "sum"),
+        **extra,
     )
     table["lost_pct_of_acked"] = (100 * table["lost"] / table["acked"]).round(2)
+    if threaded:  # claims one surviving commit covered: 1 without group commit
+        table["claims_per_commit"] = (table["surviving_claims"] / table["commits"]).round(2)
     order = {mode: i for i, mode in enumerate(MODES)}
     kinds = list(KIND_STYLE)
     ranks = [
-        (order.get((b, s), 99), kinds.index(k) if k in kinds else 9) for b, k, s in table.index
+        (order.get((b, s), 99), kinds.index(k) if k in kinds else 9, *rest)
+        for b, k, s, *rest in table.index
     ]
     return table.iloc[sorted(range(len(table)), key=lambda i: ranks[i])]
 
@@ -90,20 +101,22 @@ def _records(table: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 def markdown(table: pd.DataFrame) -> str:
     """The summary as a Markdown table (for the closing note)."""
+    keys = [str(k) for k in table.index.names]
     columns = ["trials", "acked", "lost", "trials_with_loss", "integrity_failures"]
     lines = [
-        "| backend | kind | sync | " + " | ".join(columns) + " |",
-        "|---|---|---|" + "---:|" * len(columns),
+        "| " + " | ".join(keys) + " | " + " | ".join(columns) + " |",
+        "|" + "---|" * len(keys) + "---:|" * len(columns),
     ]
-    for row in _records(table).values():
-        cells = " | ".join(str(int(row[c])) for c in columns)
-        lines.append(f"| {row['backend']} | {row['kind']} | {row['sync']} | {cells} |")
+    for row in table.reset_index().to_dict("records"):
+        cells = [str(row[k]) for k in keys] + [str(int(row[c])) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot_lost(trials: pd.DataFrame, title: str = "What survives a crash") -> Figure:
     """Two panels per durability mode and backend, one bar per failure kind: lost
-    acknowledged claims per trial (mean), and the share of trials that lost any."""
+    acknowledged claims per trial (mean), and the share of trials that lost any.
+    For the single writer's rows (the multi-threaded ones: `summary_table`)."""
     from matplotlib.figure import Figure
 
     rows = _records(summary_table(trials))

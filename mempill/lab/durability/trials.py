@@ -64,7 +64,11 @@ def run_trial(
     delay = rng.uniform(*KILL_WINDOW)
     started = time.perf_counter()
     with trial_directory() as root:
-        if config.backend == "sqlite":
+        if config.threaded:
+            from mempill.lab.durability import threaded
+
+            result, discarded = threaded.trial(config, root, seed, delay)
+        elif config.backend == "sqlite":
             result, discarded = _sqlite_trial(config, root, seed, delay)
         else:
             from mempill.lab.durability import postgres as pg_trials

@@ -37,6 +37,20 @@ CARDINALITY = {"skill": Cardinality.SET_VALUED}
 CRITICALITIES = (Criticality.LOW, Criticality.MEDIUM, Criticality.HIGH, Criticality.CRITICAL)
 
 
+THREAD_SEEDS = 10_000  # thread i of writer seed S ingests the stream of seed S*10000 + i
+
+
+def thread_seed(seed: int, index: int) -> int:
+    """The stream seed of thread `index` of a multi-threaded writer seeded `seed`."""
+    return seed * THREAD_SEEDS + index
+
+
+def agent_name(index: int, agents: int) -> str:
+    """The agent thread `index` writes into: `durability` when there is one agent, else
+    `durability-<index mod agents>`."""
+    return AGENT if agents == 1 else f"{AGENT}-{index % agents}"
+
+
 def lines() -> tuple[tuple[str, str], ...]:
     """Every line the stream can touch."""
     return tuple((s, p) for s in SUBJECTS for p in VALUES)
@@ -52,8 +66,9 @@ def _window(rng: random.Random) -> tuple[ValidTime | None, float | None]:
     return ValidTime(valid_from=start, valid_until=end), confidence
 
 
-def requests(seed: int) -> Iterator[IngestRequest]:
-    """The endless request stream of one writer; the same seed gives the same stream."""
+def requests(seed: int, agent: str = AGENT) -> Iterator[IngestRequest]:
+    """The endless request stream of one writer (or writer thread) into `agent`; the same
+    seed gives the same stream, whose claim_refs no other seed's stream shares."""
     rng = random.Random(seed)
     ids = SeededIds(f"durability-{seed}")
     refs: list[str] = []
@@ -72,7 +87,7 @@ def requests(seed: int) -> Iterator[IngestRequest]:
         ref = ids()
         refs.append(ref)
         yield IngestRequest(
-            agent_id=AGENT,
+            agent_id=agent,
             subject=rng.choice(SUBJECTS),
             predicate=predicate,
             value=rng.choice(VALUES[predicate]),

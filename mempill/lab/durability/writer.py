@@ -5,6 +5,13 @@
 engine (lab-only durability parameter), ingests the workload stream and, after each
 ingest returns, writes `ack <claim_ref> <stream_seq>` to stdout unbuffered. A line on
 stdout is therefore a promise the store made to its caller; the harness checks it.
+
+With `--threads N --agents M --opener directory|file` (SQLite only) it runs N threads on
+one Engine (`open_directory`, or `open_default` on one file for M = 1; the lab-only
+`SQLiteStore(lab_synchronous=...)` of the same layout for a mode other than FULL). Thread
+i ingests `workload.requests(thread_seed(S, i))` into agent `agent_name(i, M)` and, after
+each `ingest` returned, writes `ack <claim_ref> <stream_seq> <agent> <disposition>` in
+one `write(2)` of under PIPE_BUF bytes (atomic: lines of threads never interleave).
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import traceback
+from pathlib import Path
 from typing import Any
 
 from mempill.clock import SteppingClock
@@ -56,6 +66,69 @@ def run(backend: str, target: str, sync: str, seed: int, limit: int | None) -> i
     return 0
 
 
+def open_threaded(target: str, opener: str, sync: str) -> Engine:
+    """One engine for every thread: the public opener of the layout as shipped (FULL),
+    the lab-only store of the same layout for another synchronous mode."""
+    from mempill.openers import open_default, open_directory
+    from mempill.stores.sqlite import SQLiteStore
+
+    clock = SteppingClock(workload.START, workload.STEP)
+    ids = SeededIds("durability-writer")
+    # write_stats rows (one per transaction) let the checker count commits
+    if sync.upper() == "FULL":
+        if opener == "file":
+            return open_default(Path(target), clock=clock, ids=ids, record_write_stats=True)
+        return open_directory(target, clock=clock, ids=ids, record_write_stats=True)
+    if opener == "file":
+        store = SQLiteStore(path=target, lab_synchronous=sync, record_stats=True)
+    else:
+        store = SQLiteStore(directory=target, lab_synchronous=sync, record_stats=True)
+    return Engine(store, clock=clock, ids=ids)
+
+
+def _thread(engine: Engine, seed: int, index: int, agents: int, limit: int | None) -> None:
+    """One writer thread: its own stream into its agent, each receipt acknowledged only
+    after `ingest` returned it (and its stream_seq was read back)."""
+    agent = workload.agent_name(index, agents)
+    for count, request in enumerate(
+        workload.requests(workload.thread_seed(seed, index), agent), start=1
+    ):
+        receipt = engine.ingest(request)
+        if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
+            raise RuntimeError(f"unexpected receipt {receipt.to_dict()}")
+        entries = engine.query_audit(agent, claim_ref=receipt.claim_ref, limit=1).entries
+        line = f"ack {receipt.claim_ref} {entries[0].stream_seq} {agent} {receipt.disposition}\n"
+        os.write(1, line.encode("ascii"))
+        if limit is not None and count >= limit:
+            return
+
+
+def run_threads(
+    target: str, opener: str, sync: str, seed: int, threads: int, agents: int, limit: int | None
+) -> int:
+    """N threads ingesting into M agents of one engine until killed (or `limit` each)."""
+    engine = open_threaded(target, opener, sync)
+    start = threading.Barrier(threads)
+    failed: list[int] = []
+
+    def body(index: int) -> None:
+        try:
+            start.wait()
+            _thread(engine, seed, index, agents, limit)
+        except BaseException:
+            failed.append(index)
+            print(f"writer thread {index}:\n{traceback.format_exc()}", file=sys.stderr)
+
+    workers = [threading.Thread(target=body, args=(i,), name=f"writer-{i}") for i in range(threads)]
+    os.write(1, b"open\n")
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    engine.close()
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the victim process (the harness starts it)."""
     parser = argparse.ArgumentParser(prog="python -m mempill.lab.durability.writer")
@@ -63,8 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="SQLite directory or PostgreSQL DSN")
     parser.add_argument("--sync", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="stop after N claims")
+    parser.add_argument("--limit", type=int, default=None, help="stop after N claims (each)")
+    parser.add_argument("--threads", type=int, default=1, help="N > 1: the threaded writer")
+    parser.add_argument("--agents", type=int, default=1, help="agents the threads write into")
+    parser.add_argument("--opener", choices=("directory", "file"), default="directory")
     args = parser.parse_args(argv)
+    if args.threads > 1:
+        if args.backend != "sqlite" or not 1 <= args.agents <= args.threads:
+            parser.error("--threads needs --backend sqlite and 1 <= --agents <= --threads")
+        if args.opener == "file" and args.agents != 1:
+            parser.error("--opener file (open_default) holds one agent: use --agents 1")
+        return run_threads(
+            args.target, args.opener, args.sync, args.seed, args.threads, args.agents, args.limit
+        )
     return run(args.backend, args.target, args.sync, args.seed, args.limit)
 
 
