@@ -19,6 +19,9 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
+from mempill.lab.notebooks import import_path_without_notebooks
+
+import_path_without_notebooks()  # else notebooks/conformance.py shadows the package
 from benchmarks import plots, tables
 from benchmarks.reference import installed_version, venv_python
 from benchmarks.report import SUMMARY, TARGETS, markdown_table
