@@ -62,7 +62,11 @@ class LineState:
                 self.assertions.setdefault(assertion.claim_ref, []).append(assertion)
                 touched.add(assertion.claim_ref)
         self.version = newest
-        for ref in sorted(touched & self.claims.keys(), key=lambda r: self.claims[r].stream_seq):
+        if len(touched) == 1:
+            ordered: list[str] | set[str] = touched & self.claims.keys()
+        else:
+            ordered = sorted(touched & self.claims.keys(), key=lambda r: self.claims[r].stream_seq)
+        for ref in ordered:
             old = self.by_ref.get(ref)
             if old is not None:
                 self.index.discard(old)

@@ -103,7 +103,11 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
     if reason is not None or text is None:
         return _rejected(batch, request, ref, "V", reason or "invalid")
     state = batch.line_state(*line)
-    parents = {p: row for p in request.derived_from if (row := batch.txn.claim(p)) is not None}
+    parents = (
+        {p: row for p in request.derived_from if (row := batch.txn.claim(p)) is not None}
+        if request.derived_from
+        else {}
+    )
     depth, anchor = derivation(request.provenance, request.derived_from, parents)
     time_confidence = effective_time_confidence(request)
     window = request.valid_time

@@ -157,7 +157,11 @@ class TransactionRunner:
             batch: Batch | None = None
             try:
                 with self.store.write(agent_id) as txn:
-                    lines = list(dict.fromkeys(line for call in calls for line in call.lines))
+                    lines = (
+                        list(calls[0].lines)
+                        if len(calls) == 1
+                        else list(dict.fromkeys(line for call in calls for line in call.lines))
+                    )
                     batch = self._batch(txn, agent_id, calls[0].now, lines)
                     for call in calls:
                         if attempt and call.replay is not None:
