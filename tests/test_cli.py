@@ -142,22 +142,23 @@ def test_flags_go_before_or_after_the_command_and_env_supplies_defaults(
 
 @pytest.mark.sqlite_only
 def test_errors_are_one_line_and_non_zero(cli: Cli, tmp_path: Path) -> None:
-    assert cli.fails(1, "recall", "a", "b", MEMPILL_DB_PATH="") == (
+    """Exit 2: refused before the store is touched; 1: refused by the store's rules."""
+    assert cli.fails(2, "recall", "a", "b", MEMPILL_DB_PATH="") == (
         "mempill: error: no store: pass --db PATH or --pg DSN "
         "(or set MEMPILL_DB_PATH / MEMPILL_PG_DSN)"
     )
     missing = tmp_path / "missing.db"
-    line = cli.fails(1, "--db", str(missing), "--agent", "me", "recall", "a", "b")
+    line = cli.fails(2, "--db", str(missing), "--agent", "me", "recall", "a", "b")
     assert line == f"mempill: error: database file {str(missing)!r} does not exist"
     assert not missing.exists()
     (tmp_path / "agents").mkdir()
-    assert cli.fails(1, "--db", str(tmp_path / "agents"), "recall", "a", "b") == (
+    assert cli.fails(2, "--db", str(tmp_path / "agents"), "recall", "a", "b") == (
         "mempill: error: --agent is required (or set MEMPILL_AGENT_ID)"
     )
     cli.ok("--agent", "me", "remember", "a", "b", "1")
-    line = cli.fails(1, "recall", "a", "b", "--as-of", "last week")
+    line = cli.fails(2, "recall", "a", "b", "--as-of", "last week")
     assert line.startswith("mempill: error: as_of: 'last week' is not a date")
-    line = cli.fails(1, "--agent", "..", "recall", "a", "b")
+    line = cli.fails(2, "--agent", "..", "recall", "a", "b")
     assert "agent_id: '..' is invalid" in line
     line = cli.fails(2, "recall", "a")
     assert line == (
@@ -168,7 +169,7 @@ def test_errors_are_one_line_and_non_zero(cli: Cli, tmp_path: Path) -> None:
     assert line.startswith("mempill: error: Rejected: this store belongs to another agent")
     line = cli.fails(1, "end", "nothing", "here")
     assert line == "mempill: error: no current belief to end on ('nothing', 'here')"
-    line = cli.fails(1, "--db", "x.db", "--pg", "dbname=x", "recall", "a", "b")
+    line = cli.fails(2, "--db", "x.db", "--pg", "dbname=x", "recall", "a", "b")
     assert "not both" in line
 
 
@@ -210,7 +211,7 @@ def test_export_writes_the_same_rows_as_csv_jsonl_and_parquet(cli: Cli, tmp_path
     assert [c["value"] for c in claims] == ['"Paris"', '"Lyon"', "1.0"]  # canonical text
     ledger = cli.ok("export", "ledger", "--format", "csv").out.splitlines()
     assert ledger[0].startswith("agent_id,stream_seq,entry_id,claim_ref,event_kind,disposition")
-    line = cli.fails(1, "export", "ledger", "--format", "parquet")
+    line = cli.fails(2, "export", "ledger", "--format", "parquet")
     assert line == "mempill: error: Parquet is binary: give --out FILE.parquet"
 
 
@@ -297,13 +298,13 @@ def test_import_replays_a_claim_stream_like_the_lab(cli: Cli, tmp_path: Path) ->
     assert recall["status"] == "Contested"  # Paris is ended only from 2026-06 on
     later = cli.ok("recall", "u", "city", "--valid-at", "2026-07", "--json").json()
     assert later["primary"]["value"] == "Lyon"
-    line = cli.fails(1, "import", str(path))
+    line = cli.fails(2, "import", str(path))
     assert "already holds agent 'me'" in line and "--append" in line
     appended = cli.ok("import", str(path), "--append", "--json").json()
     assert appended["operations"] == 6
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"stream": "mempill-stream/1", "name": "x"}\n{"op": "fly"}\n', encoding="utf-8")
-    line = cli.fails(1, "import", str(bad))
+    line = cli.fails(2, "import", str(bad))
     assert line.startswith(f"mempill: error: {bad}:2: expected an operation")
 
 

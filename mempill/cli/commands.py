@@ -7,17 +7,44 @@ JSON-ready data printed by `--json`, the text printed otherwise, and the exit st
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from mempill.cli import tables
-from mempill.cli.explain import belief_reason, receipt_reason, validity_reason
+from mempill.cli import checks, tables
+from mempill.cli.explain import (
+    belief_reason,
+    receipt_reason,
+    stored_claim,
+    stored_validity,
+    validity_reason,
+)
 from mempill.cli.target import Target
+from mempill.core import parse
 from mempill.core.enums import Disposition
 from mempill.core.model import EndFactReceipt, Projection, ValidityReceipt
 from mempill.engine import Engine
 from mempill.errors import ConfigError, NotFoundError
+
+#: The keys a read or `end` looks up (writes are judged by the engine: rule V).
+READ_KEYS = {
+    "recall": ("subject", "predicate"),
+    "subject": ("subject",),
+    "history": ("subject", "predicate"),
+    "end": ("subject", "predicate"),
+}
+#: Free-text flags: checked to be valid text whatever the command.
+TEXT_FLAGS = (
+    ("as_of", "--as-of"),
+    ("valid_at", "--valid-at"),
+    ("valid_from", "--from"),
+    ("valid_until", "--until"),
+    ("at", "--at"),
+    ("claim", "--claim"),
+    ("ref", "--ref"),
+    ("provenance", "--provenance"),
+    ("cardinality", "--cardinality"),
+    ("criticality", "--criticality"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +72,29 @@ class Session:
         return self.agent_id
 
 
-def parse_value(text: str, as_string: bool) -> Any:
-    """A command-line value: JSON when it parses as JSON, else the text itself."""
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before the store is opened, what no store can answer (see `checks`)."""
+    for name in READ_KEYS.get(args.command, ()):
+        checks.key(getattr(args, name), name)
+    for name, flag in TEXT_FLAGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            checks.text(value, flag)
+    if getattr(args, "ref", None) is not None:
+        args.ref = parse.claim_ref(args.ref, "--ref")
+    if getattr(args, "claim", None) is not None:
+        args.claim = parse.claim_ref(args.claim, "--claim")
+
+
+def parse_value(text: str, as_string: bool, what: str = "value") -> Any:
+    """A command-line value: JSON when it parses as JSON, else the text itself.
+
+    NaN and Infinity are not JSON (they stay text); see `checks.json_value`.
+    """
     if as_string:
         return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    is_json, value = checks.json_value(text, what)
+    return value if is_json else text
 
 
 def remember(session: Session, args: argparse.Namespace) -> Output:
@@ -72,7 +114,7 @@ def remember(session: Session, args: argparse.Namespace) -> Output:
         **{k: v for k, v in options.items() if v is not None},
     )
     reason = receipt_reason(receipt, session.engine.config, tables.END)
-    data = receipt.to_dict() | {"status_reason": reason}
+    data = receipt.to_dict() | {"committed": stored_claim(receipt), "status_reason": reason}
     text = tables.receipt_text(receipt)
     if receipt.disposition is Disposition.REJECTED:
         return Output(data, text, 1, data["status_reason"])
@@ -118,13 +160,16 @@ def end(session: Session, args: argparse.Namespace) -> Output:
     else:
         chosen: dict[str, Any] = {}
         if args.value is not None:
-            chosen["value"] = parse_value(args.value, args.string)
+            chosen["value"] = parse_value(args.value, args.string, "--value")
         ended = engine.end_fact(agent, args.subject, args.predicate, at, **chosen)
         receipts = ended.receipts
     data = {
         "subject": args.subject,
         "predicate": args.predicate,
-        "receipts": [r.to_dict() | {"status_reason": validity_reason(r)} for r in receipts],
+        "receipts": [
+            r.to_dict() | {"committed": stored_validity(r), "status_reason": validity_reason(r)}
+            for r in receipts
+        ],
     }
     text = tables.end_text(receipts, ended)
     rejected = [r for r in receipts if r.disposition is Disposition.REJECTED]

@@ -107,6 +107,26 @@ _MARKERS: dict[Marker, str] = {
 }
 
 
+def stored_claim(receipt: Receipt) -> bool:
+    """`committed` of an ingest result: this call stored a new claim.
+
+    True when a claim row and its `ClaimCommitted` ledger entry were written, whatever
+    the disposition (a Contested or pending claim is stored too; `disposition` and the
+    belief say whether it is believed). False for a Rejected request (only a
+    `ClaimRejected` entry) and for a recall echo (the value was already held: the receipt
+    names the existing claim and nothing new is stored): `Receipt.committed`.
+    """
+    return receipt.committed
+
+
+def stored_validity(receipt: ValidityReceipt) -> bool:
+    """`committed` of an end result: this call stored a validity assertion (an end).
+
+    False for a Rejected request and for a no-op (the claim already ended there).
+    """
+    return receipt.committed
+
+
 def receipt_reason(
     receipt: Receipt, config: EngineConfig | None = None, end: str = "end_fact"
 ) -> str:

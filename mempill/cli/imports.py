@@ -23,7 +23,7 @@ from mempill.cli.tables import table
 from mempill.cli.target import Target, open_target
 from mempill.clock import system_clock
 from mempill.engine import Engine
-from mempill.errors import ConfigError
+from mempill.errors import ConfigError, ValidationError
 from mempill.ids import random_ids
 from mempill.streams import (
     LabOracle,
@@ -31,6 +31,7 @@ from mempill.streams import (
     Session,
     Stream,
     StreamClock,
+    StreamError,
     read_stream,
 )
 
@@ -114,8 +115,23 @@ def summarize(stream: Stream, records: list[OpRecord]) -> dict[str, Any]:
     }
 
 
+def load_stream(path: str) -> Stream:
+    """The stream in a file; a file that is not one is a ValidationError naming it."""
+    try:
+        return read_stream(path)
+    except StreamError as e:
+        raise ValidationError(str(e)) from e
+    except UnicodeDecodeError as e:
+        raise ValidationError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {path!r}: {e.strerror or e}") from e
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+        detail = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ValidationError(f"{path}: not a mempill-stream/1 file ({detail})") from e
+
+
 def import_stream(target: Target, agent: str | None, args: argparse.Namespace) -> Output:
-    stream = read_stream(args.file)
+    stream = load_stream(args.file)
     if agent is not None:
         stream = replace(stream, header=replace(stream.header, agent_id=agent))
     header = stream.header

@@ -6,8 +6,9 @@
 Every command takes `--db PATH` (a SQLite file, or a directory of per-agent files) or
 `--pg DSN`, and `--agent`, before or after the command name; the environment supplies
 defaults (MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID). Output is a readable
-table, or JSON with `--json`. Any error ends the command with status 1 (2 for bad
-usage) and one line on stderr, never a traceback (MEMPILL_DEBUG=1 shows it).
+table, or JSON with `--json`. Any error ends the command with one line on stderr, never
+a traceback (MEMPILL_DEBUG=1 shows it), and an exit status that says which kind of error
+it was (`EXIT`, documented in docs/cli-and-mcp.md).
 """
 
 from __future__ import annotations
@@ -21,21 +22,46 @@ from typing import Any, NoReturn
 
 from mempill import __version__
 from mempill.cli import commands
-from mempill.cli.commands import Output, Session
+from mempill.cli.checks import MAX_CLI_LIMIT, MAX_SEQ
+from mempill.cli.commands import Output, Session, check_arguments
 from mempill.cli.target import (
     ENV_DB,
     ENV_PG,
     bound_agent,
     open_target,
+    require_owner,
     resolve_agent,
     resolve_target,
 )
-from mempill.errors import ConfigError, MempillError
+from mempill.errors import (
+    ConfigError,
+    ConflictError,
+    MempillError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 
 Handler = Callable[[Session, argparse.Namespace], Output]
-#: commands that write, and so may create a SQLite file that does not exist yet
+#: commands that write, and so may create a SQLite store (and its directories) if missing
 CREATES = frozenset({"remember", "end", "import"})
+#: commands that act as one agent and so refuse a single file that belongs to another
+#: (`remember` is answered by the engine: a Rejected receipt, reason write_authority)
+OWNED = frozenset({"recall", "subject", "history", "end", "audit", "export"})
 DATE = "YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
+#: Exit statuses: 0 done (Contested included), 1 refused or failed (a Rejected write, an
+#: unknown claim, a conflict, failed doctor checks), 2 bad usage (a flag, argument or
+#: setting refused before the store is touched), 3 storage (the store could not be
+#: opened, read or written), 70 an internal error (a bug), 130 Ctrl-C, 141 broken pipe.
+EXIT = {
+    ValidationError: 2,
+    ConfigError: 2,
+    NotFoundError: 1,
+    ConflictError: 1,
+    StorageError: 3,
+    MempillError: 1,
+}
+EXIT_STORAGE, EXIT_INTERNAL = 3, 70
 
 
 class Parser(argparse.ArgumentParser):
@@ -104,8 +130,32 @@ def _memory_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--ref", metavar="CLAIM", help="end this claim (a claim_ref from history)")
     p = add("audit", "the ledger, oldest first")
     p.add_argument("--claim", metavar="REF", help="only entries of this claim_ref")
-    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="after this stream_seq")
-    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
+    p.add_argument(
+        "--after", type=bounded(0, MAX_SEQ), default=0, metavar="SEQ", help="after this stream_seq"
+    )
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_CLI_LIMIT),
+        default=100,
+        metavar="N",
+        help=f"at most N (100; 1..{MAX_CLI_LIMIT})",
+    )
+
+
+def bounded(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a decimal integer in [least, most], refused as bad usage."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text.strip(), 10) if len(text) <= 40 else None
+        except ValueError:
+            number = None
+        if number is None or not least <= number <= most:
+            raise argparse.ArgumentTypeError(f"expected an integer from {least} to {most}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def _store_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -161,11 +211,14 @@ def run(args: argparse.Namespace) -> Output:
     if target.kind == "sqlite-memory":
         raise ConfigError(f"no store: pass --db PATH or --pg DSN (or set {ENV_DB} / {ENV_PG})")
     agent = resolve_agent(args.agent)
+    check_arguments(args)
     if args.command == "import":
         from mempill.cli.imports import import_stream
 
         return import_stream(target, agent, args)
     with open_target(target, create=args.command in CREATES) as engine:
+        if agent is not None and args.command in OWNED:
+            require_owner(engine, target, agent, "use --agent {owner}")
         session = Session(engine, target, agent or bound_agent(engine))
         return handler(args.command)(session, args)
 
@@ -177,9 +230,17 @@ def emit(output: Output, as_json: bool) -> None:
         print(output.text)
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = 1) -> int:
     first = message.strip().splitlines()[0] if message.strip() else "failed"
     print(f"mempill: error: {first}", file=sys.stderr)
+    return code
+
+
+def exit_code(error: MempillError) -> int:
+    """The status of a mempill error: its nearest class in `EXIT`."""
+    for kind in type(error).__mro__:
+        if kind in EXIT:
+            return EXIT[kind]
     return 1
 
 
@@ -189,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         from mempill.mcp import run as serve
 
         return serve(args_list[1:])
+    for stream in (sys.stdout, sys.stderr):  # text from argv may hold undecodable bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(args_list)
     if args.command is None:
         build_parser().print_help()
@@ -202,16 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `mempill … | head`: the reader left; stop quietly, like SIGPIPE
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (MempillError, OSError, ValueError) as e:  # ValueError: a malformed stream file
+    except MempillError as e:
         if os.environ.get("MEMPILL_DEBUG"):
             raise
-        return fail(str(e) or type(e).__name__)
+        return fail(str(e) or type(e).__name__, exit_code(e))
+    except OSError as e:  # a file the command reads or writes (export --out, …)
+        if os.environ.get("MEMPILL_DEBUG"):
+            raise
+        return fail(str(e) or type(e).__name__, EXIT_STORAGE)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a bug: still one line, the traceback on request
         if os.environ.get("MEMPILL_DEBUG"):
             raise
-        return fail(f"internal error: {type(e).__name__}: {e} (MEMPILL_DEBUG=1 shows more)")
+        message = f"internal error: {type(e).__name__}: {e} (MEMPILL_DEBUG=1 shows more)"
+        return fail(message, EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

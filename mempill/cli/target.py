@@ -22,7 +22,7 @@ from mempill.core import parse
 from mempill.core.config import EngineConfig
 from mempill.core.dates import parse_lenient
 from mempill.engine import Engine
-from mempill.errors import ConfigError, ValidationError
+from mempill.errors import ConfigError, StorageError, ValidationError
 from mempill.ids import IdFactory, SeededIds, random_ids
 from mempill.openers import open_default, open_default_in_memory, open_directory
 from mempill.ports import OraclePort
@@ -50,7 +50,7 @@ class Target:
         if self.pg:
             return "postgres"
         if self.db:
-            return "sqlite-directory" if Path(self.db).is_dir() else "sqlite-file"
+            return "sqlite-directory" if names_directory(self.db) else "sqlite-file"
         return "sqlite-memory"
 
     def describe(self) -> str:
@@ -60,6 +60,19 @@ class Target:
         if self.db:
             return f"{self.kind} {self.db}"
         return "sqlite in memory"
+
+
+def names_directory(db: str) -> bool:
+    """An existing directory, or a path ending in `/`: one SQLite file per agent in it."""
+    return db.endswith(("/", os.sep)) or store_path(db).is_dir()
+
+
+def store_path(db: str) -> Path:
+    """`--db` / `MEMPILL_DB_PATH` as a path, `~` expanded."""
+    try:
+        return Path(db).expanduser()
+    except RuntimeError as e:  # `~nobody/…`: no such user
+        raise ConfigError(f"database path {db!r}: {e}") from e
 
 
 def resolve_target(
@@ -123,8 +136,10 @@ def open_target(
 ) -> Engine:
     """Open the engine a target names; PostgreSQL support is imported only when asked for.
 
-    `create=False` refuses to create a SQLite file that does not exist yet (read-only
-    commands must not leave an empty database behind a typo).
+    With `create` (the default, as `open_default` / `open_directory` do) a new SQLite
+    store is made, missing parent directories included. `create=False` refuses a store
+    that does not exist yet (read-only commands must not leave an empty database behind
+    a typo). A path that cannot be created or opened is a StorageError naming it.
     """
     options: dict[str, Any] = {
         "clock": clock or clock_for(target),
@@ -134,18 +149,21 @@ def open_target(
     }
     if target.pg:
         return _open_postgres(target.pg, options)
-    if target.db:
-        path = Path(target.db).expanduser()
-        if path.is_dir():
+    if not target.db:
+        return open_default_in_memory(**options)
+    path = store_path(target.db)
+    directory = names_directory(target.db)
+    if not create and not path.exists():
+        what = "directory" if directory else "file"
+        raise ConfigError(f"database {what} {target.db!r} does not exist")
+    try:
+        if directory:
             return open_directory(path, **options)
-        if not path.parent.exists():
-            raise ConfigError(
-                f"database path {target.db!r}: directory {path.parent} does not exist"
-            )
-        if not create and not path.exists():
-            raise ConfigError(f"database file {target.db!r} does not exist")
         return open_default(path, **options)
-    return open_default_in_memory(**options)
+    except OSError as e:  # a parent that is a file, no permission, a name too long…
+        reason = e.strerror or str(e)
+        where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
+        raise StorageError(f"cannot open database {target.db!r}: {reason}{where}") from e
 
 
 def _open_postgres(dsn: str, options: dict[str, Any]) -> Engine:
@@ -160,12 +178,28 @@ def _open_postgres(dsn: str, options: dict[str, Any]) -> Engine:
 
 
 def bound_agent(engine: Engine) -> str | None:
-    """The agent a single-file SQLite store belongs to, when it has one."""
+    """The agent a single-file SQLite store belongs to, when it has one (a read, no binding)."""
     finder = getattr(engine.store, "bound_agent", None)
     if finder is None:
         return None
     found = finder()
     return None if found is None else str(found)
+
+
+def require_owner(engine: Engine, target: Target, agent: str, fix: str) -> str | None:
+    """The store's owner (None: not bound); a ConfigError when it is not `agent`.
+
+    Such a store holds no memory of `agent` and refuses its writes, so a read as that
+    agent would answer "nothing is known" about memory that is really someone else's.
+    """
+    owner = bound_agent(engine)
+    if owner is not None and owner != agent:
+        raise ConfigError(
+            f"{target.db} belongs to agent {owner!r}, not {agent!r}: it holds no memory of "
+            f"{agent!r} and refuses its writes; {fix.format(owner=owner)} or use another "
+            "database file"
+        )
+    return owner
 
 
 def redact_dsn(dsn: str) -> str:

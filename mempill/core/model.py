@@ -233,7 +233,9 @@ class Receipt(Record):
 
     @property
     def committed(self) -> bool:
-        return self.disposition in (Disposition.COMMITTED_CHEAP, Disposition.COMMITTED_INFERRED)
+        """This call stored a claim row, whatever its disposition (a Contested or pending
+        claim is stored too); False for a Rejected request and for a recall echo."""
+        return self.disposition is not Disposition.REJECTED and self.reason != "recall_echo"
 
 
 @dataclass(**FROZEN)
@@ -246,6 +248,11 @@ class ValidityReceipt(Record):
     assertion_ref: str | None = None
     effective_at: datetime | None = None
     no_op: bool = False
+
+    @property
+    def committed(self) -> bool:
+        """This call stored a validity assertion (False for a rejection or a no-op)."""
+        return self.assertion_ref is not None
 
 
 @dataclass(**FROZEN)

@@ -12,9 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from mempill.cli.target import ENV_AGENT, ENV_DB, Target, resolve_agent, resolve_target
+from mempill.cli.target import (
+    ENV_AGENT,
+    ENV_DB,
+    Target,
+    resolve_agent,
+    resolve_target,
+    store_path,
+)
 from mempill.errors import ConfigError
 
 ENV_READ_ONLY = "MEMPILL_READ_ONLY"
@@ -48,7 +54,7 @@ def load_config(
     target = resolve_target(db, pg, environ)
     if read_only is None:
         read_only = _flag(environ.get(ENV_READ_ONLY, ""), ENV_READ_ONLY)
-    if read_only and target.db and not Path(target.db).expanduser().exists():
+    if read_only and target.db and not store_path(target.db).exists():
         raise ConfigError(
             f"read-only mode needs an existing database, and {target.db!r} does not exist "
             f"(--db / {ENV_DB})"

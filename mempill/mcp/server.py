@@ -1,8 +1,11 @@
 """The mempill MCP server: one agent's memory over stdio, with the official `mcp` SDK.
 
-`mempill mcp` and `python -m mempill.mcp` both land in `main`. Start-up problems (no
-agent id, an invalid one, a database bound to another agent) end the process with a
-one-line message on stderr before any protocol traffic. At run time, argument
+`mempill mcp` and `python -m mempill.mcp` both land in `main`. A start-up problem (no
+agent id, an invalid one, a database that cannot be opened or that belongs to another
+agent) is printed on stderr, and the server still starts so that the client learns it:
+the handshake completes, the instructions begin with the problem, and every tool call
+is answered with a tool error carrying it (the process exits 2 when the client leaves;
+started from a terminal, with no client, it exits 2 at once). At run time, argument
 problems are tool errors that name the argument; they never carry a traceback.
 """
 
@@ -10,22 +13,28 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
+import traceback
 from collections import defaultdict
-from typing import Any
+from typing import Any, NoReturn
 
+import anyio
 import pydantic
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 
 from mempill import __version__
-from mempill.cli.target import ENV_AGENT, bound_agent, open_target
+from mempill.cli.target import ENV_AGENT, Target, open_target, require_owner
 from mempill.engine import Engine
 from mempill.errors import ConfigError, MempillError
 from mempill.mcp.config import ServerConfig, load_config
 from mempill.mcp.tools import MemoryTools
+from mempill.mcp.transport import relay
 
 INSTRUCTIONS = """\
 mempill is your long-term memory: an append-only store of facts as (subject, predicate,
@@ -42,18 +51,32 @@ value) with the time each fact held in the world and where it came from.
 """
 
 
-class MemoryServer(MCPServer[Any]):
-    """An MCPServer whose tools reject unknown arguments and explain invalid ones."""
+FIX = (
+    "Fix the mempill server's settings in the MCP client's configuration (its env: "
+    "MEMPILL_AGENT_ID, MEMPILL_DB_PATH or MEMPILL_PG_DSN, MEMPILL_READ_ONLY; or its args) "
+    "and restart the server."
+)
 
-    def __init__(self, tools: MemoryTools, *, read_only: bool) -> None:
+
+class MemoryServer(MCPServer[Any]):
+    """An MCPServer whose tools reject unknown arguments and explain invalid ones.
+
+    With a `failure` (the server could not start) every tool call answers with it.
+    """
+
+    def __init__(self, tools: MemoryTools, *, read_only: bool, failure: str | None = None) -> None:
+        instructions = INSTRUCTIONS
+        if failure is not None:
+            instructions = f"mempill could not start: {failure}\n{FIX}\n\n{INSTRUCTIONS}"
         super().__init__(
             "mempill",
             title="mempill memory",
-            instructions=INSTRUCTIONS,
+            instructions=instructions,
             version=__version__,
             log_level="WARNING",
         )
         self.read_only = read_only
+        self.failure = failure
         self.parameters: dict[str, frozenset[str]] = {}
         names = MemoryTools.READ if read_only else MemoryTools.READ + MemoryTools.WRITE
         for name in names:
@@ -79,6 +102,10 @@ class MemoryServer(MCPServer[Any]):
             if name in MemoryTools.WRITE:
                 raise ToolError(f"{name} is not available: this mempill server is read-only")
             raise ToolError(f"unknown tool {name!r}; tools: {', '.join(sorted(self.parameters))}")
+        if self.failure is not None:
+            failure = self.failure.rstrip(".")
+            text = f"Error executing tool {name}: mempill could not start: {failure}. {FIX}"
+            return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
         unknown = sorted(set(arguments) - known)
         if unknown:
             raise ToolError(
@@ -95,6 +122,16 @@ class MemoryServer(MCPServer[Any]):
                     f"Error executing tool {name}: {argument_errors(e.__cause__)}"
                 ) from e
             raise
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio; a line the SDK cannot read still gets an answer (`transport`)."""
+        async with stdio_server() as (read_stream, write_stream):
+            sink, source = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as group:
+                group.start_soon(relay, read_stream, sink, write_stream)
+                lowlevel = self._lowlevel_server  # what MCPServer.run_stdio_async runs too
+                await lowlevel.run(source, write_stream, lowlevel.create_initialization_options())
+                group.cancel_scope.cancel()
 
 
 def argument_errors(error: pydantic.ValidationError) -> str:
@@ -114,24 +151,38 @@ def argument_errors(error: pydantic.ValidationError) -> str:
 
 
 def open_engine(config: ServerConfig) -> Engine:
-    """Open the configured store and check that it will take this agent's writes."""
-    engine = open_target(config.target)
-    owner = bound_agent(engine)
-    if owner is not None and owner != config.agent_id:
+    """Open the configured store (creating a new one and its directories, unless read-only)
+    and check that it will take this agent's writes."""
+    engine = open_target(config.target, create=not config.read_only)
+    try:
+        require_owner(engine, config.target, config.agent_id, f"set {ENV_AGENT}={{owner}}")
+    except Exception:
         engine.close()
-        raise ConfigError(
-            f"{config.target.db} belongs to agent {owner!r}, not {config.agent_id!r}; set "
-            f"{ENV_AGENT}={owner} or use another database file"
-        )
+        raise
     return engine
 
 
-def build_server(engine: Engine, config: ServerConfig) -> MemoryServer:
-    return MemoryServer(MemoryTools(engine, config.agent_id), read_only=config.read_only)
+def build_server(
+    engine: Engine | None, config: ServerConfig | None, failure: str | None = None
+) -> MemoryServer:
+    """The server; without an engine (`failure` says why) every tool call reports it."""
+    if engine is None or config is None:
+        read_only = bool(config and config.read_only)
+        tools = MemoryTools(None, config.agent_id if config else "", Target())
+        return MemoryServer(tools, read_only=read_only, failure=failure or "no store")
+    tools = MemoryTools(engine, config.agent_id, config.target)
+    return MemoryServer(tools, read_only=config.read_only)
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+class Arguments(argparse.ArgumentParser):
+    """Bad flags are a start-up failure like any other (reported to the client)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see mempill mcp --help)")
+
+
+def _parser() -> Arguments:
+    parser = Arguments(
         prog="mempill mcp",
         description="Serve one agent's mempill memory over MCP (stdio). Flags override "
         "MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID and MEMPILL_READ_ONLY.",
@@ -142,23 +193,36 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--read-only", action="store_true", default=None, help="leave out the write tools"
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def start(argv: list[str]) -> tuple[Engine | None, ServerConfig | None, str | None]:
+    """(engine, config, None), or what is known and the start-up failure's one line."""
+    config: ServerConfig | None = None
+    try:
+        args = _parser().parse_args(argv)
+        config = load_config(db=args.db, pg=args.pg, agent=args.agent, read_only=args.read_only)
+        return open_engine(config), config, None
+    except Exception as e:  # every failure reaches the client; a bug says it is one
+        if os.environ.get("MEMPILL_DEBUG"):
+            traceback.print_exc()
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not isinstance(e, MempillError):
+            text = f"internal error: {type(e).__name__}: {text}"
+        print(f"mempill mcp: error: {text}", file=sys.stderr, flush=True)
+        return None, config, text
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server until the client closes stdin; 2 on a start-up error."""
-    args = _arguments(sys.argv[1:] if argv is None else argv)
+    """Run the server until the client closes stdin; 2 after a start-up failure."""
+    engine, config, failure = start(sys.argv[1:] if argv is None else argv)
+    if failure is not None and sys.stdin is not None and sys.stdin.isatty():
+        return 2  # a person at a terminal, not a client: the line above says it all
     try:
-        config = load_config(db=args.db, pg=args.pg, agent=args.agent, read_only=args.read_only)
-        engine = open_engine(config)
-    except MempillError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"mempill mcp: error: {first}", file=sys.stderr)
-        return 2
-    try:
-        build_server(engine, config).run("stdio")
+        build_server(engine, config, failure).run("stdio")
     except KeyboardInterrupt:
         return 130
     finally:
-        engine.close()
-    return 0
+        if engine is not None:
+            engine.close()
+    return 2 if failure is not None else 0

@@ -4,6 +4,8 @@ Each method's signature is its JSON schema (the SDK derives it with pydantic) an
 docstring is the description an agent reads, so both are written for an agent: what
 the tool does, when to use it, what comes back. Engine errors become tool errors with
 the engine's message, which names the argument; no traceback reaches the client.
+Reads check their keys and cursors first (`mempill.cli.checks`); every tool first checks
+that a single-file store still belongs to this server's agent.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from mempill.cli.explain import belief_reason, receipt_reason, validity_reason
+from mempill.cli import checks
+from mempill.cli.checks import MAX_MCP_LIMIT, MAX_SEQ
+from mempill.cli.explain import (
+    belief_reason,
+    receipt_reason,
+    stored_claim,
+    stored_validity,
+    validity_reason,
+)
+from mempill.cli.target import ENV_AGENT, Target, require_owner
+from mempill.core import parse
 from mempill.core.dates import parse_lenient
 from mempill.core.enums import BeliefStatus, Disposition
 from mempill.core.model import Projection, Receipt, ValidityReceipt
@@ -43,15 +55,18 @@ from mempill.mcp.arguments import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T", bound="MemoryTools")
 
 
-def guarded(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn mempill errors into tool errors: the agent reads the message, not a traceback."""
+def guarded(fn: Callable[Concatenate[T, P], R]) -> Callable[Concatenate[T, P], R]:
+    """Check the store's owner, then run the tool; mempill errors become tool errors (the
+    agent reads the message, not a traceback)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    def wrapper(self: T, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            self.check_owner()
+            return fn(self, *args, **kwargs)
         except MempillError as e:
             raise ToolError(str(e)) from e
 
@@ -61,8 +76,15 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
 def _date(value: str | None, what: str) -> str | None:
     """Check a lenient date early so the error names the tool's own argument."""
     if value is not None:
-        parse_lenient(value, what)
+        parse_lenient(checks.text(value, what), what)
     return value
+
+
+def _keys(subject: str, predicate: str | None = None) -> None:
+    """The keys of a read: text a stored claim could have (else a tool error)."""
+    checks.key(subject, "subject")
+    if predicate is not None:
+        checks.key(predicate, "predicate")
 
 
 class MemoryTools:
@@ -71,9 +93,24 @@ class MemoryTools:
     READ = ("recall", "query_memory", "query_subject", "history", "audit", "reconcile")
     WRITE = ("remember", "ingest_claim", "end_fact")
 
-    def __init__(self, engine: Engine, agent_id: str) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | None, agent_id: str, target: Target) -> None:
+        self._engine = engine
         self.agent = agent_id
+        self.target = target
+        self._owned = False
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:  # the server reports its start-up failure instead
+            raise ToolError("mempill has no store open")
+        return self._engine
+
+    def check_owner(self) -> None:
+        """A single-file store bound to another agent (say, by another process writing
+        first after this server started) is an error, not an empty memory."""
+        if not self._owned:
+            fix = f"set {ENV_AGENT}={{owner}}"
+            self._owned = require_owner(self.engine, self.target, self.agent, fix) == self.agent
 
     # ---------------------------------------------------------------- writes
 
@@ -172,9 +209,11 @@ class MemoryTools:
         history as Ended; nothing is deleted. When the fact is Contested or set-valued,
         pass value (or claim_ref) to choose which value to end.
         """
+        _keys(subject, predicate)
         moment = self.engine.clock() if at is None else _date(at, "at")
         assert moment is not None
         if claim_ref is not None:
+            claim_ref = parse.claim_ref(checks.text(claim_ref, "claim_ref"))
             receipts = [self._end_claim(subject, predicate, claim_ref, moment)]
         else:
             kwargs: dict[str, Any] = {} if value is None else {"value": value}
@@ -183,7 +222,11 @@ class MemoryTools:
         return {
             "subject": subject,
             "predicate": predicate,
-            "receipts": [r.to_dict() | {"status_reason": validity_reason(r)} for r in receipts],
+            "receipts": [
+                r.to_dict() | {"committed": stored_validity(r), "status_reason": validity_reason(r)}
+                for r in receipts
+            ],
+            "committed": any(stored_validity(r) for r in receipts),
             "status_reason": validity_reason(receipts[0]),
             "belief": self._compact(self.engine.recall(self.agent, subject, predicate)),
         }
@@ -212,6 +255,7 @@ class MemoryTools:
         TimingUncertain (believed, with no known valid time) or NoBelief. Check status
         before trusting value. Use as_of/valid_at for questions about the past.
         """
+        _keys(subject, predicate)
         return self._compact(
             self.engine.recall(self.agent, subject, predicate, as_of=as_of, valid_at=valid_at)
         )
@@ -225,6 +269,7 @@ class MemoryTools:
         Includes primary, alternatives (when Contested), members (set-valued), inferred
         and pending claims, markers, currency, criticality and corroboration count.
         """
+        _keys(subject, predicate)
         projection = self.engine.query_memory(self.agent, subject, predicate, as_of, valid_at)
         return _projection(projection)
 
@@ -233,6 +278,7 @@ class MemoryTools:
         self, subject: Subject, as_of: AsOf = None, valid_at: ValidAt = None
     ) -> dict[str, Any]:
         """Everything believed about one subject: one projection per predicate, sorted."""
+        _keys(subject)
         rows = self.engine.query_subject(self.agent, subject, as_of, valid_at)
         return {"subject": subject, "facts": [_projection(p) for p in rows]}
 
@@ -244,6 +290,7 @@ class MemoryTools:
         Invalidated, Denied. Use it to explain how a belief came to be or to find the
         claim_ref to pass to end_fact.
         """
+        _keys(subject, predicate)
         return self.engine.history(self.agent, subject, predicate, as_of=as_of).to_dict()
 
     @guarded
@@ -253,14 +300,18 @@ class MemoryTools:
             str | None, Field(description="Only entries about this claim. Omit for all.")
         ] = None,
         after_seq: Annotated[
-            int, Field(ge=0, description="Return entries after this stream_seq (a cursor).")
+            int,
+            Field(ge=0, le=MAX_SEQ, description="Return entries after this stream_seq (a cursor)."),
         ] = 0,
-        limit: Annotated[int, Field(ge=1, le=1000, description="At most this many entries.")] = 50,
+        limit: Annotated[
+            int, Field(ge=1, le=MAX_MCP_LIMIT, description="At most this many entries.")
+        ] = 50,
     ) -> dict[str, Any]:
         """The append-only ledger: every write decision, oldest first, with its rationale.
 
         Page with after_seq = the returned next_cursor until it is null.
         """
+        checks.optional_text(claim_ref, "claim_ref")
         return self.engine.query_audit(self.agent, claim_ref, after_seq, limit).to_dict()
 
     @guarded
@@ -276,6 +327,8 @@ class MemoryTools:
         With an adjudicator configured it also queues the contested facts for
         adjudication; this server has none, so it only reports.
         """
+        for subject, predicate in lines or ():
+            _keys(subject, predicate)
         report = self.engine.reconcile(self.agent, lines)
         result = report.to_dict()
         result["contested"] = [
@@ -289,7 +342,7 @@ class MemoryTools:
 
     def _receipt(self, receipt: Receipt, subject: str, predicate: str) -> dict[str, Any]:
         result = receipt.to_dict()
-        result["committed"] = receipt.committed
+        result["committed"] = stored_claim(receipt)
         result["status_reason"] = receipt_reason(receipt, self.engine.config)
         if receipt.disposition is not Disposition.REJECTED:
             result["belief"] = self._compact(self.engine.recall(self.agent, subject, predicate))
