@@ -18,6 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from conformance.engines import kept_stores
 from conformance.machine import (
     LAST_FAILURE,
     REGRESSIONS,
@@ -38,7 +39,7 @@ BASE = settings(
 #: property tests of the suite keep their own settings.
 PROFILES = {
     "dev": settings(BASE, max_examples=15, stateful_step_count=25, derandomize=True),
-    "ci": settings(BASE, max_examples=60, stateful_step_count=35, derandomize=True, database=None),
+    "ci": settings(BASE, max_examples=260, stateful_step_count=35, derandomize=True, database=None),
     "deep": settings(BASE, max_examples=2000, stateful_step_count=80),
 }
 
@@ -83,7 +84,8 @@ def run_machine(
     LAST_FAILURE.clear()
     started = time.perf_counter()
     try:
-        run_state_machine_as_test(machine or machine_for(backends), settings=budget or chosen)
+        with kept_stores():
+            run_state_machine_as_test(machine or machine_for(backends), settings=budget or chosen)
     except BaseException:
         if LAST_FAILURE:
             STATS.regression = str(save_regression(LAST_FAILURE[0], regressions))

@@ -4,10 +4,12 @@ A hypothesis `RuleBasedStateMachine` builds a claim stream step by step (few age
 subjects and predicates so lines collide; windows that touch and overlap; every
 provenance; oracle verdicts, bounds, reopens, invalidations; queries at `as_of` and
 `valid_at` instants) and applies each step to every backend through
-`mempill.streams.Session`, asserting after every step that all backends returned the
-same canonical record and hold ledgers with equal digests. Because the steps *are* a
-stream, a failing example is saved to `build/regressions/`; copied into `data/regressions/`
-it is replayed by every test run after.
+`conformance.session.HarnessSession`, asserting after every step that all backends
+returned the same canonical record (with the ledger entries it appended) and hold the same
+oracle outbox, and every few steps and at the end of each example that they hold ledgers
+and stores with equal digests. Because the steps *are* a stream, a failing example is saved
+to `build/regressions/`; copied into `data/regressions/` it is replayed by every test run
+after.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,10 @@ from hypothesis.stateful import (
 )
 
 from conformance.diff import explain
+from conformance.engines import machine_engine
+from conformance.session import HarnessSession, OutboxState
 from mempill.core.model import Receipt, ReconcileReport
-from mempill.lab.backends import open_engine
-from mempill.streams import Header, OpRecord, Session, Stream, dump_stream
+from mempill.streams import Header, OpRecord, Stream, dump_stream
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 #: Failing examples are saved here; copy one into data/regressions/ to replay it forever.
@@ -50,6 +54,17 @@ PROVENANCES = (
     "RecallReEntry",
 )
 UNKNOWN_REF = "00000000-0000-4000-8000-000000000000"
+#: Every backend's full ledger and content digests are compared after every DIGEST_EVERY-th
+#: operation and at the end of each example, no longer after each operation (they re-read
+#: and re-hash the whole store: the machine's cost grew with the square of an example's
+#: length). This catches every divergence the per-step digests caught, at most
+#: DIGEST_EVERY - 1 operations later: what one operation changes is still compared at once —
+#: its record holds the ledger entries it appended, and the only columns a store ever updates
+#: in place (an outbox row's status and notified flag) are compared after every operation —
+#: and everything else is append-only (rows of the ledger, claims, assertions, edges and the
+#: outbox, each stamped with the stream_seq or time of its write), so two backends whose
+#: rows differ keep differing until the next comparison.
+DIGEST_EVERY = 64
 
 
 @dataclass
@@ -103,19 +118,54 @@ WINDOWS: tuple[dict[str, str] | None, ...] = (
     {"start": "2021", "end": "2020-07-01"},
 )
 window = st.sampled_from(WINDOWS)
+#: Strategies drawn inside rules are built once, here: hypothesis builds and validates a
+#: strategy on first use, which, repeated at every step, cost a tenth of the machine's time.
+#: The same strategies draw the same values from the same choices.
+claims = Bundle("claims")
+BOOLEANS = st.booleans()
+AGENT = st.sampled_from(AGENTS)
+SUBJECT = st.sampled_from(SUBJECTS)
+PREDICATE = st.sampled_from(PREDICATES)
+VALUE = st.sampled_from(VALUES)
+VERDICT = st.sampled_from(("Affirm", "Deny", "Unknown"))
+DATE = st.sampled_from(DATES)
+PARENTS = st.lists(claims.map(lambda claim: claim[1]), max_size=2)
+EIGHTHS = st.integers(0, 7)
+
+
+@cache
+def request_strategy(agent: str | None, hot: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """An ingest request on a few colliding lines (parents are added by `_request`)."""
+    return st.fixed_dictionaries(
+        {
+            "agent_id": st.just(agent) if agent else AGENT,
+            "subject": st.just(SUBJECTS[0]) if hot else SUBJECT,
+            "predicate": st.just(PREDICATES[0]) if hot else PREDICATE,
+            "value": VALUE,
+            "provenance": st.sampled_from(PROVENANCES),
+            "value_confidence": st.sampled_from((1.0, 0.9, 0.5, 0.1)),
+            "valid_time": window,
+        },
+        optional={
+            "cardinality": st.sampled_from(("Functional", "SetValued", "Unknown")),
+            "criticality": st.sampled_from(("Low", "Medium", "High", "Critical")),
+            "valid_time_confidence": st.sampled_from((0.9, 0.7, 0.4)),
+        },
+    )
 
 
 class DifferentialMachine(RuleBasedStateMachine):
     """Every backend in `BACKENDS` gets the same operations; they must agree after each."""
 
     BACKENDS: tuple[str, ...] = ("sqlite-mem", "sqlite-file")
-    claims = Bundle("claims")
 
     def __init__(self) -> None:
         super().__init__()
         self.stack = ExitStack()
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, HarnessSession] = {}
         self.ops: list[dict[str, Any]] = []
+        self.compared = 0  # operations when the digests were last compared
+        self.clean = True  # False while an operation runs: it raised if still False after
         self.handles: list[str] = []
         self.written = 0  # claims written: reads and reconciles wait for the first one
         self.header = Header(name="hypothesis", clock_start=START)
@@ -143,7 +193,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             header = self.header_for(backend)
             clock, lab_oracle = header.make_clock(), header.make_oracle()
             engine = self.stack.enter_context(
-                open_engine(
+                machine_engine(
                     backend,
                     clock=clock,
                     ids=header.make_ids(),
@@ -151,43 +201,69 @@ class DifferentialMachine(RuleBasedStateMachine):
                     config=header.make_config(),
                 )
             )
-            self.sessions[backend] = Session(engine, header, clock, lab_oracle)
+            session = HarnessSession(engine, header, clock, lab_oracle, watch_outbox=True)
+            self.sessions[backend] = session
 
     def header_for(self, backend: str) -> Header:
         """The header a backend's engine is built from: the same for all (tests skew it)."""
         return self.header
 
     def teardown(self) -> None:
-        self.stack.close()
+        """The last digests of a completed example (see DIGEST_EVERY), then close."""
+        try:
+            if self.clean and self.compared < len(self.ops):
+                self.compare_digests()
+        finally:
+            self.stack.close()
 
     # ------------------------------------------------------------ the differential step
 
     def run(self, op: dict[str, Any]) -> Any:
         """Apply `op` everywhere; fail (saving the stream) on any disagreement."""
+        self.clean = False
         self.ops.append(op)
         STATS.steps += 1
         STATS.operations[op["op"]] += 1
         records = {name: session.apply(op) for name, session in self.sessions.items()}
         first_name, first = next(iter(records.items()))
+        line = first.canonical()
         for name, other in records.items():
-            if other.canonical() != first.canonical():
+            if other is not first and other.canonical() != line:
                 self._fail(first_name, first.to_json(), name, other.to_json())
             if "unexpected" in other.outcome:
                 self._fail(name, other.to_json(), "expected", "a result or a MempillError")
-        digests = {name: (s.digests(), s.content_digests()) for name, s in self.sessions.items()}
-        for name, found in digests.items():
-            if found != digests[first_name]:
-                self._fail(first_name, digests[first_name], name, found)
+        outbox = self.sessions[first_name].outboxes
+        for name, session in self.sessions.items():
+            if session.outboxes != outbox:
+                self._fail(first_name, _outbox(outbox), name, _outbox(session.outboxes))
+        if len(self.ops) % DIGEST_EVERY == 0:
+            self.compare_digests()
         _count_outcome(first)
+        self.clean = True
         return self.sessions[first_name].results[-1]
 
-    def _fail(self, left: str, a: Any, right: str, b: Any) -> None:
+    def compare_digests(self) -> None:
+        """Every tracked agent's ledger and content digests, equal on every backend; and no
+        ledger entry that the records missed (see `HarnessSession`)."""
+        for name, session in self.sessions.items():
+            if unseen := session.unseen():
+                missed = {agent: [e.to_dict() for e in rows] for agent, rows in unseen.items()}
+                self._fail(name, missed, "expected", "no entry outside the records")
+        digests = {name: (s.digests(), s.content_digests()) for name, s in self.sessions.items()}
+        first_name, first = next(iter(digests.items()))
+        for name, found in digests.items():
+            if found != first:
+                since = f"(compared last after operation {self.compared})"
+                self._fail(first_name, first, name, found, since)
+        self.compared = len(self.ops)
+
+    def _fail(self, left: str, a: Any, right: str, b: Any, since: str = "") -> None:
         STATS.divergences += 1
         stream = Stream(self.header, tuple(self.ops))
         LAST_FAILURE[:] = [stream]
         raise AssertionError(
-            f"backends disagree at operation {len(self.ops)}: {self.ops[-1]}\n"
-            f"{explain(left, a, right, b)}\nstream so far:\n{dump_stream(stream)}"
+            f"backends disagree at operation {len(self.ops)}{' ' if since else ''}{since}: "
+            f"{self.ops[-1]}\n{explain(left, a, right, b)}\nstream so far:\n{dump_stream(stream)}"
         )
 
     def _label(self) -> str:
@@ -199,27 +275,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         self, data: st.DataObject, agent: str | None = None, hot: bool = False
     ) -> dict[str, Any]:
         """A request on a few colliding lines; parents are earlier claims (rarely unknown)."""
-        request: dict[str, Any] = data.draw(
-            st.fixed_dictionaries(
-                {
-                    "agent_id": st.just(agent) if agent else st.sampled_from(AGENTS),
-                    "subject": st.just(SUBJECTS[0]) if hot else st.sampled_from(SUBJECTS),
-                    "predicate": st.just(PREDICATES[0]) if hot else st.sampled_from(PREDICATES),
-                    "value": st.sampled_from(VALUES),
-                    "provenance": st.sampled_from(PROVENANCES),
-                    "value_confidence": st.sampled_from((1.0, 0.9, 0.5, 0.1)),
-                    "valid_time": window,
-                },
-                optional={
-                    "cardinality": st.sampled_from(("Functional", "SetValued", "Unknown")),
-                    "criticality": st.sampled_from(("Low", "Medium", "High", "Critical")),
-                    "valid_time_confidence": st.sampled_from((0.9, 0.7, 0.4)),
-                },
-            )
-        )
-        if request["provenance"] != PROVENANCES[0] and data.draw(st.booleans()):
-            parents = data.draw(st.lists(self.claims.map(lambda claim: claim[1]), max_size=2))
-            rare_unknown: int = data.draw(st.integers(0, 7))
+        request: dict[str, Any] = data.draw(request_strategy(agent, hot))
+        if request["provenance"] != PROVENANCES[0] and data.draw(BOOLEANS):
+            parents = data.draw(PARENTS)
+            rare_unknown: int = data.draw(EIGHTHS)
             request["derived_from"] = parents + ([UNKNOWN_REF] if rare_unknown == 0 else [])
         return request
 
@@ -236,7 +295,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @rule(target=claims, data=st.data(), count=st.integers(1, 3))
     def ingest_many(self, data: st.DataObject, count: int) -> Any:
-        agent = data.draw(st.sampled_from(AGENTS))
+        agent = data.draw(AGENT)
         requests = [self._request(data, agent) for _ in range(count)]
         result = self.run({"op": "ingest_many", "requests": requests})
         if not isinstance(result, tuple):
@@ -298,7 +357,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         line = {"agent_id": agent, "subject": SUBJECTS[1], "predicate": PREDICATES[1]}
         root = {
             **line,
-            "value": data.draw(st.sampled_from(VALUES)),
+            "value": data.draw(VALUE),
             "valid_time": {"start": "2020"},
         }
         self.run({"op": "ingest", "request": root})
@@ -309,9 +368,9 @@ class DifferentialMachine(RuleBasedStateMachine):
             )
             child = {
                 "agent_id": agent,
-                "subject": data.draw(st.sampled_from(SUBJECTS)),
-                "predicate": data.draw(st.sampled_from(PREDICATES)),
-                "value": data.draw(st.sampled_from(VALUES)),
+                "subject": data.draw(SUBJECT),
+                "predicate": data.draw(PREDICATE),
+                "value": data.draw(VALUE),
                 "provenance": "ModelDerived",
                 "derived_from": parents,
             }
@@ -325,7 +384,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             rival = {**line, "value": "rival", "valid_time": {"start": "2021"}}
             receipt = self.run({"op": "ingest", "request": rival})
             if isinstance(receipt, Receipt) and receipt.handle_id is not None:
-                verdict = data.draw(st.sampled_from(("Affirm", "Deny", "Unknown")))
+                verdict = data.draw(VERDICT)
                 self.run(
                     {"op": "submit_adjudication", "handle_id": self._label(), "verdict": verdict}
                 )
@@ -381,11 +440,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         readings = next(iter(self.sessions.values())).readings
         earlier = [f"@{i}" for i, moment in enumerate(readings, 1) if moment is not None]
         chosen: dict[str, str] = {}
-        past: bool = data.draw(st.booleans())
+        past: bool = data.draw(BOOLEANS)
         if earlier and past:
             chosen["as_of"] = data.draw(st.sampled_from(earlier))
-        if data.draw(st.booleans()):
-            chosen["valid_at"] = data.draw(st.sampled_from(DATES))
+        if data.draw(BOOLEANS):
+            chosen["valid_at"] = data.draw(DATE)
         return chosen
 
     @precondition(lambda self: self.written > 0)
@@ -425,6 +484,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         op: dict[str, Any] = {"op": "query_audit", "agent_id": claim[0] if claim else agent}
         op.update({"after_seq": after_seq, "limit": limit})
         self.run({**op, **({"claim_ref": claim[1]} if claim else {})})
+
+
+def _outbox(outboxes: dict[str, OutboxState]) -> dict[str, Any]:
+    """Outbox states as JSON, for `explain`."""
+    keys = ("handle_id", "status", "notified")
+    return {
+        agent: [dict(zip(keys, row, strict=True)) for row in rows]
+        for agent, rows in outboxes.items()
+    }
 
 
 def _count_outcome(record: OpRecord) -> None:

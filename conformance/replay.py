@@ -18,8 +18,9 @@ from typing import Any
 from conformance.declared import Checker, check_declaration
 from conformance.diff import explain
 from conformance.expected import expectation_lines, expected_path, read_expected
+from conformance.session import HarnessSession
 from mempill.lab.backends import open_engine, supports
-from mempill.streams import OpRecord, Session, Stream, StreamError, read_stream
+from mempill.streams import OpRecord, Stream, StreamError, read_stream
 
 PASS, DIFF, DEVIATION, ERROR, SKIP, UNRECORDED, BROKEN = (
     "pass",
@@ -81,7 +82,7 @@ def run_on(stream: Stream, backend: str) -> BackendRun:
             config=header.make_config(),
             topology=header.topology,
         ) as engine:
-            session = Session(engine, header, clock, oracle)
+            session = HarnessSession(engine, header, clock, oracle)
             checker = Checker(session)
             for index, op in enumerate(stream.ops, 1):
                 check_declaration(op, f"{stream.source} operation {index}")
@@ -160,21 +161,23 @@ def judge(stream: Stream, runs: dict[str, BackendRun], expected: list[str] | Non
     cells: dict[str, str] = {}
     differences: list[Difference] = []
     reference: BackendRun | None = None
+    reference_lines: list[str] = []
     for name, run in runs.items():
         if run.skipped or run.error:
             cells[name] = SKIP if run.skipped else ERROR
             continue
+        lines = run.lines  # canonical JSON of every record: encoded once per run, not per use
         if reference is None:
-            reference = run
+            reference, reference_lines = run, lines
         elif (
-            d := first_difference(stream, reference.backend, reference.lines, name, run.lines)
+            d := first_difference(stream, reference.backend, reference_lines, name, lines)
         ) is not None:
             cells[name] = DIFF
             differences.append(d)
             continue
         if expected is None:
             cells[name] = UNRECORDED
-        elif (d := first_difference(stream, "expected", expected, name, run.lines)) is not None:
+        elif (d := first_difference(stream, "expected", expected, name, lines)) is not None:
             cells[name] = DEVIATION
             if not any(x.left == "expected" for x in differences):
                 differences.append(d)

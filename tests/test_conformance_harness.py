@@ -12,8 +12,10 @@ import pytest
 from conformance.__main__ import main as conformance_main
 from conformance.expected import expected_path, read_expected, write_expected
 from conformance.replay import DEVIATION, DIFF, PASS, BackendRun, judge, replay_path, run_on
+from conformance.session import HarnessSession, WriteSpy
+from mempill.lab.backends import open_engine
 from mempill.lab.run import main as lab_main
-from mempill.streams import StreamError, dump_stream, parse_stream, read_stream
+from mempill.streams import Session, StreamError, dump_stream, parse_stream, read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "data" / "scenarios"
@@ -102,6 +104,51 @@ def test_engine_errors_are_results_and_every_run_ends_with_digests() -> None:
     assert run.records[0].outcome == {"error": "ValidationError"}
     assert run.records[1].outcome["result"] == run.digests["a"]
     assert json.loads(run.lines[-1]) == {"digests": run.digests, "content": run.content}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["multi_agent_isolation", "sweep_many_agents", "oracle_not_found", "reconcile_lines"],
+)
+@pytest.mark.parametrize("backend", ["sqlite-mem", "sqlite-file"])
+def test_the_harness_session_records_what_a_plain_session_records(name: str, backend: str) -> None:
+    """HarnessSession reads only the agents an operation opened for writing: the records,
+    ledger entries included, are those of mempill.streams.Session, which reads them all."""
+    stream = read_stream(SCENARIOS / f"{name}.jsonl")
+    runs = []
+    for kind in (Session, HarnessSession):
+        header = stream.header
+        clock, oracle = header.make_clock(), header.make_oracle()
+        with open_engine(
+            backend, clock=clock, ids=header.make_ids(), oracle=oracle, config=header.make_config()
+        ) as engine:
+            session = kind(engine, header, clock, oracle)
+            runs.append([session.apply(op).canonical() for op in stream.ops])
+            if isinstance(session, HarnessSession):
+                assert session.unseen() == {}
+    assert runs[0] == runs[1]
+    assert any('"ledger":[{' in line for line in runs[1])
+
+
+def test_the_harness_session_sees_the_writes_of_the_engine() -> None:
+    """The store's `write` is wrapped to note the agent; should the engine ever write around
+    it, `unseen` (checked by the machine with every digest comparison) shows the entries."""
+    text = stream_of('{"op": "ingest", "request": {"subject": "s", "predicate": "p", "value": 1}}')
+    stream = parse_stream(text.splitlines())
+    header = stream.header
+    clock = header.make_clock()
+    with open_engine("sqlite-mem", clock=clock, ids=header.make_ids()) as engine:
+        session = HarnessSession(engine, header, clock, None)
+        assert len(session.apply(stream.ops[0]).ledger) == 1
+        assert session.written == set() and session.unseen() == {}
+        engine.ingest({"agent_id": "a", "subject": "s", "predicate": "q", "value": 2})
+        assert session.written == {"a"}
+        session.written.clear()  # as if the wrapper had missed that write
+        assert [e.stream_seq for e in session.unseen()["a"]] == [2]
+        again = HarnessSession(engine, header, clock, None)  # a store kept for a new stream
+        engine.ingest({"agent_id": "a", "subject": "s", "predicate": "r", "value": 3})
+        assert again.written == {"a"} and session.written == set()
+        assert not isinstance(getattr(engine.store.write, "opener", None), WriteSpy)
 
 
 def test_a_deviation_from_the_record_names_the_first_differing_operation(tmp_path: Path) -> None:
