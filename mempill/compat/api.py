@@ -11,6 +11,8 @@ audit is chronological and filtered before its limit, …). See docs/compat.md a
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Iterable
@@ -74,8 +76,8 @@ class CompatEngine:
 
     def _rows(self, agent_id: str, refs: Iterable[str]) -> dict[str, ClaimRow]:
         """Claim rows by ref (rows are immutable, so a later snapshot reads the same)."""
-        with self.engine.store.read(agent_id) as reader:
-            found = {ref: reader.claim(ref) for ref in set(refs)}
+        wanted = set(refs)
+        found = self.engine.read(agent_id, lambda r: {ref: r.claim(ref) for ref in wanted})
         return {ref: row for ref, row in found.items() if row is not None}
 
     # ------------------------------------------------------------ writes
@@ -121,8 +123,7 @@ class CompatEngine:
 
     def _bound_ref(self, agent_id: str, receipt: ValidityReceipt, at: datetime) -> str | None:
         """The ref of the Bound in force at `at` (what an idempotent repeat points to)."""
-        with self.engine.store.read(agent_id) as reader:
-            assertions = reader.claim_assertions(receipt.claim_ref)
+        assertions = self.engine.read(agent_id, lambda r: r.claim_assertions(receipt.claim_ref))
         bounds = [a for a in assertions if a.kind is AssertionKind.BOUND and a.bound_at == at]
         return bounds[-1].assertion_ref if bounds else None
 
@@ -130,8 +131,7 @@ class CompatEngine:
         """The tx time of the ledger entry that recorded an assertion (None for a no-op)."""
         if receipt.assertion_ref is None:
             return None
-        with self.engine.store.read(agent_id) as reader:
-            entries = reader.claim_entries(receipt.claim_ref)
+        entries = self.engine.read(agent_id, lambda r: r.claim_entries(receipt.claim_ref))
         for entry in reversed(entries):
             if entry.rationale.get("assertion_ref") == receipt.assertion_ref:
                 return entry.recorded_at
@@ -164,8 +164,9 @@ class CompatEngine:
         ask = req.line_query(request, "query_history", predicate=True, valid_at=False)
         assert ask.predicate is not None
         found = self.engine.query_history(ask.agent_id, ask.subject, ask.predicate, ask.as_of)
-        with self.engine.store.read(ask.agent_id) as reader:
-            line = reader.line(ask.subject, ask.predicate, ask.as_of)
+        line = self.engine.read(
+            ask.agent_id, lambda r: r.line(found.subject, found.predicate, ask.as_of)
+        )
         rows = {row.claim_ref: row for row in line.claims}
         return {
             "entries": [
@@ -273,6 +274,8 @@ class CompatEngine:
 
 def wrap(engine: Engine) -> CompatEngine:
     """The dict API over an existing engine (its wheel-oracle aliases, if it has them)."""
+    if not isinstance(engine, Engine):
+        raise ConfigError(f"wrap: expected a mempill Engine, got {type(engine).__name__}")
     oracle = engine.oracle
     return CompatEngine(engine, oracle.aliases if isinstance(oracle, WheelOracle) else None)
 
@@ -346,14 +349,22 @@ def _open_agent_file(
 ) -> CompatEngine:
     agent = parse.agent_id(agent_id)
     adapter = _adapter(oracle)
-    legacy = Path(base_dir) / f"agent_{agent}.db"
-    if legacy.exists():
+    try:
+        folder = Path(base_dir)
+    except TypeError as e:
+        raise ConfigError(f"base_dir: expected a path, got {type(base_dir).__name__}") from e
+    if "\x00" in str(folder):
+        raise ConfigError("base_dir: a path cannot contain U+0000")
+    legacy, warn = folder / f"agent_{agent}.db", False
+    with contextlib.suppress(OSError):  # a path too long to look up: the opener says so
+        warn = legacy.exists()
+    if warn:
         log.warning(
             "%s is a mempill 0.4 database; it is not read or migrated (this store uses %s)",
             legacy,
             legacy.with_name(f"{agent}.db"),
         )
-    path = Path(base_dir) / f"{agent}.db"
+    path = folder / f"{agent}.db"
     engine = open_default(path, oracle=adapter, config=config, clock=clock, ids=ids, retry=retry)
     if not engine.store.may_write(agent):  # binds a new file to this agent
         engine.close()
@@ -362,7 +373,12 @@ def _open_agent_file(
 
 
 def open_postgres(conninfo: str, oracle: Any = None, **options: Any) -> CompatEngine:
-    """PostgreSQL (topology B); `options` go to `mempill.open_postgres`."""
+    """PostgreSQL (topology B); `options` go to `mempill.open_postgres` (an option it does
+    not know is a ConfigError)."""
+    known = set(inspect.signature(mempill_open_postgres).parameters) - {"conninfo", "oracle"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"open_postgres: unknown option(s) {', '.join(unknown)}")
     return wrap(mempill_open_postgres(conninfo, oracle=_adapter(oracle), **options))
 
 

@@ -109,8 +109,8 @@ def line_query(request: Any, what: str, *, predicate: bool, valid_at: bool = Tru
     body = fields(request, what, required, optional)
     return LineQuery(
         agent_id=parse.agent_id(body["agent_id"]),
-        subject=body["subject"],
-        predicate=body.get("predicate"),
+        subject=parse.key(body["subject"], "subject"),
+        predicate=parse.key(body["predicate"], "predicate") if predicate else None,
         as_of=moment(body.get("as_of_tx_time"), "as_of_tx_time"),
         valid_at=moment(body.get("valid_at"), "valid_at"),
     )
@@ -154,7 +154,9 @@ def reconcile_lines(request: Any) -> tuple[str, list[tuple[str, str]] | None]:
             or len(pair) != 2
             or not all(isinstance(part, str) for part in pair)
         ):
-            raise ValidationError(f"subject_lines: {pair!r} is not a [subject, predicate] pair")
+            raise ValidationError(
+                f"subject_lines: {parse.show(pair)} is not a [subject, predicate] pair"
+            )
         lines.append((pair[0], pair[1]))
     return parse.agent_id(body["agent_id"]), lines or None
 
@@ -222,7 +224,7 @@ def bound_at(at: Any, granularity: Any) -> tuple[str | datetime, Granularity]:
     if parse_lenient(text, "assertion.value.at")[0] != instant:
         raise ValidationError(
             f"assertion.value: at_granularity {chosen.value!r} needs `at` at the start of "
-            f"its period (e.g. {text!r}), got {at!r}"
+            f"its period (e.g. {text!r}), got {parse.show(at)}"
         )
     return text, chosen
 
@@ -238,7 +240,7 @@ def submission(request: Any) -> Submission:
     body = fields(request, "submit_adjudication", ("handle_id", "verdict", "evidence_provenance"))
     handle = body["handle_id"]
     if not isinstance(handle, str) or not handle:
-        raise ValidationError(f"handle_id: expected a non-empty string, got {handle!r}")
+        raise ValidationError(f"handle_id: expected a non-empty string, got {parse.show(handle)}")
     return Submission(
         handle_id=handle,
         verdict=parse.enum(Verdict, body["verdict"], "verdict"),

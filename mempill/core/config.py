@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import math
+import reprlib
 from dataclasses import dataclass
 
 from mempill.core.enums import Criticality
 from mempill.errors import ConfigError
+
+#: Durations are capped at a century, so every date the engine computes from one (an
+#: expiry, the start of a burst window, an ageing threshold doubled) stays within years
+#: 1-9999 and the arithmetic cannot overflow.
+MAX_DAYS = 36_525
+MAX_SECONDS = MAX_DAYS * 86_400
+#: The largest `max_value_bytes`: a value (and the adjudication request that quotes it)
+#: must stay far below PostgreSQL's 1 GB field and 256 MB jsonb limits.
+MAX_VALUE_BYTES_CAP = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,17 +36,15 @@ class EngineConfig:
     def __post_init__(self) -> None:
         for name in ("valid_time_confidence_threshold", "low_confidence_threshold"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
-        try:
-            object.__setattr__(
-                self, "criticality_overturn_floor", Criticality(self.criticality_overturn_floor)
-            )
-        except ValueError as e:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and 0.0 <= value <= 1.0):
+                raise ConfigError(f"{name} must be a number in [0, 1], got {_show(value)}")
+        floor = self.criticality_overturn_floor
+        if not isinstance(floor, str) or floor not in {c.value for c in Criticality}:
             raise ConfigError(
-                "criticality_overturn_floor must be a Criticality, "
-                f"got {self.criticality_overturn_floor!r}"
-            ) from e
+                f"criticality_overturn_floor must be a Criticality, got {_show(floor)}"
+            )
+        object.__setattr__(self, "criticality_overturn_floor", Criticality(floor))
         positive_ints = (
             "corroboration_count_for_currency_boost",
             "quarantine_burst_threshold",
@@ -46,32 +53,52 @@ class EngineConfig:
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {_show(value)}")
+        if self.max_value_bytes > MAX_VALUE_BYTES_CAP:
+            raise ConfigError(
+                f"max_value_bytes must be at most {MAX_VALUE_BYTES_CAP:,}, "
+                f"got {_show(self.max_value_bytes)}"
+            )
         for name in (
             "derivation_depth_cap_for_overturning",
             "derivation_depth_cap_for_currency_boost",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        positive_numbers = (
-            "aging_unconfirmed_threshold_days",
-            "decayed_threshold_days",
-            "burst_window_seconds",
-        )
-        for name in positive_numbers:
-            _positive(name, getattr(self, name))
+                raise ConfigError(f"{name} must be an integer >= 0, got {_show(value)}")
+        for name in ("aging_unconfirmed_threshold_days", "decayed_threshold_days"):
+            _duration(name, getattr(self, name), MAX_DAYS, "days")
+        _duration("burst_window_seconds", self.burst_window_seconds, MAX_SECONDS, "seconds")
         if self.decayed_threshold_days < self.aging_unconfirmed_threshold_days:
             raise ConfigError("decayed_threshold_days must be >= aging_unconfirmed_threshold_days")
         if self.default_adjudication_ttl_seconds is not None:
-            _positive("default_adjudication_ttl_seconds", self.default_adjudication_ttl_seconds)
+            _duration(
+                "default_adjudication_ttl_seconds",
+                self.default_adjudication_ttl_seconds,
+                MAX_SECONDS,
+                "seconds",
+            )
 
 
-def _positive(name: str, value: object) -> None:
+def _duration(name: str, value: object, most: int, unit: str) -> None:
+    """A finite number > 0 and at most a century (in `unit`)."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= most  # NaN fails it; a huge int too, without overflowing a float
     ):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ConfigError(
+            f"{name} must be a finite number > 0 and at most {most:,} {unit} (a century), "
+            f"got {_show(value)}"
+        )
+
+
+def _show(value: object) -> str:
+    """A short repr of a configured value (a huge integer is not written out)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = reprlib.repr(value)  # bounded in length and depth
+    except Exception:  # a repr that fails (or recurses) is no reason to fail differently
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:80] + "…"

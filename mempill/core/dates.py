@@ -19,15 +19,29 @@ _RFC3339 = re.compile(
 
 
 def utc(moment: datetime, what: str) -> datetime:
-    """An aware datetime converted to UTC; a naive one is a ValidationError."""
+    """An aware datetime converted to UTC; a naive one is a ValidationError, and so is one
+    whose time zone misbehaves (its `utcoffset` raises or is not a valid offset) or that
+    leaves years 1-9999 in UTC."""
     if not isinstance(moment, datetime):
         raise ValidationError(f"{what}: expected a datetime, got {type(moment).__name__}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValidationError(f"{what}: {moment.isoformat()} has no time zone")
+    shown = moment.replace(tzinfo=None).isoformat()
     try:
-        return moment.astimezone(UTC)
+        offset = None if moment.tzinfo is None else moment.utcoffset()
+        if offset is None:
+            raise ValidationError(f"{what}: {shown} has no time zone")
+        converted = moment.astimezone(UTC)
     except OverflowError as e:
-        raise ValidationError(f"{what}: {moment.isoformat()} is out of range") from e
+        raise ValidationError(f"{what}: {shown} is out of range in UTC") from e
+    except ValidationError:
+        raise
+    except Exception as e:  # the caller's tzinfo code: whatever it raises, the input is bad
+        raise ValidationError(f"{what}: the time zone of {shown} failed: {e!r}"[:300]) from e
+    if type(converted) is not datetime:  # a subclass may carry behaviour of its own
+        c = converted
+        converted = datetime(
+            c.year, c.month, c.day, c.hour, c.minute, c.second, c.microsecond, tzinfo=UTC
+        )
+    return converted
 
 
 def format_tx(moment: datetime) -> str:
@@ -55,10 +69,11 @@ def parse_lenient(value: str | date | datetime, what: str) -> tuple[datetime, Gr
     if not isinstance(value, str):
         raise ValidationError(f"{what}: expected a date string, got {type(value).__name__}")
     text = value.strip()
-    partial = _PARTIAL.match(text)
-    if partial is None and _RFC3339.match(text) is None:
+    shown = _show(value)
+    partial = _PARTIAL.match(text) if len(text) <= 64 else None
+    if partial is None and (len(text) > 64 or _RFC3339.match(text) is None):
         raise ValidationError(
-            f"{what}: {value!r} is not a date; use YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
+            f"{what}: {shown} is not a date; use YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
         )
     try:
         if partial:
@@ -71,8 +86,13 @@ def parse_lenient(value: str | date | datetime, what: str) -> tuple[datetime, Gr
         # the pattern has vouched for the shape; ISO parsing cuts digits beyond the µs
         parsed = datetime.fromisoformat(text.upper())
     except ValueError as e:
-        raise ValidationError(f"{what}: {value!r} is not a valid date ({e})") from e
+        raise ValidationError(f"{what}: {shown} is not a valid date ({e})") from e
     return utc(parsed, what), Granularity.INSTANT
+
+
+def _show(value: str) -> str:
+    """Caller text for an error message, cut short."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
 
 
 def display(moment: datetime | None, granularity: Granularity | None) -> str | None:

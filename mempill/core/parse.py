@@ -7,15 +7,19 @@ of `decide.py` and produce a Rejected receipt instead.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import reprlib
+import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from mempill.core.canonical import is_clean_text
 from mempill.core.dates import parse_lenient, utc
 from mempill.core.enums import Cardinality, Criticality, Granularity, Provenance
 from mempill.core.model import IngestRequest, ValidTime
@@ -23,14 +27,28 @@ from mempill.errors import ValidationError
 
 AGENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 E = TypeVar("E", bound=StrEnum)
+#: The largest stream_seq (and audit cursor or limit): both backends store a signed 64-bit int.
+MAX_SEQ = 2**63 - 1
+#: Python refuses to write an integer of more than 4,300 digits as text (its default
+#: int-to-text limit), so canonical JSON cannot hold one.
+MAX_INT_DIGITS = 4300
+#: How deep `json_value` looks (rule V refuses anything deeper as `value_too_deep`).
+MAX_VALUE_DEPTH = 64
+_SCALARS = (str, float, bool, type(None))
 
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
 
 
 def show(value: Any) -> str:
-    """A short, recursion-safe repr of caller input for error messages."""
-    return _SHOW.repr(value)
+    """A short, recursion-safe repr of caller input for error messages (never raises: an
+    integer too long to write, or a repr that fails, is described instead)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return _SHOW.repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
 
 
 _PROVENANCE_ALIASES = {
@@ -101,7 +119,9 @@ def claim_ref(value: Any, what: str = "claim_ref") -> str:
 
 
 def parent_ref(value: Any) -> str:
-    """A derived_from entry: UUIDs are normalised; other strings can only be unknown parents."""
+    """A derived_from entry: UUIDs are normalised; other strings can only be unknown parents
+    (rule V rejects them), but text no backend can store (U+0000, a lone surrogate) does
+    not parse."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if not isinstance(value, str):
@@ -109,13 +129,113 @@ def parent_ref(value: Any) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        return value
+        return text(value, "derived_from")
+
+
+def text(value: Any, what: str) -> str:
+    """A string that both backends can store: no U+0000 and no lone surrogate."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what}: expected a string, got {type(value).__name__}")
+    if not is_clean_text(value):
+        raise ValidationError(f"{what}: {show(value)} contains U+0000 or a lone surrogate")
+    return value
+
+
+def key(value: Any, what: str) -> str:
+    """A subject or predicate to read by (or to end): a clean string. Empty or over-long
+    keys are left to the reads, which find nothing stored under them (rule V rejects them
+    on ingest)."""
+    return text(value, what)
+
+
+def items(value: Any, what: str) -> Iterable[Any]:
+    """A list (any iterable) of items; a string, bytes, a mapping or a dataclass is not."""
+    if isinstance(value, (str, bytes, Mapping, IngestRequest)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{what}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def whole(value: Any, least: int) -> bool:
+    """An int (not a bool) of at least `least`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def lines(value: Any, what: str = "lines") -> list[tuple[str, str]]:
+    """`[(subject, predicate), …]`: pairs of clean strings."""
+    found = []
+    for pair in items(value, what):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValidationError(f"{what}: {show(pair)} is not a (subject, predicate) pair")
+        found.append((key(pair[0], f"{what}.subject"), key(pair[1], f"{what}.predicate")))
+    return found
+
+
+def count(value: Any, what: str, least: int) -> int:
+    """An integer in [least, 2**63 - 1] (a stream_seq, a cursor, a page size)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_SEQ:
+        raise ValidationError(
+            f"{what}: expected an integer from {least} to 2**63 - 1, got {show(value)}"
+        )
+    return int(value)
 
 
 def number(value: Any, what: str) -> float:
+    """A number as a float; an integer too large for a float counts as an infinity (so a
+    confidence given as one is out of range, like any other number outside [0, 1])."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{what}: expected a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def json_value(value: Any, what: str = "value") -> Any:
+    """Check that `value` is JSON that canonical text can hold, before any storage is
+    touched: a non-JSON type (a set, bytes, a non-string key…) or an integer of more than
+    4,300 digits raises ValidationError. Content rule V rejects (NaN, U+0000, nesting
+    deeper than 64…) is left to rule V; the walk stops at that depth."""
+    if isinstance(value, _SCALARS):
+        return value
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, _SCALARS):
+            continue
+        if isinstance(item, int):
+            if too_many_digits(item):
+                raise ValidationError(
+                    f"{what}: an integer of more than 4,300 digits cannot be stored as JSON"
+                )
+            continue
+        if depth >= MAX_VALUE_DEPTH:
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            for name, child in item.items():
+                if not isinstance(name, str):
+                    raise ValidationError(
+                        f"{what}: object keys must be strings, got {type(name).__name__}"
+                    )
+                stack.append((child, depth + 1))
+        else:
+            raise ValidationError(f"{what}: {type(item).__name__} is not a JSON value")
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _int_limit(digits: int) -> int:
+    limit: int = 10**digits
+    return limit
+
+
+def too_many_digits(number: int) -> bool:
+    """More than 4,300 digits (or the process's lower int-to-text limit): no JSON text."""
+    limit = sys.get_int_max_str_digits()
+    digits = MAX_INT_DIGITS if limit == 0 else min(limit, MAX_INT_DIGITS)
+    # 2**(3.32 * digits) < 10**digits: a shorter integer needs no big comparison
+    return number.bit_length() > 3.32 * digits and abs(number) >= _int_limit(digits)
 
 
 def moment(value: Any, what: str) -> datetime:
@@ -219,7 +339,7 @@ def ingest_request(value: Any) -> IngestRequest:
         agent_id=agent_id(raw["agent_id"]),
         subject=raw["subject"],
         predicate=raw["predicate"],
-        value=raw["value"],
+        value=json_value(raw["value"]),
         provenance=provenance(raw.get("provenance", Provenance.USER_ASSERTED)),
         cardinality=enum(
             Cardinality, raw.get("cardinality", Cardinality.FUNCTIONAL), "cardinality"

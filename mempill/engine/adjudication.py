@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mempill.core.canonical import loads
-from mempill.core.dates import rfc3339
+from mempill.core.dates import END_OF_TIME, rfc3339
 from mempill.core.enums import Disposition, EdgeKind, EventKind, PendingStatus, Provenance, Verdict
 from mempill.core.fold import ClaimView, overlaps
 from mempill.core.model import AdjudicationOutcome, ClaimRow, EdgeRow, PendingAdjudication
@@ -27,7 +27,7 @@ def queue(
 ) -> None:
     """Write the pending-adjudication row and its ledger entry (same transaction as the claim)."""
     ttl = batch.config.default_adjudication_ttl_seconds
-    expires = None if ttl is None else batch.tx + timedelta(seconds=ttl)
+    expires = None if ttl is None else _expiry(batch.tx, ttl)
     line = (challenger.subject, challenger.predicate)
     payload = {
         "line": {"agent_id": batch.agent_id, "subject": line[0], "predicate": line[1]},
@@ -65,6 +65,15 @@ def queue(
         line=line,
     )
     batch.queued.append(handle)
+
+
+def _expiry(tx: datetime, ttl: float) -> datetime:
+    """tx + ttl, or the last storable instant when that lies beyond year 9999 (a clock
+    near the end of time): such a request never expires in practice, and nothing raises."""
+    try:
+        return min(tx + timedelta(seconds=ttl), END_OF_TIME)
+    except OverflowError:
+        return END_OF_TIME
 
 
 def expire(batch: Batch, pending: PendingAdjudication) -> None:

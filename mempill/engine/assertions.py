@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from mempill.core import parse
-from mempill.core.canonical import canonical_json, loads
+from mempill.core.canonical import canonical_json, inspect_value, loads
 from mempill.core.dates import parse_lenient
 from mempill.core.decide import decide_end, decide_invalidate, decide_reopen
 from mempill.core.enums import AssertionKind, Granularity
@@ -67,6 +67,24 @@ def assert_validity(
     return runner.write(agent, work, replay=replay)[0]
 
 
+def end_claim(
+    runner: TransactionRunner,
+    agent_id: str,
+    claim_ref: str,
+    at: Instant,
+    provenance: Any,
+    confidence: float,
+    granularity: Granularity | str | None,
+) -> ValidityReceipt:
+    """`end`: a Bound at `at`, shown at the granularity `at` was written in (or the one given)."""
+    instant, written = parse_lenient(at, "at")
+    if granularity is not None:
+        written = parse.enum(Granularity, granularity, "granularity")
+    return assert_validity(
+        runner, agent_id, claim_ref, AssertionKind.BOUND, provenance, confidence, instant, written
+    )
+
+
 def end_belief(
     runner: TransactionRunner,
     agent_id: str,
@@ -81,6 +99,7 @@ def end_belief(
     agent = parse.agent_id(agent_id)
     subject, predicate = key(subject, "subject"), key(predicate, "predicate")
     instant, granularity = parse_lenient(at, "at")
+    chosen = None if value is ... else chosen_value(value)
     source = parse.provenance(provenance)
     confidence = _confidence(confidence)
     op_ref = runner.ids()
@@ -90,7 +109,7 @@ def end_belief(
         line = batch.line_state(subject, predicate)
         key = {"agent_id": agent, "subject": subject, "predicate": predicate}
         belief = project(line, **key, as_of=None, valid_at=None, now=tx, config=runner.config)
-        slot = _single_slot(belief, value)
+        slot = _single_slot(belief, chosen)
         receipts = []
         for ref in slot.claim_refs:
             claim = batch.claim_view(ref)
@@ -139,11 +158,20 @@ def _confidence(value: Any) -> float:
     return number
 
 
-def _single_slot(belief: Projection, value: Any) -> BeliefSlot:
-    """The one value group `end_fact` ends, or NotFoundError / ConflictError."""
+def chosen_value(value: Any) -> str:
+    """`end_fact(value=…)` as canonical text; a value no claim could hold does not parse."""
+    reason = inspect_value(parse.json_value(value), parse.MAX_VALUE_DEPTH)
+    if reason is not None:
+        raise ValidationError(f"value: {parse.show(value)} is not a storable value ({reason})")
+    return canonical_json(value)
+
+
+def _single_slot(belief: Projection, value: str | None) -> BeliefSlot:
+    """The one value group `end_fact` ends (`value`: canonical text), or NotFoundError /
+    ConflictError."""
     slots = belief.candidates
-    if value is not ...:
-        slots = tuple(s for s in slots if canonical_json(s.value) == canonical_json(value))
+    if value is not None:
+        slots = tuple(s for s in slots if canonical_json(s.value) == value)
     line = f"({belief.subject!r}, {belief.predicate!r})"
     if not slots:
         raise NotFoundError(f"no current belief to end on {line}")
@@ -154,8 +182,4 @@ def _single_slot(belief: Projection, value: Any) -> BeliefSlot:
     return slots[0]
 
 
-def key(value: Any, what: str) -> str:
-    """A subject or predicate must at least be a string (rule V checks the rest)."""
-    if not isinstance(value, str):
-        raise ValidationError(f"{what}: expected a string, got {type(value).__name__}")
-    return value
+key = parse.key  # a subject or predicate to look up: a string both backends can store

@@ -9,14 +9,15 @@ agent and is retried as a whole on a transient storage error.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from typing import Any, Self
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Self, TypeVar
 
 from mempill.clock import Clock, system_clock
 from mempill.core import parse
 from mempill.core.canonical import canonical_json
 from mempill.core.config import EngineConfig
-from mempill.core.dates import format_tx, parse_lenient
+from mempill.core.dates import format_tx
 from mempill.core.enums import AssertionKind, Granularity, PendingStatus, Provenance, Verdict
 from mempill.core.fold import history
 from mempill.core.model import (
@@ -33,16 +34,17 @@ from mempill.core.model import (
     ValidityReceipt,
     WriteStat,
 )
-from mempill.engine.assertions import Instant, assert_validity, end_belief, key
+from mempill.engine.assertions import Instant, assert_validity, end_belief, end_claim, key
 from mempill.engine.ingest import ingest_requests
 from mempill.engine.linecache import LineCache
-from mempill.engine.oracle import OracleLoop
+from mempill.engine.oracle import OracleLoop, read_snapshot, retrying
 from mempill.engine.runner import RetryPolicy, TransactionRunner
-from mempill.errors import ValidationError
+from mempill.errors import ConfigError, ValidationError
 from mempill.ids import IdFactory, random_ids
-from mempill.ports import NoOpVector, OraclePort, Store, VectorPort, has_oracle
+from mempill.ports import NoOpVector, OraclePort, Reader, Store, VectorPort, has_oracle
 
 RequestLike = IngestRequest | Mapping[str, Any]
+T = TypeVar("T")
 
 __all__ = ["Engine", "RetryPolicy"]
 
@@ -53,6 +55,13 @@ class Engine:
     It holds two collaborators: a `TransactionRunner` (store, clock, ids, retries, line
     cache) that every call goes through, and an `OracleLoop` (the oracle and vector
     ports) for the outbox and the adjudication calls, which the Engine delegates to.
+
+    Errors (reference §7): every method checks its arguments before it touches storage
+    and raises ValidationError for one that does not parse (nothing is written); any
+    method may raise StorageError when the storage layer fails (a read lost to a
+    transient failure is retried first, like a write); writes raise ConflictError when
+    contention outlives the retries. Each method's docstring names the rest. After any
+    error the engine stays usable.
     """
 
     def __init__(
@@ -67,7 +76,9 @@ class Engine:
         retry: RetryPolicy | None = None,
         cache_claims: int = 50_000,
     ) -> None:
-        """`cache_claims` bounds the claims the line cache holds (about 4 KiB each)."""
+        """`cache_claims` bounds the line cache (about 4 KiB a claim); ConfigError for a
+        collaborator of the wrong kind."""
+        _check_setup(config, clock, ids, retry, cache_claims)
         self.runner = TransactionRunner(
             store,
             config=config or EngineConfig(),
@@ -120,12 +131,22 @@ class Engine:
     # ------------------------------------------------------------ ingest
 
     def ingest(self, request: RequestLike) -> Receipt:
-        """Write one claim; the receipt says which of the twelve dispositions it got."""
+        """Write one claim; the receipt says which of the twelve dispositions it got.
+
+        A request that parses but is not acceptable is a Rejected receipt (rule V). Raises
+        ValidationError when it does not parse (a wrong type, an unknown field, a value
+        that is not JSON or has an integer of more than 4,300 digits, a `derived_from`
+        entry with U+0000…); ConflictError, StorageError.
+        """
         return ingest_requests(self.runner, self.oracle_loop, [parse.ingest_request(request)])[0]
 
     def ingest_many(self, requests: Iterable[RequestLike]) -> tuple[Receipt, ...]:
-        """Write several claims of one agent in one transaction, each seeing the ones before."""
-        parsed = [parse.ingest_request(r) for r in requests]
+        """Write several claims of one agent in one transaction, each seeing the ones before.
+
+        Raises ValidationError as `ingest` does, and when `requests` is not a list of
+        requests of one agent; ConflictError, StorageError.
+        """
+        parsed = [parse.ingest_request(r) for r in parse.items(requests, "requests")]
         if not parsed:
             return ()
         if len({r.agent_id for r in parsed}) > 1:
@@ -147,26 +168,16 @@ class Engine:
         """Close a claim's window at `at` (Bound → Superseded); reopen first to move it.
 
         `granularity` overrides the display precision read from `at` (e.g. `2024-09`).
+        Raises ValidationError, NotFoundError (no such claim of the agent), ConflictError
+        (another bound is active), StorageError.
         """
-        instant, written = parse_lenient(at, "at")
-        if granularity is not None:
-            written = parse.enum(Granularity, granularity, "granularity")
-        granularity = written
-        return assert_validity(
-            self.runner,
-            agent_id,
-            claim_ref,
-            AssertionKind.BOUND,
-            provenance,
-            confidence,
-            instant,
-            granularity,
-        )
+        return end_claim(self.runner, agent_id, claim_ref, at, provenance, confidence, granularity)
 
     def reopen(
         self, agent_id: str, claim_ref: str, *, provenance: Any = Provenance.USER_ASSERTED
     ) -> ValidityReceipt:
-        """Cancel the latest Bound of a claim (Reinstated)."""
+        """Cancel the latest Bound of a claim (Reinstated). Raises ValidationError,
+        NotFoundError (no such claim), ConflictError, StorageError."""
         return assert_validity(
             self.runner, agent_id, claim_ref, AssertionKind.REOPEN, provenance, 1.0
         )
@@ -174,7 +185,8 @@ class Engine:
     def invalidate(
         self, agent_id: str, claim_ref: str, *, provenance: Any = Provenance.USER_ASSERTED
     ) -> ValidityReceipt:
-        """Say a claim was never true: it leaves every read at every instant."""
+        """Say a claim was never true: it leaves every read at every instant. Raises
+        ValidationError, NotFoundError (no such claim), ConflictError, StorageError."""
         return assert_validity(
             self.runner, agent_id, claim_ref, AssertionKind.INVALIDATE, provenance, 1.0
         )
@@ -194,7 +206,9 @@ class Engine:
 
         The line must believe exactly one value now (pass `value=` to pick one member of
         a set or one side of a contest); otherwise NotFoundError or ConflictError. One
-        transaction and one tx time for all the bounds.
+        transaction and one tx time for all the bounds. Raises ValidationError (also for a
+        `value` no claim could hold: NaN, a set, an integer of more than 4,300 digits…),
+        NotFoundError, ConflictError, StorageError.
         """
         return end_belief(
             self.runner, agent_id, subject, predicate, at, value, provenance, confidence
@@ -208,19 +222,20 @@ class Engine:
         as_of: Instant | None = None,
         valid_at: Instant | None = None,
     ) -> Projection:
-        """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`."""
+        """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`.
+
+        Raises ValidationError (a key with U+0000 or a lone surrogate, a bad date…),
+        StorageError.
+        """
         agent = parse.agent_id(agent_id)
+        subject, predicate = key(subject, "subject"), key(predicate, "predicate")
+        as_of_at = parse.optional_moment(as_of, "as_of")
+        valid = parse.optional_moment(valid_at, "valid_at")
         now = self.clock()
-        with self.store.read(agent) as reader:
-            return self.runner.project(
-                reader,
-                agent,
-                key(subject, "subject"),
-                key(predicate, "predicate"),
-                parse.optional_moment(as_of, "as_of"),
-                parse.optional_moment(valid_at, "valid_at"),
-                now,
-            )
+        return self.read(
+            agent,
+            lambda r: self.runner.project(r, agent, subject, predicate, as_of_at, valid, now),
+        )
 
     def query_subject(
         self,
@@ -229,52 +244,61 @@ class Engine:
         as_of: Instant | None = None,
         valid_at: Instant | None = None,
     ) -> tuple[Projection, ...]:
-        """One projection per predicate of a subject, sorted by predicate."""
+        """One projection per predicate of a subject, sorted by predicate. Raises
+        ValidationError, StorageError."""
         agent = parse.agent_id(agent_id)
-        now = self.clock()
+        subject = key(subject, "subject")
         as_of_at = parse.optional_moment(as_of, "as_of")
         valid = parse.optional_moment(valid_at, "valid_at")
-        subject = key(subject, "subject")
-        with self.store.read(agent) as reader:
+        now = self.clock()
+
+        def read(reader: Reader) -> tuple[Projection, ...]:
             return tuple(
                 self.runner.project(reader, agent, subject, p, as_of_at, valid, now)
                 for p in sorted(reader.predicates(subject, as_of_at))
             )
 
+        return self.read(agent, read)
+
     def query_history(
         self, agent_id: str, subject: str, predicate: str, as_of: Instant | None = None
     ) -> History:
-        """Every claim of a line, ordered by effective start, with its status at `as_of`."""
+        """Every claim of a line, ordered by effective start, with its status at `as_of`.
+        Raises ValidationError, StorageError."""
         agent = parse.agent_id(agent_id)
-        now = self.clock()
-        as_of_at = parse.optional_moment(as_of, "as_of")
         subject, predicate = key(subject, "subject"), key(predicate, "predicate")
-        with (
-            self.store.read(agent) as reader,
-            self.runner.line(reader, agent, subject, predicate, as_of_at) as line,
-        ):
-            return history(
-                line,
-                agent_id=agent,
-                subject=subject,
-                predicate=predicate,
-                as_of=as_of_at,
-                now=now,
-                config=self.config,
-            )
+        as_of_at = parse.optional_moment(as_of, "as_of")
+        now = self.clock()
+
+        def read(reader: Reader) -> History:
+            with self.runner.line(reader, agent, subject, predicate, as_of_at) as line:
+                return history(
+                    line,
+                    agent_id=agent,
+                    subject=subject,
+                    predicate=predicate,
+                    as_of=as_of_at,
+                    now=now,
+                    config=self.config,
+                )
+
+        return self.read(agent, read)
 
     def query_audit(
         self, agent_id: str, claim_ref: str | None = None, after_seq: int = 0, limit: int = 100
     ) -> AuditPage:
-        """Ledger entries in ascending stream_seq after `after_seq`, filtered, then limited."""
+        """Ledger entries in ascending stream_seq after `after_seq`, filtered, then limited.
+
+        Raises ValidationError (`after_seq` not an integer in [0, 2**63 - 1], `limit` not
+        one in [1, 2**63 - 1], a claim_ref that is not a UUID), StorageError.
+        """
         agent = parse.agent_id(agent_id)
         ref = None if claim_ref is None else parse.claim_ref(claim_ref)
-        for name, number, least in (("after_seq", after_seq, 0), ("limit", limit, 1)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < least:
-                raise ValidationError(f"{name}: expected an integer >= {least}, got {number!r}")
+        after_seq = parse.count(after_seq, "after_seq", 0)
+        limit = parse.count(limit, "limit", 1)
         self.clock()
-        with self.store.read(agent) as reader:
-            entries = reader.audit(ref, after_seq, limit + 1)
+        wanted = min(limit + 1, parse.MAX_SEQ)  # one more tells whether a next page exists
+        entries = self.read(agent, lambda r: r.audit(ref, after_seq, wanted))
         more = len(entries) > limit
         entries = entries[:limit]
         return AuditPage(
@@ -282,14 +306,18 @@ class Engine:
         )
 
     def ledger_digest(self, agent_id: str) -> str:
-        """SHA-256 over the agent's ledger entries in stream order (reference §9)."""
+        """SHA-256 over the agent's ledger entries in stream order (reference §9). Raises
+        ValidationError (agent_id), StorageError."""
         agent = parse.agent_id(agent_id)
-        digest = hashlib.sha256()
-        with self.store.read(agent) as reader:
+
+        def read(reader: Reader) -> str:
+            digest = hashlib.sha256()
             for e in reader.ledger():
                 digest.update(canonical_json(_entry_item(e)).encode("utf-8"))
                 digest.update(b"\n")
-        return digest.hexdigest()
+            return digest.hexdigest()
+
+        return self.read(agent, read)
 
     def content_digest(self, agent_id: str) -> str:
         """SHA-256 over everything stored for the agent except timing statistics: the ledger,
@@ -297,25 +325,32 @@ class Engine:
 
         Two stores with equal content digests hold the same rows, down to a claim's
         `external_anchor`; the ledger digest alone would not see a change there.
+        Raises ValidationError (agent_id), StorageError.
         """
         agent = parse.agent_id(agent_id)
+        items = self.read(agent, _content)
         digest = hashlib.sha256()
-        with self.store.read(agent) as reader:
-            items: list[list[Any]] = [["ledger", *_entry_item(e)] for e in reader.ledger()]
-            items += [["claim", c.to_dict()] for c in reader.all_claims()]
-            items += [["assertion", a.to_dict()] for a in reader.all_assertions()]
-            items += [["edge", e.to_dict()] for e in reader.all_edges()]
-            pending = sorted(reader.pending(None), key=lambda p: p.handle_id)
-            items += [["pending", p.to_dict()] for p in pending]
         for item in items:
             digest.update(canonical_json(item).encode("utf-8"))
             digest.update(b"\n")
         return digest.hexdigest()
 
     def write_stats(self, agent_id: str) -> tuple[WriteStat, ...]:
+        """The agent's write statistics (`record_write_stats=True`). Raises
+        ValidationError (agent_id), StorageError."""
         agent = parse.agent_id(agent_id)
-        with self.store.read(agent) as reader:
-            return reader.write_stats()
+        return self.read(agent, lambda r: r.write_stats())
+
+    def read(self, agent_id: str, fn: Callable[[Reader], T]) -> T:
+        """`fn` over one read snapshot of the agent, read again from the start after a
+        transient storage failure. For the layers over the engine (compat)."""
+        return read_snapshot(self.runner, parse.agent_id(agent_id), fn)
+
+    def ignored_files(self) -> tuple[tuple[str, str], ...]:
+        """(path, reason) of each file in an `open_directory` folder that is not an agent
+        store (e.g. `alice copy.db`): store-wide calls skip them. Empty for other stores."""
+        found = getattr(self.store, "ignored_files", None)
+        return () if found is None else tuple(retrying(self.runner, found))
 
     # ------------------------------------------------------------ the oracle loop (reference §6)
 
@@ -327,23 +362,33 @@ class Engine:
         *,
         agent_id: str | None = None,
     ) -> AdjudicationOutcome:
-        """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError."""
+        """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError.
+
+        Raises ValidationError (a handle that is not clean text, an unknown verdict or
+        provenance), NotFoundError, ConflictError, StorageError.
+        """
         return self.oracle_loop.submit_adjudication(
             handle_id, verdict, evidence_provenance, agent_id=agent_id
         )
 
     def sweep_expired(self) -> int:
-        """Expire every pending adjudication past its `expires_at`; returns how many."""
+        """Expire every pending adjudication past its `expires_at`; returns how many.
+
+        Files of an `open_directory` folder that are not agent stores are skipped
+        (`ignored_files`). Raises ConflictError, StorageError.
+        """
         return self.oracle_loop.sweep_expired()
 
     def notify_pending(self, agent_id: str | None = None) -> int:
-        """Retry the oracle for pending rows it was never told about; returns how many succeeded."""
+        """Retry the oracle for pending rows it was never told about; returns how many
+        succeeded. `agent_id=None`: every agent. Raises ValidationError, StorageError."""
         return self.oracle_loop.notify_pending(agent_id)
 
     def list_pending(
         self, agent_id: str | None = None, *, status: PendingStatus | None = PendingStatus.PENDING
     ) -> tuple[PendingAdjudication, ...]:
-        """Outbox rows (pending by default; `status=None` for all), oldest first."""
+        """Outbox rows (pending by default; `status=None` for all), oldest first.
+        `agent_id=None`: every agent. Raises ValidationError, StorageError."""
         return self.oracle_loop.list_pending(agent_id, status=status)
 
     def reconcile(
@@ -351,7 +396,9 @@ class Engine:
     ) -> ReconcileReport:
         """Report each line's status; queue an adjudication for each Contested line without one.
 
-        Never bounds anything. Without an oracle it only reports.
+        Never bounds anything. Without an oracle, or with nothing to escalate, it only
+        reads. Raises ValidationError (`lines` not pairs of clean strings), ConflictError,
+        StorageError.
         """
         return self.oracle_loop.reconcile(agent_id, lines)
 
@@ -369,7 +416,8 @@ class Engine:
         confidence: float = 1.0,
         **options: Any,
     ) -> Receipt:
-        """Record a fact with sensible defaults; dates may be `2020`, `2020-03`, RFC 3339…"""
+        """Record a fact with sensible defaults; dates may be `2020`, `2020-03`, RFC 3339…
+        Raises what `ingest` raises."""
         window = None
         if valid_from is not None or valid_until is not None:
             window = {"start": valid_from, "end": valid_until}
@@ -395,13 +443,45 @@ class Engine:
         as_of: Instant | None = None,
         valid_at: Instant | None = None,
     ) -> Projection:
-        """The belief of a line (`.value`, `.status`, `.candidates`)."""
+        """The belief of a line (`.value`, `.status`, `.candidates`); raises what
+        `query_memory` raises."""
         return self.query_memory(agent_id, subject, predicate, as_of=as_of, valid_at=valid_at)
 
     def history(
         self, agent_id: str, subject: str, predicate: str, *, as_of: Instant | None = None
     ) -> History:
+        """Every claim of a line; raises what `query_history` raises."""
         return self.query_history(agent_id, subject, predicate, as_of=as_of)
+
+
+def _content(reader: Reader) -> list[list[Any]]:
+    """What the content digest covers, in its order (reference §9)."""
+    items: list[list[Any]] = [["ledger", *_entry_item(e)] for e in reader.ledger()]
+    items += [["claim", c.to_dict()] for c in reader.all_claims()]
+    items += [["assertion", a.to_dict()] for a in reader.all_assertions()]
+    items += [["edge", e.to_dict()] for e in reader.all_edges()]
+    pending = sorted(reader.pending(None), key=lambda p: p.handle_id)
+    items += [["pending", p.to_dict()] for p in pending]
+    return items
+
+
+def _check_setup(config: Any, clock: Any, ids: Any, retry: Any, cache_claims: Any) -> None:
+    """The Engine's collaborators are of the right kind (ConfigError otherwise)."""
+    if config is not None and not isinstance(config, EngineConfig):
+        raise ConfigError(f"config: expected an EngineConfig, got {type(config).__name__}")
+    if not callable(clock) or not callable(ids):
+        raise ConfigError("clock and ids must be callables (a Clock and an IdFactory)")
+    if retry is not None and not (
+        isinstance(retry, RetryPolicy)
+        and parse.whole(retry.attempts, 1)
+        and all(
+            parse.whole(x, 0) or (isinstance(x, float) and 0 <= x < math.inf)
+            for x in (retry.base_seconds, retry.cap_seconds)
+        )
+    ):
+        raise ConfigError("retry: expected a RetryPolicy with attempts >= 1, finite delays >= 0")
+    if not parse.whole(cache_claims, 0):
+        raise ConfigError(f"cache_claims: expected an integer >= 0, got {parse.show(cache_claims)}")
 
 
 def _entry_item(e: LedgerEntry) -> list[Any]:

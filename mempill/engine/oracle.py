@@ -4,8 +4,9 @@ notification retries and reconcile. The Engine holds one and delegates to it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from mempill.core import parse
 from mempill.core.enums import BeliefStatus, PendingStatus, Provenance, Verdict
@@ -20,10 +21,36 @@ from mempill.core.model import (
 from mempill.engine.adjudication import adjudicate, expire, queue
 from mempill.engine.batch import Batch, Committed
 from mempill.engine.runner import TransactionRunner
-from mempill.errors import NotFoundError
-from mempill.ports import OraclePort, VectorPort, Writer
+from mempill.errors import ConfigError, NotFoundError, TransientStorageError
+from mempill.ports import OraclePort, Reader, VectorPort, Writer
 
 log = logging.getLogger("mempill")
+T = TypeVar("T")
+
+
+def retrying(runner: TransactionRunner, fn: Callable[[], T]) -> T:
+    """`fn` (a read, or an idempotent write), run again after a transient storage error,
+    with the write retries' backoff (reference §8.2); the last failure is raised as it is."""
+    for attempt in range(runner.retry.attempts):
+        try:
+            return fn()
+        except TransientStorageError as e:
+            if attempt + 1 >= runner.retry.attempts:
+                raise
+            log.info("retried after a transient failure (attempt %d): %s", attempt + 1, e)
+            time.sleep(runner.retry.delay(attempt))
+    raise AssertionError("unreachable")  # a RetryPolicy has at least one attempt
+
+
+def read_snapshot(runner: TransactionRunner, agent_id: str, fn: Callable[[Reader], T]) -> T:
+    """`fn` over one read snapshot of the agent; a snapshot lost to a transient error (a
+    connection dropped mid-read) is read again from the start."""
+
+    def attempt() -> T:
+        with runner.store.read(agent_id) as reader:
+            return fn(reader)
+
+    return retrying(runner, attempt)
 
 
 class OracleLoop:
@@ -32,6 +59,9 @@ class OracleLoop:
     def __init__(
         self, runner: TransactionRunner, oracle: OraclePort | None, vector: VectorPort
     ) -> None:
+        for port, method in ((oracle, "request_adjudication"), (vector, "index_claim")):
+            if port is not None and not callable(getattr(port, method, None)):
+                raise ConfigError(f"expected an object with {method}(), got {type(port).__name__}")
         self.runner = runner
         self.oracle = oracle if runner.has_oracle else None
         self.vector = vector
@@ -55,8 +85,7 @@ class OracleLoop:
         if self.oracle is None:
             return False
         store = self.runner.store
-        with store.read(agent_id) as reader:
-            row = reader.pending_by_handle(handle_id)
+        row = read_snapshot(self.runner, agent_id, lambda r: r.pending_by_handle(handle_id))
         if row is None or row.status is not PendingStatus.PENDING:
             return False
         request = AdjudicationRequest(
@@ -71,8 +100,12 @@ class OracleLoop:
         except Exception:  # an oracle failure must never orphan the claim (reference §6)
             log.warning("oracle failed for handle %s; it stays pending", handle_id, exc_info=True)
             return False
-        with store.write(agent_id) as txn:
-            txn.set_pending_notified(handle_id)
+
+        def mark() -> None:  # an idempotent UPDATE: safe to run again after a lost connection
+            with store.write(agent_id) as txn:
+                txn.set_pending_notified(handle_id)
+
+        retrying(self.runner, mark)
         return True
 
     # ------------------------------------------------------------ the Engine's oracle calls
@@ -86,15 +119,16 @@ class OracleLoop:
         agent_id: str | None = None,
     ) -> AdjudicationOutcome:
         """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError."""
+        handle_id = parse.text(handle_id, "handle_id")
         chosen = parse.enum(Verdict, verdict, "verdict")
         evidence = parse.provenance(evidence_provenance, "evidence_provenance")
         agent = (
             parse.agent_id(agent_id)
             if agent_id is not None
-            else self.runner.store.find_handle(handle_id)
+            else retrying(self.runner, lambda: self.runner.store.find_handle(handle_id))
         )
         if agent is None:
-            raise NotFoundError(f"unknown adjudication handle {handle_id!r}")
+            raise NotFoundError(f"unknown adjudication handle {parse.show(handle_id)}")
         op_ref = self.runner.ids()
 
         def work(batch: Batch) -> AdjudicationOutcome | None:
@@ -102,7 +136,7 @@ class OracleLoop:
             pending = batch.txn.pending_by_handle(handle_id)
             if pending is None or pending.status is not PendingStatus.PENDING:
                 raise NotFoundError(
-                    f"adjudication handle {handle_id!r} is unknown or already closed"
+                    f"adjudication handle {parse.show(handle_id)} is unknown or already closed"
                 )
             if pending.expires_at is not None and pending.expires_at <= batch.tx:
                 expire(batch, pending)
@@ -125,14 +159,14 @@ class OracleLoop:
 
         outcome, _ = self.runner.write(agent, work, replay=replay)
         if outcome is None:
-            raise NotFoundError(f"adjudication handle {handle_id!r} has expired")
+            raise NotFoundError(f"adjudication handle {parse.show(handle_id)} has expired")
         return outcome
 
     def sweep_expired(self) -> int:
         """Expire every pending adjudication past its `expires_at`; returns how many."""
         now = self.runner.clock()  # one instant for the whole sweep, whatever the number of agents
         count = 0
-        for agent in self.runner.store.agents_with_pending():
+        for agent in retrying(self.runner, self.runner.store.agents_with_pending):
 
             def work(batch: Batch) -> int:
                 batch.tick()
@@ -151,24 +185,29 @@ class OracleLoop:
     def notify_pending(self, agent_id: str | None = None) -> int:
         """Retry the oracle for pending rows it was never told about; returns how many succeeded."""
         agents = (
-            (parse.agent_id(agent_id),) if agent_id else self.runner.store.agents_with_pending()
+            (parse.agent_id(agent_id),)
+            if agent_id is not None
+            else retrying(self.runner, self.runner.store.agents_with_pending)
         )
         done = 0
         for agent in agents:
-            with self.runner.store.read(agent) as reader:
-                rows = [p for p in reader.pending(PendingStatus.PENDING) if not p.notified]
-            done += sum(self.notify(agent, p.handle_id) for p in rows)
+            rows = read_snapshot(self.runner, agent, lambda r: r.pending(PendingStatus.PENDING))
+            done += sum(self.notify(agent, p.handle_id) for p in rows if not p.notified)
         return done
 
     def list_pending(
         self, agent_id: str | None = None, *, status: PendingStatus | None = PendingStatus.PENDING
     ) -> tuple[PendingAdjudication, ...]:
         """Outbox rows (pending by default; `status=None` for all), oldest first."""
-        agents = (parse.agent_id(agent_id),) if agent_id else self.runner.store.agents()
+        wanted = None if status is None else parse.enum(PendingStatus, status, "status")
+        agents = (
+            (parse.agent_id(agent_id),)
+            if agent_id is not None
+            else retrying(self.runner, self.runner.store.agents)
+        )
         rows: list[PendingAdjudication] = []
         for agent in agents:
-            with self.runner.store.read(agent) as reader:
-                rows.extend(reader.pending(status))
+            rows.extend(read_snapshot(self.runner, agent, lambda r: r.pending(wanted)))
         return tuple(sorted(rows, key=lambda p: (p.queued_at, p.agent_id, p.handle_id)))
 
     def reconcile(
@@ -176,31 +215,39 @@ class OracleLoop:
     ) -> ReconcileReport:
         """Report each line's status; queue an adjudication for each Contested line without one.
 
-        Never bounds anything. Without an oracle it only reports.
+        Never bounds anything. Without an oracle it only reports. It reads first and writes
+        only when a line is due for escalation, so a call with nothing to queue changes no
+        stored state (it does not bind a single-file store, nor create an agent's file).
         """
         agent = parse.agent_id(agent_id)
-        wanted = None if lines is None else [(str(s), str(p)) for s, p in lines]
+        wanted = None if lines is None else parse.lines(lines)
+        now = self.runner.clock()
+
+        def report(reader: Reader) -> tuple[tuple[ReconcileLine, ...], bool]:
+            targets = wanted if wanted is not None else sorted(reader.lines())
+            found, due = [], False
+            for s, p in targets:
+                status = self.runner.project(reader, agent, s, p, None, None, now).status
+                found.append(ReconcileLine(subject=s, predicate=p, status=status, escalated=False))
+                due = due or (
+                    self.oracle is not None
+                    and status is BeliefStatus.CONTESTED
+                    and not any(
+                        q.status is PendingStatus.PENDING for q in reader.pending_for_line(s, p)
+                    )
+                )
+            return tuple(found), due
+
+        lines_now, due = read_snapshot(self.runner, agent, report)
+        if self.oracle is None or not due or not self.runner.store.may_write(agent):
+            return ReconcileReport(agent_id=agent, lines=lines_now, escalations=0)
 
         def work(batch: Batch) -> tuple[ReconcileLine, ...]:
             batch.tick()
             targets = wanted if wanted is not None else sorted(batch.txn.lines())
             return tuple(self._reconcile_line(batch, s, p) for s, p in targets)
 
-        if self.oracle is None or not self.runner.store.may_write(agent):
-            now = self.runner.clock()
-            with self.runner.store.read(agent) as reader:
-                targets = wanted if wanted is not None else sorted(reader.lines())
-                result = tuple(
-                    ReconcileLine(
-                        subject=s,
-                        predicate=p,
-                        status=self.runner.project(reader, agent, s, p, None, None, now).status,
-                        escalated=False,
-                    )
-                    for s, p in targets
-                )
-            return ReconcileReport(agent_id=agent, lines=result, escalations=0)
-        result, done = self.runner.write(agent, work)
+        result, done = self.runner.write(agent, work, now=now)
         notified = self.after_commit(done)
         return ReconcileReport(
             agent_id=agent,

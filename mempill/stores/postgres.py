@@ -12,6 +12,7 @@ connect, under an advisory lock keyed by the current schema.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from mempill.clock import system_clock
+from mempill.core.parse import show
 from mempill.errors import ConfigError, IntegrityError, StorageError, TransientStorageError
 from mempill.stores.sql import SQL, SqlSession, embedded_migrations
 
@@ -49,23 +51,55 @@ VERSION_TABLE = (
     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 )
 ZERO = timedelta(0)
+MAX_TIMEOUT = 86_400  # seconds: longer waits are refused (and would overflow libpq's int)
+
+
+#: Subject and predicate are found through 64-bit hashes (migration 0002: a btree index
+#: row cannot hold 1,024 characters of CJK text): the line's parameters, in the order the
+#: shared SQL passes them, become a one-row subquery `k`, so each is used twice, to seek
+#: the hash index and to compare the text itself on the rows it finds.
+HASH = "hashtextextended({}, 0)"
+_LINE = re.compile(r"FROM (\w+) WHERE agent_id = \? AND subject = \?( AND predicate = \?)?")
+
+
+def _by_hash(match: re.Match[str]) -> str:
+    table, predicate = match.group(1), match.group(2) is not None
+    keys = ["?::text AS k_agent", "?::text AS k_subject"]
+    on = [
+        "agent_id = k.k_agent",
+        f"{HASH.format('subject')} = {HASH.format('k.k_subject')}",
+        "subject = k.k_subject",
+    ]
+    if predicate:
+        keys.append("?::text AS k_predicate")
+        on[2:2] = [f"{HASH.format('predicate')} = {HASH.format('k.k_predicate')}"]
+        on.append("predicate = k.k_predicate")
+    return f"FROM (SELECT {', '.join(keys)}) AS k JOIN {table} ON {' AND '.join(on)} WHERE true"
+
+
+def hashed_lines(sql: str) -> str:
+    """The shared SQL with every lookup by (agent, subject[, predicate]) seeking by hash."""
+    return _LINE.sub(_by_hash, sql)
 
 
 class PostgresDialect:
     """`?` placeholders become `%s` once per query; times are `timestamptz`, read as UTC."""
 
     name = "postgres"
-    #: Text ordering in SQL must match SQLite's byte order, hence the C collation.
     overrides: ClassVar[dict[str, str]] = {
+        # Text ordering in SQL must match SQLite's byte order, hence the C collation.
         "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
         'ORDER BY tx_time, from_ref COLLATE "C"',
-        "line_versions": "SELECT subject, predicate, max(stream_seq) FROM ledger "
-        "WHERE agent_id = ? AND subject IN (SELECT jsonb_array_elements_text(?::jsonb)) "
-        "GROUP BY subject, predicate",
+        "line_versions": "SELECT l.subject, l.predicate, max(l.stream_seq) "
+        "FROM (SELECT ?::text AS k_agent, ?::jsonb AS k_subjects) AS k "
+        "CROSS JOIN LATERAL jsonb_array_elements_text(k.k_subjects) AS s(k_subject) "
+        f"JOIN ledger l ON l.agent_id = k.k_agent AND {HASH.format('l.subject')} = "
+        f"{HASH.format('s.k_subject')} AND l.subject = s.k_subject "
+        "GROUP BY l.subject, l.predicate",
     }
 
     def __init__(self) -> None:
-        texts = {**SQL, **self.overrides}
+        texts = {**{k: hashed_lines(v) for k, v in SQL.items()}, **self.overrides}
         self._sql = {key: text.replace("%", "%%").replace("?", "%s") for key, text in texts.items()}
 
     def sql(self, key: str) -> str:
@@ -190,20 +224,24 @@ class PoolSettings:
         for name, low in (("max_size", 1), ("min_size", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"pool_{name} must be an integer >= {low}, got {value!r}")
+                raise ConfigError(f"pool_{name} must be an integer >= {low}, got {show(value)}")
         if self.min_size > self.max_size:
             raise ConfigError(
-                f"pool_min_size ({self.min_size}) must not exceed pool_max_size ({self.max_size})"
+                f"pool_min_size ({show(self.min_size)}) must not exceed "
+                f"pool_max_size ({show(self.max_size)})"
             )
         for name in ("connect_timeout", "pool_timeout"):
             value = getattr(self, name)
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+            if not (number and 0 < value <= MAX_TIMEOUT):  # NaN and huge ints fail too
+                raise ConfigError(
+                    f"{name} must be a finite number of seconds > 0 (at most a day), "
+                    f"got {show(value)}"
+                )
         sync = self.synchronous_commit
         if sync is not None and sync not in LAB_SYNCHRONOUS_COMMIT:
             raise ConfigError(
-                f"lab_synchronous_commit must be one of {LAB_SYNCHRONOUS_COMMIT}, got {sync!r}"
+                f"lab_synchronous_commit must be one of {LAB_SYNCHRONOUS_COMMIT}, got {show(sync)}"
             )
 
     @property

@@ -22,7 +22,13 @@ from typing import Any
 from mempill.clock import system_clock
 from mempill.core import parse
 from mempill.core.dates import format_tx, parse_tx
-from mempill.errors import IntegrityError, StorageError, TransientStorageError
+from mempill.errors import (
+    ConfigError,
+    IntegrityError,
+    MempillError,
+    StorageError,
+    TransientStorageError,
+)
 from mempill.stores.sql import SQL, SqlSession, embedded_migrations, split_statements
 
 BUSY_TIMEOUT_MS = 30_000
@@ -98,22 +104,27 @@ class SQLiteStore:
         `lab_synchronous` exists for the durability lab only; the product keeps FULL.
         """
         if path is not None and directory is not None:
-            raise ValueError("give a path or a directory, not both")
-        if lab_synchronous.upper() not in LAB_SYNCHRONOUS:
-            raise ValueError(f"lab_synchronous must be one of {LAB_SYNCHRONOUS}")
+            raise ConfigError("give a path or a directory, not both")
+        if not isinstance(lab_synchronous, str) or lab_synchronous.upper() not in LAB_SYNCHRONOUS:
+            raise ConfigError(f"lab_synchronous must be one of {LAB_SYNCHRONOUS}")
         self._synchronous = lab_synchronous.upper()
         self._record_stats = record_stats
-        self._path = None if path is None else Path(path)
-        self._directory = None if directory is None else Path(directory)
+        self._path = _location(path, "path")
+        self._directory = _location(directory, "directory")
         self._agents: dict[str, AgentDatabase] = {}
         self._agents_lock = threading.Lock()
         self._store_lock = threading.Lock() if serialize_all_writes else None
         self._closed = False
         self._bound: str | None = None
-        if self._directory is not None:
-            self._directory.mkdir(parents=True, exist_ok=True)
+        self._known_stores: set[str] = set()  # files of this folder found to be agent stores
+        self._ignored: dict[str, str] = {}  # file name -> why it is not an agent store
+        folder = self._directory if self._path is None else self._path.parent
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"sqlite: cannot create the folder {str(folder)!r}: {e}") from e
         if self._path is not None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
             self._shared = self._open_database(str(self._path))
 
     @property
@@ -142,6 +153,10 @@ class SQLiteStore:
 
     def _open_database(self, target: str) -> AgentDatabase:
         is_new = target != ":memory:" and not os.path.exists(target)
+        if not is_new and target != ":memory:":
+            foreign = not_an_agent_store(target)
+            if foreign is not None:
+                raise StorageError(f"sqlite: {target!r} is not a mempill store ({foreign})")
         conn = self._connect(target)
         try:
             self._migrate(conn)
@@ -257,8 +272,14 @@ class SQLiteStore:
         except sqlite3.Error as e:
             _rollback(conn)
             raise translate(e) from e
-        finally:
-            database.idle_readers.append(conn)
+        except BaseException:  # the caller's error (a bad argument…): end the snapshot too
+            _rollback(conn)
+            raise
+        finally:  # never pooled inside a transaction: the next read would fail to BEGIN
+            if conn.in_transaction:
+                conn.close()
+            else:
+                database.idle_readers.append(conn)
 
     def _take_reader(self, database: AgentDatabase) -> sqlite3.Connection:
         try:
@@ -314,13 +335,48 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     def agents(self) -> tuple[str, ...]:
+        """Every agent of the store. In a folder: the `<agent_id>.db` files that are agent
+        stores; any other `*.db` file is left alone and listed by `ignored_files`."""
         if self._directory is not None:
-            on_disk = {p.stem for p in self._directory.glob("*.db")}
-            return tuple(sorted(on_disk | set(self._agents)))
+            return tuple(sorted(set(self._agent_files()) | set(self._agents)))
         if self._path is not None:
             bound = self.bound_agent()
             return () if bound is None else (bound,)
         return tuple(sorted(self._agents))
+
+    def ignored_files(self) -> tuple[tuple[str, str], ...]:
+        """(path, reason) of each `*.db` file in the store's folder that is not an agent
+        store (a copy named `alice copy.db`, another program's database…), as of the last
+        look; store-wide calls skip them. Empty for the other topologies."""
+        if self._directory is None:
+            return ()
+        self._agent_files()
+        return tuple(
+            (str(self._directory / name), why) for name, why in sorted(self._ignored.items())
+        )
+
+    def _agent_files(self) -> list[str]:
+        """The agents whose files in the folder are agent stores; remembers the others."""
+        assert self._directory is not None
+        agents, ignored = [], {}
+        for path in self._directory.glob("*.db"):
+            name = path.stem
+            if name in self._known_stores or name in self._agents:
+                agents.append(name)
+                continue
+            try:
+                parse.agent_id(name)
+            except MempillError:
+                ignored[path.name] = "its name is not an agent id"
+                continue
+            why = not_an_agent_store(str(path))
+            if why is None:
+                self._known_stores.add(name)
+                agents.append(name)
+            else:
+                ignored[path.name] = why
+        self._ignored = ignored
+        return agents
 
     def agents_with_pending(self) -> tuple[str, ...]:
         found = []
@@ -364,6 +420,58 @@ class SQLiteStore:
                 for conn in [database.writer, *database.idle_readers]:
                     conn.close()
                 database.idle_readers.clear()
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def not_an_agent_store(path: str) -> str | None:
+    """Why an existing file is not a mempill agent store, or None when it is one (or an
+    empty database, which a first write makes one). Reads only: nothing is written."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    if not header:
+        return None
+    if header != SQLITE_HEADER:
+        return "not a SQLite database"
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not tables:
+                return None
+            if not {"schema_migrations", "ledger", "claims"} <= tables:
+                return "a SQLite database of another program"
+            row = conn.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        return f"unreadable as SQLite: {e}"
+    first = migrations()[0][1]
+    return None if row is not None and row[0] == first else "a SQLite database of another program"
+
+
+def _location(value: object, what: str) -> Path | None:
+    """A path or directory argument: None, a str or an os.PathLike naming a local file."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{what}: expected a path, got {type(value).__name__}")
+    try:
+        found = Path(value)
+        text = str(found)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {parse.show(value)} is not a path: {e}") from e
+    if "\x00" in text:
+        raise ConfigError(f"{what}: {parse.show(value)} contains U+0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"{what}: {parse.show(value)} is not a usable path: {e}") from e
+    return found
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
