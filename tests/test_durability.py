@@ -231,7 +231,7 @@ def test_an_unreadable_store_loses_everything_it_acknowledged(tmp_path: Path) ->
     (directory / f"{workload.AGENT}.db").write_bytes(b"not a database" * 500)
     result = _check(directory, [("00000000-0000-4000-8000-000000000001", 1)])
     assert (result.lost, result.integrity_ok) == (1, False)
-    assert "not a database" in result.integrity_detail
+    assert "not a mempill store (not a SQLite database)" in result.integrity_detail
 
 
 # ---------------------------------------------------------------- workload and processes
