@@ -219,3 +219,30 @@ def test_hostile_reads_on_postgres_are_refused_before_the_driver(
         assert page["entries"] == []
         recall = cli.ok("--agent", "me", "recall", "user", "city", "--json", **env).json()
         assert recall["primary"]["value"] == "Paris"
+
+
+@pytest.mark.sqlite_only
+def test_doctor_names_the_files_store_wide_calls_skip(cli: Cli, tmp_path: Path) -> None:
+    """A copy named `alice copy.db` and another program's database sit in the folder: the
+    store-wide calls skip them, and `doctor` lists each with its reason, still passing."""
+    agents = tmp_path / "agents"
+    cli.ok("--db", f"{agents}/", "--agent", "alice", "remember", "sky", "color", "blue")
+    (agents / "alice copy.db").write_bytes((agents / "alice.db").read_bytes())
+    (agents / "notes.db").write_bytes(b"not a database" * 100)
+    report = cli.ok("--db", str(agents), "doctor", "--json").json()
+    assert report["ok"] is True
+    assert [d["agents"] for d in report["databases"]] == [["alice"]]
+    reasons = {Path(f["path"]).name: f["reason"] for f in report["ignored_files"]}
+    assert reasons["alice copy.db"] == "its name is not an agent id"
+    assert "not a SQLite database" in reasons["notes.db"]
+    assert sorted(reasons) == ["alice copy.db", "notes.db"]
+    text = cli.ok("--db", str(agents), "doctor").out
+    assert "ignored 2 file(s) that are not agent stores:" in text
+    assert "alice copy.db" in text and "its name is not an agent id" in text
+    # A clean folder (and a single-file store) reports no ignored files.
+    (agents / "alice copy.db").unlink()
+    (agents / "notes.db").unlink()
+    assert cli.ok("--db", str(agents), "doctor", "--json").json()["ignored_files"] == []
+    assert "ignored" not in cli.ok("--db", str(agents), "doctor").out
+    cli.ok("--agent", "me", "remember", "a", "b", "1")
+    assert cli.ok("doctor", "--json").json()["ignored_files"] == []

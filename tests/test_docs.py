@@ -215,7 +215,11 @@ RULES = (
     Rule(r"^apt-get ", "skip", "a system package (.ci/run installs it)"),
     Rule(r"nox -s", "skip", "a nox session installs its own environment; CI runs nox itself"),
     Rule(r"mempill mcp$", "skip", "a stdio server (tests/test_mcp.py drives it with a client)"),
-    Rule(r"--trials 50", "--trials 1", "50 trials per configuration take an hour"),
+    Rule(
+        r"--trials 50",
+        "--trials 1 --control-trials 6",
+        "50 trials per configuration take an hour; one control trial in ~12 loses nothing",
+    ),
     Rule(r"--sync all", "--sync FULL", "every mode: run once per mode by test_durability.py"),
     Rule(r"--backend postgres --kind all", "skip", "PostgreSQL trials: test_durability.py"),
     Rule(r"--claims 200", "--claims 5", "a full-size contention run takes minutes"),

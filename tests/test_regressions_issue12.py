@@ -167,6 +167,25 @@ def test_a_century_is_the_longest_duration_and_nothing_overflows_with_it(
     assert engine.sweep_expired() == 0
 
 
+def test_a_century_window_from_a_clock_in_antiquity_saturates_at_year_one(
+    backend: Backend,
+) -> None:
+    """The recall-burst window (rule Q2) reaching back before year 1 covers everything
+    since the first instant; before, `tx_time - window` raised OverflowError."""
+    config = EngineConfig(burst_window_seconds=MAX_SECONDS, quarantine_burst_threshold=3)
+    backend.clock = SteppingClock(datetime(50, 1, 1, tzinfo=UTC), timedelta(seconds=1))
+    engine = backend.open(config=config)
+    origin = engine.ingest(request(value="Berlin"))
+    recall = {"provenance": "RecallReEntry", "derived_from": [origin.claim_ref]}
+    dispositions = [engine.ingest(request(value="Berlin", **recall)).disposition for _ in "abc"]
+    assert dispositions == [
+        Disposition.COMMITTED_CHEAP,
+        Disposition.COMMITTED_CHEAP,
+        Disposition.QUARANTINED,
+    ]
+    assert engine.query_memory("a", "s", "p").value == "Berlin"
+
+
 # ---------------------------------------------------------------- reads validate like writes
 
 

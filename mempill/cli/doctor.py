@@ -8,6 +8,7 @@ never go backwards along it, and every claim row has a ledger entry. SQLite adds
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -142,23 +143,32 @@ def doctor(session: Session) -> Output:
         reports = sqlite_reports(session)
         backend = "sqlite"
     ok = all(r.ok for r in reports)
+    ignored = [{"path": path, "reason": why} for path, why in session.engine.ignored_files()]
     data = {
         "backend": backend,
         "store": target.describe(),
         "databases": [r.to_dict() for r in reports],
+        "ignored_files": ignored,
         "ok": ok,
     }
-    text = doctor_text(backend, target.describe(), reports, ok)
+    text = doctor_text(backend, target.describe(), reports, ok, ignored)
     if ok:
         return Output(data, text)
     failed = sorted({c["check"] for r in reports for c in r.checks if not c["ok"]})
     return Output(data, text, 1, f"doctor: failed checks: {', '.join(failed)}")
 
 
-def doctor_text(backend: str, where: str, reports: list[Report], ok: bool) -> str:
+def doctor_text(
+    backend: str, where: str, reports: list[Report], ok: bool, ignored: list[dict[str, str]]
+) -> str:
     lines = [f"store: {where} ({backend})"]
     if not reports:
         lines.append("no agent databases yet")
+    if ignored:
+        lines.append("")
+        lines.append(f"ignored {len(ignored)} file(s) that are not agent stores:")
+        skipped = [(os.path.basename(f["path"]), f["reason"]) for f in ignored]
+        lines.append(table(("FILE (in the store's folder)", "WHY"), skipped))
     for report in reports:
         lines.append("")
         lines.extend(f"{key}: {_fact(value)}" for key, value in report.facts.items())

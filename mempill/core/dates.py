@@ -11,6 +11,7 @@ from mempill.errors import ValidationError
 MICROSECOND = timedelta(microseconds=1)
 #: Upper sentinel for "no tx-time filter": later than any storable instant.
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+BEGINNING_OF_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _RFC3339 = re.compile(
@@ -109,3 +110,12 @@ def display(moment: datetime | None, granularity: Granularity | None) -> str | N
 def rfc3339(moment: datetime | None) -> str | None:
     """RFC 3339 text with a `Z` suffix, microsecond precision."""
     return None if moment is None else format_tx(moment)
+
+
+def earlier(moment: datetime, seconds: float) -> datetime:
+    """`moment` minus `seconds`, or the first instant when that lies before year 1 (an
+    injected clock in antiquity): a window reaching back that far covers everything."""
+    try:
+        return moment - timedelta(seconds=seconds)
+    except OverflowError:
+        return BEGINNING_OF_TIME

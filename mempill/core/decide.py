@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mempill.core.canonical import canonical_json, inspect_value, is_clean_text
 from mempill.core.config import EngineConfig
-from mempill.core.dates import format_tx
+from mempill.core.dates import earlier, format_tx
 from mempill.core.enums import Cardinality, Disposition, Provenance
 from mempill.core.line import Line
 from mempill.core.model import ClaimRow, IngestRequest, LedgerEntry
@@ -167,7 +167,7 @@ def decide(
     ):
         return Decision(Disposition.QUARANTINED, "Q1", "incoherent_window")
     if recall:
-        since = tx_time - timedelta(seconds=config.burst_window_seconds)
+        since = earlier(tx_time, config.burst_window_seconds)
         if recall_reentries(line, echoes, since) >= config.quarantine_burst_threshold - 1:
             return Decision(Disposition.QUARANTINED, "Q2", "recall_burst")
         return _decide_recall(candidate, line, missing)

@@ -396,6 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"# {sum(n for _, n in chosen)} trials appended to {args.out} (run {run_id}; "
             f"its revision, machine and seed in {args.out.parent / 'runs.jsonl'})"
         )
+    inert = [s for s in summaries if s["verdict"] == "INERT CONTROL"]
+    if any(s["trials"] < 6 for s in inert):
+        print(
+            "# a control lost nothing in fewer than 6 trials: about one control trial in 12 "
+            "is cut just after a checkpoint; rerun with --control-trials 6 or more",
+            file=sys.stderr,
+        )
     return exit_status(summaries)
 
 
