@@ -23,6 +23,7 @@ from benchmarks import (
     plans,
     profiles,
     replaycost,
+    rls,
 )
 from benchmarks.context import Bench
 from benchmarks.reference import ReferenceDriver, ReferenceUnavailable, ensure_venv
@@ -44,6 +45,7 @@ SECTIONS = (
     "profiles",
     "memory",
     "plans",
+    "rls",
 )
 
 
@@ -111,6 +113,7 @@ def sections(bench: Bench, results: dict[str, Any]) -> dict[str, Callable[[], An
         "profiles": lambda: profiles.run(bench),
         "memory": lambda: memory.run(bench, reference_store()),
         "plans": plan,
+        "rls": lambda: rls.run(bench),
     }
 
 

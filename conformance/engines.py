@@ -50,6 +50,11 @@ def machine_engine(
 ) -> Iterator[Engine]:
     """An engine on backend `name` with a fresh, empty store; closed (and dropped) on exit."""
     spec = BACKENDS[name]
+    if spec.service_role:
+        raise ValueError(
+            f"{name}: the state machine empties its schema between examples, "
+            "which a runtime role may not do; replay streams on it instead"
+        )
     if spec.dsn is None:
         with (
             scratch_directory() as workdir,

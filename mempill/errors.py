@@ -33,3 +33,8 @@ class TransientStorageError(StorageError):
 
 class IntegrityError(StorageError):
     """A constraint of the store was violated."""
+
+
+class PermissionDeniedError(StorageError):
+    """The database role may not reach this agent or table (PostgreSQL row-level
+    security and grants); nothing was read or written."""

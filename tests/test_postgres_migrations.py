@@ -19,6 +19,8 @@ from mempill.stores.postgres import DIALECT, PoolSettings, PostgresStore, migrat
 pytestmark = POSTGRES_ONLY
 
 TABLES = {"claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats"}
+#: The tables that hold no agent rows: versions, and which role may reach which agent.
+META = {"schema_migrations", "mempill_roles"}
 PROCESSES = 10
 
 
@@ -61,7 +63,7 @@ def test_ten_processes_opening_a_fresh_schema_apply_each_migration_once(dsn: str
     assert sorted(v for report in reports for v in report) == known
     assert sum(1 for report in reports if report) == 1
     assert [(v, n) for v, n, _ in applied(dsn)] == [(v, n) for v, n, _ in migrations()]
-    assert tables(dsn) == TABLES | {"schema_migrations"}
+    assert tables(dsn) == TABLES | META
 
 
 def test_reopening_applies_nothing(dsn: str) -> None:
@@ -92,10 +94,10 @@ def test_every_table_and_index_leads_with_agent_id(dsn: str) -> None:
         "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0] "
         "WHERE n.nspname = current_schema()",
     )
-    agent_tables = {t: c for t, c in columns if t != "schema_migrations"}
+    agent_tables = {t: c for t, c in columns if t not in META}
     assert set(agent_tables) == TABLES  # no store_meta: a shared database is never bound
     assert set(agent_tables.values()) == {"agent_id"}
-    agent_indexes = [(t, i, a) for t, i, a in indexes if t != "schema_migrations"]
+    agent_indexes = [(t, i, a) for t, i, a in indexes if t not in META]
     assert {t for t, _, _ in agent_indexes} == TABLES  # every table is indexed
     assert len(agent_indexes) >= 15
     assert [(t, i) for t, i, a in agent_indexes if a != "agent_id"] == []

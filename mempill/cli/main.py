@@ -62,6 +62,7 @@ EXIT = {
     MempillError: 1,
 }
 EXIT_STORAGE, EXIT_INTERNAL = 3, 70
+ROLE_ACTIONS = ("grant-agent", "grant-service", "revoke-agent", "revoke-service")
 
 
 class Parser(argparse.ArgumentParser):
@@ -168,6 +169,14 @@ def _store_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--append", action="store_true", help="system clock and random ids")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add("doctor", "describe the store, count its rows and check its integrity")
+    p = add("pg", "PostgreSQL runtime roles under row-level security (run as the owner)")
+    p.add_argument(
+        "action", choices=("grant-agent", "grant-service", "revoke-agent", "revoke-service")
+    )
+    p.add_argument("agent_id", nargs="?", metavar="AGENT_ID", help="for grant-agent/revoke-agent")
+    p.add_argument("--role", required=True, help="the login role (created if missing)")
+    p.add_argument("--password-env", metavar="VAR", help="take a new role's password from $VAR")
+    p.add_argument("--print-sql", action="store_true", help="print the SQL; change nothing")
     add("mcp", "serve one agent's memory over MCP stdio (see mempill mcp --help)")
 
 
@@ -212,6 +221,10 @@ def run(args: argparse.Namespace) -> Output:
         raise ConfigError(f"no store: pass --db PATH or --pg DSN (or set {ENV_DB} / {ENV_PG})")
     agent = resolve_agent(args.agent)
     check_arguments(args)
+    if args.command == "pg":
+        from mempill.cli.pgroles import pg_roles
+
+        return pg_roles(target, args)
     if args.command == "import":
         from mempill.cli.imports import import_stream
 

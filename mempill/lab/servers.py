@@ -79,3 +79,28 @@ def server_version(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return "" if row is None else str(row[0])
+
+
+@contextmanager
+def service_role(dsn: str, prefix: str = "svc") -> Iterator[str]:
+    """A DSN for a new service role on the store at `dsn` (migrated first): row-level
+    security applies to it, as to a production runtime role; the role is dropped after."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from mempill.stores.pgaccess import grant_script
+    from mempill.stores.postgres import PoolSettings, PostgresStore
+
+    PostgresStore(dsn, PoolSettings(min_size=0)).close()  # migrations, as the owner
+    role = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+        for statement in grant_script(schema, role, None, create=True, password=None):
+            conn.execute(statement)
+    try:
+        yield make_conninfo("", **{**conninfo_to_dict(dsn), "user": role})
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

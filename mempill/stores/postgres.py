@@ -27,7 +27,20 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequest
 
 from mempill.clock import system_clock
 from mempill.core.parse import show
-from mempill.errors import ConfigError, IntegrityError, StorageError, TransientStorageError
+from mempill.errors import (
+    ConfigError,
+    IntegrityError,
+    PermissionDeniedError,
+    StorageError,
+    TransientStorageError,
+)
+from mempill.stores.pgaccess import (
+    EVERY_AGENT,
+    SCOPED_TRY_LOCK,
+    Access,
+    begin_read,
+    read_access,
+)
 from mempill.stores.sql import SQL, SqlSession, embedded_migrations
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -43,7 +56,6 @@ TRANSIENT_SQLSTATES = {
     "57P03": "server cannot accept connections now",
 }
 LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
-TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 MIGRATION_KEY = "hashtextextended('mempill.migrations:' || current_schema(), 0)"
 VERSION_TABLE = (
@@ -54,10 +66,12 @@ ZERO = timedelta(0)
 MAX_TIMEOUT = 86_400  # seconds: longer waits are refused (and would overflow libpq's int)
 
 
-#: Subject and predicate are found through 64-bit hashes (migration 0002: a btree index
-#: row cannot hold 1,024 characters of CJK text): the line's parameters, in the order the
-#: shared SQL passes them, become a one-row subquery `k`, so each is used twice, to seek
-#: the hash index and to compare the text itself on the rows it finds.
+#: Subject and predicate are found through 64-bit hashes (migration 2: a btree index row
+#: cannot hold 1,024 characters of CJK text), stored as the columns subject_key and
+#: predicate_key (migration 3: under row-level security only a condition without a
+#: non-LEAKPROOF function of a column can seek an index). The line's parameters, in the
+#: order the shared SQL passes them, become a one-row subquery `k`, so each is used twice:
+#: hashed, to seek the index, and as text, to compare on the rows it finds.
 HASH = "hashtextextended({}, 0)"
 _LINE = re.compile(r"FROM (\w+) WHERE agent_id = \? AND subject = \?( AND predicate = \?)?")
 
@@ -67,12 +81,12 @@ def _by_hash(match: re.Match[str]) -> str:
     keys = ["?::text AS k_agent", "?::text AS k_subject"]
     on = [
         "agent_id = k.k_agent",
-        f"{HASH.format('subject')} = {HASH.format('k.k_subject')}",
+        f"subject_key = {HASH.format('k.k_subject')}",
         "subject = k.k_subject",
     ]
     if predicate:
         keys.append("?::text AS k_predicate")
-        on[2:2] = [f"{HASH.format('predicate')} = {HASH.format('k.k_predicate')}"]
+        on[2:2] = [f"predicate_key = {HASH.format('k.k_predicate')}"]
         on.append("predicate = k.k_predicate")
     return f"FROM (SELECT {', '.join(keys)}) AS k JOIN {table} ON {' AND '.join(on)} WHERE true"
 
@@ -90,12 +104,14 @@ class PostgresDialect:
         # Text ordering in SQL must match SQLite's byte order, hence the C collation.
         "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
         'ORDER BY tx_time, from_ref COLLATE "C"',
+        # OFFSET 0 keeps the hashes computed in the subquery: pulled up into the join
+        # condition, a function of a column there would stop the index seek (see HASH).
         "line_versions": "SELECT l.subject, l.predicate, max(l.stream_seq) "
         "FROM (SELECT ?::text AS k_agent, ?::jsonb AS k_subjects) AS k "
-        "CROSS JOIN LATERAL jsonb_array_elements_text(k.k_subjects) AS s(k_subject) "
-        f"JOIN ledger l ON l.agent_id = k.k_agent AND {HASH.format('l.subject')} = "
-        f"{HASH.format('s.k_subject')} AND l.subject = s.k_subject "
-        "GROUP BY l.subject, l.predicate",
+        "CROSS JOIN LATERAL (SELECT x AS k_subject, hashtextextended(x, 0) AS k_hash "
+        "FROM jsonb_array_elements_text(k.k_subjects) AS e(x) OFFSET 0) AS s "
+        "JOIN ledger l ON l.agent_id = k.k_agent AND l.subject_key = s.k_hash "
+        "AND l.subject = s.k_subject GROUP BY l.subject, l.predicate",
     }
 
     def __init__(self) -> None:
@@ -140,6 +156,8 @@ def translate(error: BaseException) -> StorageError:
         return TransientStorageError(f"postgres: connection lost: {message}")
     if isinstance(error, pg_errors.UniqueViolation) and error.diag.constraint_name == LEDGER_KEY:
         return TransientStorageError(f"postgres: another writer took this stream_seq: {message}")
+    if sqlstate == "42501":  # insufficient privilege, or a row outside the role's agents
+        return PermissionDeniedError(f"postgres: permission denied: {message}")
     if isinstance(error, psycopg.IntegrityError):
         return IntegrityError(f"postgres: {message}")
     return StorageError(f"postgres: {message}")
@@ -158,6 +176,8 @@ def apply_migrations(conn: Connection) -> tuple[int, ...]:
     its schema_migrations row commit together.
     """
     schema = _creation_schema(conn)
+    if _current(conn, schema):
+        return ()  # nothing to do and no DDL: a runtime role (no CREATE) may open it
     conn.execute(f"SELECT pg_advisory_lock({MIGRATION_KEY})")
     try:
         conn.execute(VERSION_TABLE)
@@ -185,6 +205,12 @@ def _creation_schema(conn: Connection) -> str:
             "names no existing schema"
         )
     return str(row[0])
+
+
+def _current(conn: Connection, schema: str) -> bool:
+    """True when every embedded migration is recorded (read without any lock or DDL)."""
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    return bool(row and row[0]) and not _missing(conn, schema)
 
 
 def _missing(conn: Connection, schema: str) -> list[tuple[int, str, str]]:
@@ -297,13 +323,16 @@ class PostgresStore:
             ) from e
 
     def _migrate(self, conninfo: str) -> tuple[int, ...]:
+        """Apply missing migrations, then read what the connected role may reach."""
         try:
             conn = psycopg.connect(conninfo, **self._kwargs)
         except psycopg.Error as e:
             raise StorageError(f"postgres: cannot connect to {self._where}: {e}") from e
         try:
             with conn:
-                return apply_migrations(conn)
+                applied = apply_migrations(conn)
+                self.access: Access = read_access(conn)
+                return applied
         except psycopg.Error as e:
             raise StorageError(f"postgres: migrating {self._where} failed: {e}") from e
 
@@ -331,6 +360,7 @@ class PostgresStore:
     def write(self, agent_id: str) -> Iterator[SqlSession]:
         """BEGIN, the agent's advisory lock, the caller's work (a write_stats row when
         recorded), COMMIT."""
+        self.access.check(agent_id)
         with self._connection() as conn:
             try:
                 cursor = conn.cursor()
@@ -358,10 +388,11 @@ class PostgresStore:
         Once the caller has read everything, ending the transaction cannot change what
         it saw, so a connection lost at that point is left to the pool, not raised.
         """
+        self.access.check(agent_id)
         with self._connection() as conn:
             try:
                 cursor = conn.cursor()
-                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", prepare=False)
+                cursor.execute(begin_read(agent_id), prepare=False)
                 yield SqlSession(cursor, DIALECT, agent_id)
             except psycopg.Error as e:
                 _rollback(conn)
@@ -373,14 +404,20 @@ class PostgresStore:
                 cursor.execute("COMMIT", prepare=False)
 
     def may_write(self, agent_id: str) -> bool:
-        """A shared database is never bound to one agent."""
-        return True
+        """A shared database is never bound to one agent; a role granted some agents
+        only (row-level security) writes only those (others are Rejected/write_authority)."""
+        return self.access.allows(agent_id)
 
     def _column(self, key: str, *params: Any) -> list[str]:
+        """A store-wide query, scoped to every agent the role may reach."""
         with self._connection() as conn:
             try:
-                rows = conn.execute(DIALECT.sql(key), params).fetchall()
+                cursor = conn.cursor()
+                cursor.execute(begin_read(EVERY_AGENT), prepare=False)
+                rows = cursor.execute(DIALECT.sql(key), params).fetchall()
+                cursor.execute("COMMIT", prepare=False)
             except psycopg.Error as e:
+                _rollback(conn)
                 raise translate(e) from e
         return [str(r[0]) for r in rows]
 
@@ -411,8 +448,8 @@ def _lock_agent(cursor: psycopg.Cursor[Any], agent_id: str) -> tuple[int, int]:
     asking (the try) to holding (the blocking call's return).
     """
     asked = time.perf_counter_ns()
-    row = cursor.execute(TRY_LOCK, (agent_id,)).fetchone()
-    if row is not None and row[0]:
+    row = cursor.execute(SCOPED_TRY_LOCK, (agent_id, agent_id)).fetchone()
+    if row is not None and row[1]:
         return 0, time.perf_counter_ns()
     cursor.execute(LOCK, (agent_id,))
     held = time.perf_counter_ns()
