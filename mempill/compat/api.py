@@ -31,7 +31,7 @@ from mempill.core.dates import parse_lenient
 from mempill.core.enums import AssertionKind, HistoryStatus
 from mempill.core.model import ClaimRow, ValidityReceipt
 from mempill.engine import Engine, RetryPolicy
-from mempill.errors import ConfigError, ValidationError
+from mempill.errors import ConfigError, StorageError, ValidationError
 from mempill.ids import IdFactory, random_ids
 from mempill.openers import open_default, open_default_in_memory
 from mempill.openers import open_postgres as mempill_open_postgres
@@ -320,7 +320,8 @@ def open_for_agent(
     retry: RetryPolicy | None = None,
 ) -> CompatEngine:
     """`base_dir/<agent_id>.db`, bound to `agent_id`: writes for another agent are
-    Rejected (`write_authority`). The same file opens with `mempill.open_directory`."""
+    Rejected (`write_authority`). `base_dir` must exist (StorageError, as in the wheel).
+    The same file opens with `mempill.open_directory`."""
     return _open_agent_file(base_dir, agent_id, None, config, clock, ids, retry)
 
 
@@ -355,6 +356,11 @@ def _open_agent_file(
         raise ConfigError(f"base_dir: expected a path, got {type(base_dir).__name__}") from e
     if "\x00" in str(folder):
         raise ConfigError("base_dir: a path cannot contain U+0000")
+    if not os.path.isdir(folder):  # as in the wheel: the directory must exist
+        raise StorageError(
+            f"base_dir: {str(folder)!r} is not an existing directory; create it first "
+            "(mempill.open_directory(base_dir) creates it)"
+        )
     legacy, warn = folder / f"agent_{agent}.db", False
     with contextlib.suppress(OSError):  # a path too long to look up: the opener says so
         warn = legacy.exists()

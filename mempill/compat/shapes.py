@@ -224,13 +224,17 @@ def subject_row(belief: Projection, rows: Mapping[str, ClaimRow]) -> dict[str, A
 def _until_granularity(
     entry: HistoryEntry, row: ClaimRow, bounds: Iterable[AssertionRow]
 ) -> Granularity | None:
-    """The granularity of whatever set the entry's effective end: its own end or a Bound."""
+    """The granularity of whatever set the entry's effective end: its own end or a Bound.
+
+    An oracle's Bound records no granularity; its end is displayed as a day, so it is
+    reported as one (as the wheel did).
+    """
     if entry.valid_until is None:
         return None
     if row.valid_until == entry.valid_until:
         return row.valid_until_granularity
     matching = [b for b in bounds if b.bound_at == entry.valid_until]
-    return matching[-1].bound_granularity if matching else None
+    return (matching[-1].bound_granularity if matching else None) or Granularity.DAY
 
 
 def history_dict(
