@@ -50,6 +50,7 @@ from mempill.errors import (
 from mempill.ids import IdFactory, SeededIds, random_ids
 from mempill.openers import open_default, open_default_in_memory, open_directory, open_postgres
 from mempill.ports import NoOpOracle, NoOpVector, OraclePort, VectorPort
+from mempill.secrets import InsecureConnectionWarning
 
 __version__ = "0.5.0"
 
@@ -76,6 +77,7 @@ __all__ = [
     "HistoryStatus",
     "IdFactory",
     "IngestRequest",
+    "InsecureConnectionWarning",
     "IntegrityError",
     "LedgerEntry",
     "Marker",

@@ -7,12 +7,15 @@ engine. `open_postgres` imports psycopg only when called (the postgres extra).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from mempill import extras
 from mempill.clock import Clock, system_clock
 from mempill.core.config import EngineConfig
 from mempill.engine import Engine, RetryPolicy
+from mempill.engine.linecache import DEFAULT_CACHE_BYTES
+from mempill.errors import StorageError
 from mempill.ids import IdFactory, random_ids
 from mempill.ports import OraclePort, Store, VectorPort
 from mempill.stores.sqlite import SQLiteStore
@@ -29,17 +32,32 @@ def _engine(
     ids: IdFactory,
     retry: RetryPolicy | None,
     cache_claims: int,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
 ) -> Engine:
-    return Engine(
-        store,
-        oracle=oracle,
-        vector=vector,
-        config=config,
-        clock=clock,
-        ids=ids,
-        retry=retry,
-        cache_claims=cache_claims,
-    )
+    try:
+        return Engine(
+            store,
+            oracle=oracle,
+            vector=vector,
+            config=config,
+            clock=clock,
+            ids=ids,
+            retry=retry,
+            cache_claims=cache_claims,
+            cache_bytes=cache_bytes,
+        )
+    except BaseException:
+        store.close()  # a refused collaborator must not leave the store's files open
+        raise
+
+
+def _sqlite(make: Callable[[], SQLiteStore]) -> SQLiteStore:
+    """The SQLite store `make` opens; an OSError that escapes it (a path the file system
+    refuses, e.g. too long) is a StorageError, so no opener raises a raw OSError."""
+    try:
+        return make()
+    except OSError as e:
+        raise StorageError(f"sqlite: cannot open the store: {e}") from e
 
 
 def open_default(
@@ -52,15 +70,22 @@ def open_default(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     record_write_stats: bool = False,
+    read_only: bool = False,
 ) -> Engine:
     """One SQLite file, bound to the first agent that writes to it.
 
     `record_write_stats` adds a `write_stats` row (lock wait, transaction time) to every
     write transaction, for the contention lab; off, a durable write touches fewer pages.
+    `read_only` opens an existing file with `mode=ro`: no migration, no PRAGMA that
+    writes, and every write call raises ValidationError. `cache_claims` and `cache_bytes`
+    bound the line cache. A new file is created 0600 (its folders 0700).
     """
-    store = SQLiteStore(path=path, record_stats=record_write_stats)
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
+    store = _sqlite(
+        lambda: SQLiteStore(path=path, record_stats=record_write_stats, read_only=read_only)
+    )
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 
 
 def open_directory(
@@ -73,16 +98,28 @@ def open_directory(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     serialize_all_writes: bool = True,
     record_write_stats: bool = False,
+    read_only: bool = False,
+    max_open_agents: int | None = None,
 ) -> Engine:
-    """One SQLite file per agent under `base_dir` (`<agent_id>.db`)."""
-    store = SQLiteStore(
-        directory=base_dir,
-        serialize_all_writes=serialize_all_writes,
-        record_stats=record_write_stats,
+    """One SQLite file per agent under `base_dir` (`<agent_id>.db`, created 0600).
+
+    At most `max_open_agents` agent databases stay open (default: 256, or a sixteenth of
+    the file-descriptor limit when smaller); the least recently used idle one is closed
+    and reopened on demand. `read_only` as for `open_default`.
+    """
+    store = _sqlite(
+        lambda: SQLiteStore(
+            directory=base_dir,
+            serialize_all_writes=serialize_all_writes,
+            record_stats=record_write_stats,
+            read_only=read_only,
+            max_open_agents=max_open_agents,
+        )
     )
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 
 
 def open_default_in_memory(
@@ -94,11 +131,12 @@ def open_default_in_memory(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     record_write_stats: bool = False,
 ) -> Engine:
     """One in-memory SQLite database per agent; gone when the engine closes."""
     store = SQLiteStore(record_stats=record_write_stats)
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 
 
 def open_postgres(
@@ -115,14 +153,20 @@ def open_postgres(
     ids: IdFactory = random_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     lab_synchronous_commit: str | None = None,
     record_write_stats: bool = False,
+    read_only: bool = False,
 ) -> Engine:
     """An Engine over a shared PostgreSQL database (libpq `conninfo`, TLS settings included).
 
     `connect_timeout` bounds each connection attempt (libpq: whole seconds, at least 2);
     `pool_timeout` bounds the wait for a free pooled connection. `lab_synchronous_commit`
-    is for the durability lab only: the product keeps the server's setting.
+    is for the durability lab only: the product keeps the server's setting. `read_only`
+    checks the schema version only (no migration, no DDL, no lock) and runs every
+    transaction read-only, so a role with SELECT alone can read; every write call raises
+    ValidationError. A host that is not local without `sslmode=verify-full` gets an
+    InsecureConnectionWarning.
     """
     postgres = _postgres_module()
     settings = postgres.PoolSettings(
@@ -132,8 +176,10 @@ def open_postgres(
         pool_timeout=pool_timeout,
         synchronous_commit=lab_synchronous_commit,
     )
-    store = postgres.PostgresStore(conninfo, settings, record_stats=record_write_stats)
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims)
+    store = postgres.PostgresStore(
+        conninfo, settings, record_stats=record_write_stats, read_only=read_only
+    )
+    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 
 
 def _postgres_module() -> Any:

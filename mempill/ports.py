@@ -18,6 +18,7 @@ from mempill.core.model import (
     PendingAdjudication,
     WriteStat,
 )
+from mempill.errors import ValidationError
 
 
 class Reader(Protocol):
@@ -93,9 +94,13 @@ class Writer(Reader, Protocol):
 
 
 class Store(Protocol):
-    """A persistence backend: per-agent write transactions and read snapshots."""
+    """A persistence backend: per-agent write transactions and read snapshots.
+
+    A `read_only` store runs no migration and opens nothing for writing; the engine
+    refuses every write call on it before touching it (`write` raises too)."""
 
     backend: str
+    read_only: bool
 
     def write(self, agent_id: str) -> AbstractContextManager[Writer]:
         """Take the agent's write lock and open a transaction; commit on a clean exit."""
@@ -148,6 +153,16 @@ class NoOpVector:
         return None
 
 
+def read_only_error(what: str) -> ValidationError:
+    """What every write call on a read-only store raises, before touching it. A
+    ValidationError: the call is refused like a request this engine cannot take, and
+    nothing is written (docs/decisions.md, "Read-only stores")."""
+    return ValidationError(
+        f"{what}: this engine is read-only (its store was opened with read_only=True); "
+        "open it without read_only to write"
+    )
+
+
 def has_oracle(oracle: OraclePort | None) -> bool:
     return oracle is not None and not isinstance(oracle, NoOpOracle)
 
@@ -161,4 +176,5 @@ __all__: Sequence[str] = (
     "VectorPort",
     "Writer",
     "has_oracle",
+    "read_only_error",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import Backend, RecordingOracle
 from support import AGENT, entries_of, history_rows, kinds, ledger, put, request
 
@@ -14,6 +15,7 @@ from mempill import (
     HistoryStatus,
     Marker,
     Provenance,
+    ValidationError,
 )
 
 D = Disposition
@@ -184,7 +186,9 @@ def test_rejected(engine: Engine) -> None:
     assert (last.event_kind, last.claim_ref) == (E.CLAIM_REJECTED, None)
     assert last.rationale["request_ref"] == receipt.claim_ref
     assert last.rationale["route"] == "V" and last.rationale["request"]["value"] == "x"
-    assert engine.query_history(AGENT, "", "city").entries == ()
+    assert (last.subject, last.predicate) == (None, None)  # on no line
+    with pytest.raises(ValidationError, match="subject: must not be empty"):
+        engine.query_history(AGENT, "", "city")  # no claim has an empty key: not a read
     assert engine.query_memory(AGENT, "user", "city").value == "Berlin"
 
 

@@ -3,8 +3,8 @@ short CI run asserting that the safe modes lose nothing and that the positive co
 each run carries loses acknowledged writes.
 
 The checks are tested against stores damaged on purpose, so a check that could never
-fail would fail here. Power-loss tests need FUSE (/dev/fuse, fuse3, mfusepy, root);
-where it is missing they skip with that reason.
+fail would fail here. Power-loss tests need FUSE (/dev/fuse, fuse3, mfusepy, and root or
+a setuid fusermount3); where it is missing they skip with that reason.
 """
 
 from __future__ import annotations

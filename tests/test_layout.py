@@ -14,13 +14,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mempill"
 #: What each layer may import from mempill (besides itself). Read top-down: the core knows
 #: nothing above it; the engine knows the core and the seams; the stores know the core and
 #: the seams but never the engine; the surfaces may use everything but the lab.
-SEAMS = {"mempill.errors", "mempill.clock", "mempill.ids", "mempill.ports"}
+SEAMS = {"mempill.errors", "mempill.clock", "mempill.ids", "mempill.ports", "mempill.secrets"}
 ALLOWED: dict[str, set[str] | None] = {
     "mempill.errors": set(),
     "mempill.core": {"mempill.errors"},
     "mempill.clock": set(),
     "mempill.ids": set(),
-    "mempill.ports": {"mempill.core"},
+    "mempill.ports": {"mempill.core", "mempill.errors"},
+    "mempill.secrets": set(),
     "mempill.engine": {"mempill.core", *SEAMS},
     "mempill.stores": {"mempill.core", *SEAMS},
     "mempill.extras": set(),

@@ -254,10 +254,10 @@ def test_hostile_arguments_are_tool_errors_and_the_server_stays_usable(tmp_path:
 class RawClient:
     """A minimal JSON-RPC client over the server's stdio: it sends lines as written."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, args: tuple[str, ...] = ()) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith("MEMPILL_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mempill.mcp"],
+            [sys.executable, "-m", "mempill.mcp", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

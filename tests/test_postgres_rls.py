@@ -284,11 +284,12 @@ def test_the_cli_grants_prints_and_revokes(store: Store, cli: Cli) -> None:
     assert secret not in done.out + done.err
     assert done.json()["applied"] is True and "PASSWORD '…'" in done.json()["sql"][0]
     as_role = with_params(store.owner, user=role, password=secret)
-    cli.ok("--pg", as_role, "--agent", "A", "remember", "user", "city", "Paris")
-    line = cli.fails(3, "--pg", as_role, "--agent", "B", "recall", "user", "city")
+    # The role's conninfo (with its password) from the environment, as docs/postgres.md says.
+    cli.ok("--agent", "A", "remember", "user", "city", "Paris", MEMPILL_PG_DSN=as_role)
+    line = cli.fails(3, "--agent", "B", "recall", "user", "city", MEMPILL_PG_DSN=as_role)
     assert "may not reach agent 'B'" in line
     cli.ok(*pg, "pg", "grant-agent", "B", "--role", role)  # a second agent for the role
-    cli.ok("--pg", as_role, "--agent", "B", "remember", "user", "city", "Rome")
+    cli.ok("--agent", "B", "remember", "user", "city", "Rome", MEMPILL_PG_DSN=as_role)
     cli.ok(*pg, "pg", "revoke-agent", "A", "--role", role)
     assert rows(as_role, "SELECT DISTINCT agent_id FROM claims") == [("B",)]
     cli.ok(*pg, "pg", "revoke-agent", "B", "--role", role)  # its last: privileges go too

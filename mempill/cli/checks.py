@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mempill.core import parse
 from mempill.core.canonical import is_clean_text
-from mempill.core.decide import MAX_KEY_CHARS
+from mempill.core.limits import MAX_INT_DIGITS, MAX_SEQ
 from mempill.core.parse import show
 from mempill.errors import ValidationError
 
-#: The largest ledger cursor (`stream_seq` is a signed 64-bit integer on both backends).
-MAX_SEQ = 2**63 - 1
 #: The most entries one `mempill audit` page returns (`export ledger` has no limit).
 MAX_CLI_LIMIT = 1_000_000
 #: The most entries one MCP `audit` call returns (a page an agent can read).
@@ -39,15 +38,10 @@ def text(value: str, what: str) -> str:
 
 
 def key(value: str, what: str) -> str:
-    """A subject or predicate to read: text that a stored claim could have as its key."""
-    text(value, what)
-    if not value:
-        raise ValidationError(f"{what}: must not be empty")
-    if len(value) > MAX_KEY_CHARS:
-        raise ValidationError(
-            f"{what}: {len(value)} characters; keys are limited to {MAX_KEY_CHARS}"
-        )
-    return value
+    """A subject or predicate to read: text that a stored claim could have as its key (the
+    engine's own rule, checked before the store is opened; unclean text is named as the
+    other arguments' is)."""
+    return parse.key(text(value, what), what)
 
 
 def optional_text(value: str | None, what: str) -> str | None:
@@ -85,7 +79,8 @@ def json_value(raw: str, what: str) -> tuple[bool, Any]:
     except ValueError as e:
         if "int_max_str_digits" in str(e) or "Exceeds the limit" in str(e):
             raise ValidationError(
-                f"{what}: a JSON integer of more than 4300 digits; pass it as a string (--string)"
+                f"{what}: a JSON integer of more than {MAX_INT_DIGITS} digits; pass it as a "
+                "string (--string)"
             ) from None
         return False, None
 

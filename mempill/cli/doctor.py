@@ -1,5 +1,9 @@
 """`mempill doctor`: open a store, describe it, count its rows and check its integrity.
 
+Everything is read-only: the store is opened read-only (a SQLite file `mode=ro` with no
+migration, PostgreSQL in one read-only transaction), so doctor never changes a database,
+its journal mode or a file of the folder that is not an agent store.
+
 The consistency checks are the ones a reader of reference §1 would ask for and are the
 same SQL on both backends: every agent's `stream_seq` is gap-free from 1, tx times
 never go backwards along it, and every claim row has a ledger entry. SQLite adds
@@ -14,7 +18,9 @@ from typing import Any, Protocol
 
 from mempill.cli.commands import Output, Session
 from mempill.cli.tables import table
-from mempill.cli.target import redact_dsn
+from mempill.cli.terminal import visible
+from mempill.errors import StorageError
+from mempill.secrets import redact
 
 TABLES = ("claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats")
 SQL = {
@@ -117,20 +123,36 @@ def sqlite_reports(session: Session) -> list[Report]:
         return [sqlite_report(conn, str(store.database_path(bound or "doctor")), bound)]
     reports = []
     for agent in store.agents():
-        conn = store.connection_for(agent)
+        path = str(store.database_path(agent))
+        try:
+            conn = store.connection_for(agent)
+        except StorageError as e:  # say so, and go on with the other agents' files
+            reports.append(Report(facts={"path": path}))
+            reports[-1].check("opens read-only", False, str(e))
+            continue
         if conn is not None:
-            reports.append(sqlite_report(conn, str(store.database_path(agent)), None))
+            reports.append(sqlite_report(conn, path, None))
     return reports
 
 
 def postgres_report(dsn: str) -> Report:
+    """One read-only, repeatable-read transaction: the checks see one snapshot, and a role
+    that may only SELECT (or a standby) can run them."""
     import psycopg
 
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        report = Report(facts={"location": redact_dsn(dsn)})
-        report.facts["server_version"] = _all(conn, "SHOW server_version")[0][0]
-        report.facts["schema"] = _all(conn, "SELECT current_schema()")[0][0]
-        shared_checks(conn, report)
+    from mempill.stores.postgres import translate
+
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.read_only = True
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            report = Report(facts={"location": redact(dsn)})
+            report.facts["server_version"] = _all(conn, "SHOW server_version")[0][0]
+            report.facts["schema"] = _all(conn, "SELECT current_schema()")[0][0]
+            shared_checks(conn, report)
+            conn.rollback()
+    except psycopg.Error as e:
+        raise translate(e) from e
     return report
 
 
@@ -172,7 +194,8 @@ def doctor_text(
     for report in reports:
         lines.append("")
         lines.extend(f"{key}: {_fact(value)}" for key, value in report.facts.items())
-        lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in report.counts.items()))
+        if report.counts:
+            lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in report.counts.items()))
         rows = [("ok" if c["ok"] else "FAIL", c["check"], c["detail"]) for c in report.checks]
         lines.append(table(("", "CHECK", "DETAIL"), rows))
     lines.append("")
@@ -182,7 +205,9 @@ def doctor_text(
 
 def _fact(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "-"
-    return str(value)
+        text = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    elif isinstance(value, list):
+        text = ", ".join(map(str, value)) or "-"
+    else:
+        text = str(value)
+    return visible(text)  # a path may hold a line break or an escape sequence

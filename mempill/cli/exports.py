@@ -4,6 +4,10 @@ Every format carries the same columns; structured fields (a claim's value, its
 derived_from list, an entry's rationale) are canonical JSON text, so a value keeps its
 identity (`1` vs `1.0`) and pandas reads the three formats into equal frames. Times
 are the fixed-width UTC text of reference §8.1. Parquet needs pyarrow (`mempill[lab]`).
+
+CSV cells that a spreadsheet would run as a formula are neutralised (`spreadsheet_cell`);
+a file is written 0600 through a temporary file and a rename, never through a link
+(`files.write_private`); to a terminal, control characters are escaped (`terminal`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +23,8 @@ from typing import IO, Any
 
 from mempill import extras
 from mempill.cli.commands import Output, Session
+from mempill.cli.files import write_private
+from mempill.cli.terminal import json_text, visible
 from mempill.core.canonical import canonical_json
 from mempill.core.dates import format_tx
 from mempill.core.model import ClaimRow, LedgerEntry
@@ -26,6 +32,9 @@ from mempill.errors import ConfigError
 from mempill.ports import Reader
 
 FORMATS = ("csv", "jsonl", "parquet")
+#: What a spreadsheet may read as the start of a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 # (column, arrow type) in output order; the arrow types keep Parquet schemas stable.
@@ -120,18 +129,38 @@ def choose_format(given: str | None, out: str | None) -> str:
     return "jsonl"
 
 
-def write_text(fmt: str, columns: Sequence[str], data: list[dict[str, Any]], out: IO[str]) -> None:
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ TAB or CR (and
+    not a plain number) gets a leading `'`, the usual neutralisation of formula injection."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def write_text(
+    fmt: str,
+    columns: Sequence[str],
+    data: list[dict[str, Any]],
+    out: IO[str],
+    terminal: bool = False,
+) -> None:
+    """CSV (cells neutralised; control characters escaped too when `terminal`) or JSON
+    lines (valid JSON without raw control characters, `terminal.json_text`)."""
     if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(data)
+        for row in data:
+            cells = {k: spreadsheet_cell(v) for k, v in row.items()}
+            if terminal:
+                cells = {k: visible(v) if isinstance(v, str) else v for k, v in cells.items()}
+            writer.writerow(cells)
     else:
         for row in data:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(json_text(row) + "\n")
 
 
 def write_parquet(
-    columns: Sequence[tuple[str, str]], data: list[dict[str, Any]], path: str
+    columns: Sequence[tuple[str, str]], data: list[dict[str, Any]], out: IO[bytes]
 ) -> None:
     try:
         import pyarrow as pa
@@ -139,26 +168,26 @@ def write_parquet(
     except ImportError as e:
         raise ConfigError(extras.missing("Parquet export", "lab")) from e
     schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in columns])
-    pq.write_table(pa.Table.from_pylist(data, schema=schema), path)
+    pq.write_table(pa.Table.from_pylist(data, schema=schema), out)
 
 
 def export(session: Session, args: argparse.Namespace) -> Output:
     fmt = choose_format(args.format, args.out)
     spec = LEDGER_COLUMNS if args.what == "ledger" else CLAIM_COLUMNS
     data = list(rows(session, args.what))
+    names = [name for name, _ in spec]
     to_stdout = args.out is None or args.out == "-"
-    if not to_stdout:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # as the Python API does
-    if fmt == "parquet":
-        if to_stdout:
-            raise ConfigError("Parquet is binary: give --out FILE.parquet")
-        write_parquet(spec, data, args.out)
-    elif to_stdout:
-        write_text(fmt, [name for name, _ in spec], data, sys.stdout)
+    if fmt == "parquet" and to_stdout:
+        raise ConfigError("Parquet is binary: give --out FILE.parquet")
+    if to_stdout:
+        write_text(fmt, names, data, sys.stdout, terminal=sys.stdout.isatty())
+    elif fmt == "parquet":
+        write_private(args.out, lambda out: write_parquet(spec, data, out))
     else:
         buffer = io.StringIO()
-        write_text(fmt, [name for name, _ in spec], data, buffer)
-        Path(args.out).write_text(buffer.getvalue(), encoding="utf-8")
+        write_text(fmt, names, data, buffer)
+        write_private(args.out, lambda out: out.write(buffer.getvalue().encode("utf-8")))
     summary = {"what": args.what, "format": fmt, "rows": len(data), "out": args.out or "-"}
-    text = "" if to_stdout else f"exported {len(data)} {args.what} rows to {args.out} ({fmt})"
+    where = visible(args.out or "-")
+    text = "" if to_stdout else f"exported {len(data)} {args.what} rows to {where} ({fmt})"
     return Output(None if to_stdout else summary, text)

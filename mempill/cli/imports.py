@@ -6,6 +6,8 @@ conformance lab replays it, with the header's clock, ids and oracle, so importin
 stream into an empty store yields the lab's ledger digest. Into a store that already
 holds the stream's agents, seeded ids would collide with the first import, so that
 needs `--append`: the system clock and random ids, results no longer reproducible.
+With an agent (`--agent`, `MEMPILL_AGENT_ID`) the stream may act on that agent only
+(`as_one_agent`): one that names another is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import time
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from mempill.cli.commands import Output
 from mempill.cli.tables import table
 from mempill.cli.target import Target, open_target
 from mempill.clock import system_clock
+from mempill.core.parse import show
 from mempill.engine import Engine
 from mempill.errors import ConfigError, ValidationError
 from mempill.ids import random_ids
@@ -36,6 +39,8 @@ from mempill.streams import (
 )
 
 PROGRESS_EVERY_S = 2.0
+#: Operations that act on every agent unless they name one; `import --agent` scopes them.
+SCOPED = frozenset({"notify", "list_pending", "submit_adjudication"})
 
 
 class LiveClock(StreamClock):
@@ -59,6 +64,32 @@ def stream_agents(stream: Stream) -> set[str]:
             if isinstance(item, dict) and isinstance(item.get("agent_id"), str):
                 found.add(item["agent_id"])
     return found
+
+
+def as_one_agent(stream: Stream, agent: str) -> Stream:
+    """The stream replayed as `agent` (`import --agent`), or a ConfigError before anything
+    is written: `agent` becomes the default agent, operations that would act on every
+    agent when they name none (`SCOPED`) act on `agent` only, and an operation or request
+    that names another agent, or a `sweep` (it acts on every agent), is refused."""
+    ops = []
+    for number, op in enumerate(stream.ops, 1):
+        name = str(op["op"])  # a known operation: checked when the stream was read
+        if name == "sweep":
+            _refuse(agent, number, name, "acts on every agent of the store")
+        requests = op.get("requests")
+        for item in [op, op.get("request"), *(requests if isinstance(requests, list) else ())]:
+            if isinstance(item, dict) and item.get("agent_id", agent) != agent:
+                _refuse(agent, number, name, f"is for agent {show(item['agent_id'])}")
+        ops.append({**op, "agent_id": agent} if name in SCOPED else op)
+    return replace(stream, header=replace(stream.header, agent_id=agent), ops=tuple(ops))
+
+
+def _refuse(agent: str, number: int, name: str, why: str) -> NoReturn:
+    raise ConfigError(
+        f"import as agent {agent!r}: operation {number} ({name}) {why}; nothing was imported "
+        "(a stream imported with --agent / MEMPILL_AGENT_ID may act on that agent only; "
+        "import it without them to replay every agent it names)"
+    )
 
 
 def _refuse_overlap(engine: Engine, agents: set[str]) -> None:
@@ -133,7 +164,7 @@ def load_stream(path: str) -> Stream:
 def import_stream(target: Target, agent: str | None, args: argparse.Namespace) -> Output:
     stream = load_stream(args.file)
     if agent is not None:
-        stream = replace(stream, header=replace(stream.header, agent_id=agent))
+        stream = as_one_agent(stream, agent)
     header = stream.header
     clock: StreamClock = LiveClock() if args.append else header.make_clock()
     ids = random_ids if args.append else header.make_ids()

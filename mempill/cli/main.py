@@ -14,25 +14,27 @@ it was (`EXIT`, documented in docs/cli-and-mcp.md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from mempill import __version__
-from mempill.cli import commands
-from mempill.cli.checks import MAX_CLI_LIMIT, MAX_SEQ
+from mempill.cli import commands, terminal
+from mempill.cli.checks import MAX_CLI_LIMIT
 from mempill.cli.commands import Output, Session, check_arguments
 from mempill.cli.target import (
     ENV_DB,
     ENV_PG,
+    PASSWORD_IN_ARGUMENTS,
     bound_agent,
+    carries_password,
     open_target,
     require_owner,
     resolve_agent,
     resolve_target,
 )
+from mempill.core.limits import MAX_SEQ
 from mempill.errors import (
     ConfigError,
     ConflictError,
@@ -45,6 +47,10 @@ from mempill.errors import (
 Handler = Callable[[Session, argparse.Namespace], Output]
 #: commands that write, and so may create a SQLite store (and its directories) if missing
 CREATES = frozenset({"remember", "end", "import"})
+#: commands that only read, and so open the store read-only: a SQLite file `mode=ro`
+#: without migrations (a 0444 file works, nothing is changed), PostgreSQL without DDL
+#: in read-only transactions (a SELECT-only role works)
+READS = frozenset({"recall", "subject", "history", "audit", "export", "doctor"})
 #: commands that act as one agent and so refuse a single file that belongs to another
 #: (`remember` is answered by the engine: a Rejected receipt, reason write_authority)
 OWNED = frozenset({"recall", "subject", "history", "end", "audit", "export"})
@@ -69,7 +75,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message (status 2) instead of usage plus message."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {terminal.visible(message)} (see {self.prog} --help)\n")
 
 
 def _common(suppress: bool) -> Parser:
@@ -177,6 +183,7 @@ def _store_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--role", required=True, help="the login role (created if missing)")
     p.add_argument("--password-env", metavar="VAR", help="take a new role's password from $VAR")
     p.add_argument("--print-sql", action="store_true", help="print the SQL; change nothing")
+    p.add_argument("--read-only", action="store_true", help="grant SELECT alone (no writes)")
     add("mcp", "serve one agent's memory over MCP stdio (see mempill mcp --help)")
 
 
@@ -216,6 +223,8 @@ def handler(command: str) -> Handler:
 
 
 def run(args: argparse.Namespace) -> Output:
+    if args.pg and carries_password(args.pg):
+        terminal.warn("mempill", PASSWORD_IN_ARGUMENTS)
     target = resolve_target(args.db, args.pg)
     if target.kind == "sqlite-memory":
         raise ConfigError(f"no store: pass --db PATH or --pg DSN (or set {ENV_DB} / {ENV_PG})")
@@ -229,7 +238,8 @@ def run(args: argparse.Namespace) -> Output:
         from mempill.cli.imports import import_stream
 
         return import_stream(target, agent, args)
-    with open_target(target, create=args.command in CREATES) as engine:
+    opened = open_target(target, create=args.command in CREATES, read_only=args.command in READS)
+    with opened as engine:
         if agent is not None and args.command in OWNED:
             require_owner(engine, target, agent, "use --agent {owner}")
         session = Session(engine, target, agent or bound_agent(engine))
@@ -237,15 +247,15 @@ def run(args: argparse.Namespace) -> Output:
 
 
 def emit(output: Output, as_json: bool) -> None:
+    """Print a result: JSON, or text with every control character escaped (`terminal`)."""
     if as_json and output.data is not None:
-        print(json.dumps(output.data, ensure_ascii=False, indent=2))
+        print(terminal.json_text(output.data, indent=2))
     elif output.text:
-        print(output.text)
+        print(terminal.lines(output.text))
 
 
 def fail(message: str, code: int = 1) -> int:
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"mempill: error: {first}", file=sys.stderr)
+    print(f"mempill: error: {terminal.first_line(message, 'failed')}", file=sys.stderr)
     return code
 
 
@@ -270,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    with terminal.one_line_warnings("mempill"):
+        return execute(args)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run a parsed command: print its output, or one error line; the exit status."""
     try:
         output = run(args)
         emit(output, args.json)

@@ -7,7 +7,8 @@ the agent the engine scoped it to. Both get only what the engine needs: no UPDAT
 DELETE of append-only rows, no DDL, no BYPASSRLS. The commands run as the store's owner
 (the role that ran its migrations); `--print-sql` shows the script and changes nothing.
 A password comes only from the environment variable `--password-env` names: never from
-the command line (visible in `ps`), never printed, never prompted for.
+the command line (visible in `ps`), never printed, never prompted for. `--read-only`
+grants SELECT alone, for a store opened read-only (`MEMPILL_READ_ONLY`, the CLI's reads).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import os
 from typing import Any
 
 from mempill.cli.commands import Output
-from mempill.cli.target import Target, redact_dsn
+from mempill.cli.target import Target
 from mempill.core import parse
 from mempill.core.canonical import is_clean_text
 from mempill.errors import ConfigError, ValidationError
+from mempill.secrets import redact
 
 MAX_ROLE_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: longer names would be truncated
 
@@ -46,6 +48,8 @@ def _arguments(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
     if not wants_agent and args.agent_id is not None:
         raise ValidationError(f"pg {args.action} takes no AGENT_ID (a service serves every agent)")
     agent = parse.agent_id(args.agent_id) if wants_agent else None
+    if args.read_only and args.action.startswith("revoke"):
+        raise ValidationError("--read-only is for grant-agent and grant-service")
     password = None
     if args.password_env is not None:
         if args.action.startswith("revoke"):
@@ -75,8 +79,11 @@ def pg_roles(target: Target, args: argparse.Namespace) -> Output:
             grant = args.action.startswith("grant")
             create = grant and not exists
             if grant:
-                script = grant_script(schema, role, agent, create=create, password=password)
-                printable = grant_script(schema, role, agent, create=create, password=None)
+                if exists and args.read_only:
+                    _refuse_writer(conn, schema, role)
+                options = {"create": create, "read_only": args.read_only}
+                script = grant_script(schema, role, agent, password=password, **options)
+                printable = grant_script(schema, role, agent, password=None, **options)
             else:
                 others = _others(conn, schema, role, agent) if exists else 0
                 script = printable = revoke_script(schema, role, agent, last=others == 0)
@@ -94,20 +101,34 @@ def pg_roles(target: Target, args: argparse.Namespace) -> Output:
         raise translate(e) from e
     what = f"agent {agent!r}" if agent else "every agent, one transaction at a time (service)"
     verb = "granted" if grant else "revoked"
-    text = f"{verb}: role {role!r} {'may reach' if verb == 'granted' else 'no longer reaches'} "
-    text += f"{what} in schema {schema!r} of {redact_dsn(target.pg)}"
+    reach = ("may read" if args.read_only else "may reach") if grant else "no longer reaches"
+    text = f"{verb}: role {role!r} {reach} {what} in schema {schema!r} of {redact(target.pg)}"
     if create:
         text += f"\ncreated login role {role!r}" + (
             f" (password from ${args.password_env})" if password else " (no password)"
         )
     data: dict[str, Any] = {"action": args.action, "role": role, "agent": agent,
-                            "schema": schema, "applied": True, "sql": shown}  # fmt: skip
+                            "read_only": bool(args.read_only), "schema": schema,
+                            "applied": True, "sql": shown}  # fmt: skip
     return Output(data, text)
 
 
 def _one(conn: Any, query: str, *params: Any) -> Any:
     row = conn.execute(query, params).fetchone()
     return None if row is None else row[0]
+
+
+def _refuse_writer(conn: Any, schema: str, role: str) -> None:
+    """A read-only grant cannot take back what the role may already do: say so."""
+    from psycopg import sql
+
+    claims = sql.Identifier(schema, "claims").as_string(conn)
+    if _one(conn, "SELECT has_table_privilege(%s, to_regclass(%s), 'INSERT')", role, claims):
+        raise ValidationError(
+            f"role {role!r} may already write (INSERT) in schema {schema!r}: a read-only grant "
+            "would not take that back; revoke its grants first (mempill pg revoke-agent / "
+            "revoke-service), or grant to a new role"
+        )
 
 
 def _others(conn: Any, schema: str, role: str, agent: str | None) -> int:

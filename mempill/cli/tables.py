@@ -1,5 +1,8 @@
 """Human-readable output of the command line: aligned tables and short summaries.
 
+Text from the store (subjects, predicates, values, reasons) is shown with its control
+characters escaped (`terminal.visible`), so a heading or a cell stays one line.
+
 Values are shown as compact JSON (so `"42"` and `42` stay distinguishable), times as
 display strings, and claim refs in full so they can be pasted into `end --ref` or
 `audit --claim`.
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mempill.cli.explain import belief_reason, receipt_reason, validity_reason, value_text
+from mempill.cli.terminal import visible
 from mempill.core.dates import format_tx
 from mempill.core.model import (
     AuditPage,
@@ -41,9 +45,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\n", " ")
+    text = "" if value is None else visible(str(value))
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def line(subject: str, predicate: str) -> str:
+    """`subject predicate` for a heading, control characters escaped (`terminal`)."""
+    return f"{visible(subject)} {visible(predicate)}"
 
 
 def window(start: str | None, end: str | None) -> str:
@@ -70,7 +78,7 @@ def slots_table(slots: Sequence[BeliefSlot]) -> str:
 
 
 def projection_text(p: Projection) -> str:
-    head = f"{p.subject} {p.predicate}: {p.status.value}"
+    head = f"{line(p.subject, p.predicate)}: {p.status.value}"
     if p.primary is not None and not p.alternatives:
         head += f" = {value_text(p.primary.value)}"
     parts = [head]
@@ -84,12 +92,12 @@ def projection_text(p: Projection) -> str:
 
 def subject_text(subject: str, projections: Sequence[Projection]) -> str:
     if not projections:
-        return f"{subject}: nothing remembered"
+        return f"{visible(subject)}: nothing remembered"
     rows = []
     for p in projections:
         values = " | ".join(value_text(s.value) for s in p.candidates) or "-"
         rows.append((p.predicate, p.status.value, values, belief_reason(p, END) or ""))
-    return f"{subject}\n" + _indent(table(("PREDICATE", "STATUS", "VALUE", "NOTE"), rows))
+    return f"{visible(subject)}\n" + _indent(table(("PREDICATE", "STATUS", "VALUE", "NOTE"), rows))
 
 
 def receipt_text(receipt: Receipt) -> str:
@@ -103,7 +111,11 @@ def receipt_text(receipt: Receipt) -> str:
 
 
 def end_text(receipts: Sequence[ValidityReceipt], ended: EndFactReceipt | None) -> str:
-    head = "" if ended is None else f"{ended.subject} {ended.predicate} {value_text(ended.value)}\n"
+    head = (
+        ""
+        if ended is None
+        else f"{line(ended.subject, ended.predicate)} {value_text(ended.value)}\n"
+    )
     return head + "\n".join(
         f"{r.disposition.value}  {r.claim_ref}  {validity_reason(r)}" for r in receipts
     )
@@ -111,7 +123,7 @@ def end_text(receipts: Sequence[ValidityReceipt], ended: EndFactReceipt | None) 
 
 def history_text(h: History) -> str:
     if not h.entries:
-        return f"{h.subject} {h.predicate}: no claims"
+        return f"{line(h.subject, h.predicate)}: no claims"
     rows = [
         (
             e.status.value,
@@ -125,7 +137,7 @@ def history_text(h: History) -> str:
         for e in h.entries
     ]
     headers = ("STATUS", "VALUE", "VALID", "SOURCE", "INGEST", "RECORDED", "CLAIM")
-    return f"{h.subject} {h.predicate}\n" + _indent(table(headers, rows))
+    return f"{line(h.subject, h.predicate)}\n" + _indent(table(headers, rows))
 
 
 def audit_text(page: AuditPage) -> str:

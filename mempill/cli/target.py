@@ -10,6 +10,7 @@ call, from that instant) and `MEMPILL_ID_SEED` (seeded claim refs).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from mempill.errors import ConfigError, StorageError, ValidationError
 from mempill.ids import IdFactory, SeededIds, random_ids
 from mempill.openers import open_default, open_default_in_memory, open_directory
 from mempill.ports import OraclePort
+from mempill.secrets import UNPARSEABLE, redact
 
 ENV_DB = "MEMPILL_DB_PATH"
 ENV_PG = "MEMPILL_PG_DSN"
@@ -34,6 +36,11 @@ ENV_CLOCK = "MEMPILL_CLOCK_START"
 ENV_SEED = "MEMPILL_ID_SEED"
 #: A command or one MCP client needs few connections; the store's default is 20.
 PG_POOL_SIZE = 4
+#: What `--pg` with a password is told: other local users can read a process's arguments.
+PASSWORD_IN_ARGUMENTS = (
+    "--pg carries a password, which other local users can read (ps, /proc); put the "
+    f"conninfo in {ENV_PG} or the password in a PGPASSFILE (~/.pgpass) instead"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,12 +61,28 @@ class Target:
         return "sqlite-memory"
 
     def describe(self) -> str:
-        """Where the store is, without credentials (the DSN's password is never shown)."""
+        """Where the store is, without credentials (`mempill.secrets.redact`)."""
         if self.pg:
-            return f"postgres {redact_dsn(self.pg)}"
+            return f"postgres {redact(self.pg)}"
         if self.db:
             return f"{self.kind} {self.db}"
         return "sqlite in memory"
+
+    def __repr__(self) -> str:  # never the DSN itself: it may hold a password
+        return f"Target({self.describe()})"
+
+
+def carries_password(conninfo: str) -> bool:
+    """Whether a conninfo holds a password (one that does not parse: whether it seems to)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return bool(conninfo_to_dict(conninfo).get("password"))
+    except Exception:  # no psycopg, or libpq cannot parse it: look at the text itself
+        return (
+            "password" in conninfo.lower()
+            or re.search(r"://[^/@?#]*:[^/@?#]*@", conninfo) is not None
+        )
 
 
 def names_directory(db: str) -> bool:
@@ -78,13 +101,20 @@ def store_path(db: str) -> Path:
 def resolve_target(
     db: str | None = None, pg: str | None = None, env: Mapping[str, str] | None = None
 ) -> Target:
-    """Flags win over the environment; a SQLite path and a DSN together are a ConfigError."""
+    """Flags win over the environment; a SQLite path and a DSN together are a ConfigError,
+    and so is a DSN libpq cannot parse (its parse error would quote it, password included)."""
     environ = os.environ if env is None else env
     db = db or environ.get(ENV_DB) or None
     pg = pg or environ.get(ENV_PG) or None
     if db and pg:
         raise ConfigError(
             f"give a SQLite path (--db / {ENV_DB}) or a PostgreSQL DSN (--pg / {ENV_PG}), not both"
+        )
+    if pg and redact(pg) == UNPARSEABLE:
+        raise ConfigError(
+            f"--pg / {ENV_PG}: libpq cannot parse the conninfo (not shown: it may hold a "
+            "password); use key=value pairs (quote a value with spaces: 'my secret') or a "
+            "postgresql:// URI"
         )
     return Target(
         db=db,
@@ -133,14 +163,23 @@ def open_target(
     config: EngineConfig | None = None,
     oracle: OraclePort | None = None,
     create: bool = True,
+    read_only: bool = False,
 ) -> Engine:
     """Open the engine a target names; PostgreSQL support is imported only when asked for.
 
     With `create` (the default, as `open_default` / `open_directory` do) a new SQLite
     store is made, missing parent directories included. `create=False` refuses a store
     that does not exist yet (read-only commands must not leave an empty database behind
-    a typo). A path that cannot be created or opened is a StorageError naming it.
+    a typo). `read_only` opens the store read-only (SQLite `mode=ro`, no migration; on
+    PostgreSQL no DDL, read-only transactions): it changes nothing, not even a journal
+    mode, and works on a 0444 file or with a SELECT-only role. A path that cannot be
+    created or opened is a StorageError naming it.
     """
+    if read_only and not target.pg and not target.db:
+        raise ConfigError(
+            f"read-only needs a store (--db / {ENV_DB} or --pg / {ENV_PG}): an in-memory "
+            "one would always be empty"
+        )
     options: dict[str, Any] = {
         "clock": clock or clock_for(target),
         "ids": ids or ids_for(target),
@@ -148,9 +187,10 @@ def open_target(
         "oracle": oracle,
     }
     if target.pg:
-        return _open_postgres(target.pg, options)
+        return _open_postgres(target.pg, options | {"read_only": read_only})
     if not target.db:
         return open_default_in_memory(**options)
+    options["read_only"] = read_only
     path = store_path(target.db)
     directory = names_directory(target.db)
     if not create and not path.exists():
@@ -164,6 +204,10 @@ def open_target(
         reason = e.strerror or str(e)
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
         raise StorageError(f"cannot open database {target.db!r}: {reason}{where}") from e
+    except StorageError as e:  # SQLite's own words ("file is not a database") name no file
+        if str(path) in str(e):
+            raise
+        raise StorageError(f"cannot open database {target.db!r}: {e}") from e
 
 
 def _open_postgres(dsn: str, options: dict[str, Any]) -> Engine:
@@ -200,19 +244,3 @@ def require_owner(engine: Engine, target: Target, agent: str, fix: str) -> str |
             "database file"
         )
     return owner
-
-
-def redact_dsn(dsn: str) -> str:
-    """A DSN with any password replaced by `***` (URI and key=value forms)."""
-    if "://" in dsn:
-        head, _, rest = dsn.partition("://")
-        auth, at, host = rest.rpartition("@")
-        if at and ":" in auth:
-            user = auth.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}"
-        return dsn
-    parts = []
-    for item in dsn.split():
-        key, eq, _ = item.partition("=")
-        parts.append(f"{key}=***" if eq and key.strip().lower() == "password" else item)
-    return " ".join(parts)

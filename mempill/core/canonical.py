@@ -36,6 +36,12 @@ def canonical_json(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
+def fits(text: str, max_bytes: int) -> bool:
+    """`text` takes at most `max_bytes` in UTF-8 (at most 4 bytes a character: only long
+    text is encoded to measure it)."""
+    return len(text) * 4 <= max_bytes or len(text.encode("utf-8")) <= max_bytes
+
+
 def is_clean_text(text: str) -> bool:
     """True when `text` has no U+0000 and no lone surrogate (PostgreSQL stores neither)."""
     if "\x00" in text:

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mempill.core.canonical import canonical_json, inspect_value, is_clean_text
+from mempill.core import limits
+from mempill.core.canonical import canonical_json, fits, inspect_value, is_clean_text
 from mempill.core.config import EngineConfig
 from mempill.core.dates import earlier, format_tx
 from mempill.core.enums import Cardinality, Disposition, Provenance
@@ -21,8 +22,8 @@ from mempill.core.model import ClaimRow, IngestRequest, LedgerEntry
 from mempill.core.view import ClaimView
 from mempill.errors import ConflictError
 
-MAX_KEY_CHARS = 1024
-MAX_VALUE_DEPTH = 64
+MAX_KEY_CHARS = limits.MAX_KEY_CHARS  # named here too: older callers import it from decide
+MAX_VALUE_DEPTH = limits.MAX_VALUE_DEPTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +58,7 @@ def validate(request: IngestRequest, config: EngineConfig) -> tuple[str | None, 
     if reason is not None:
         return reason, None
     text = canonical_json(request.value)
-    # UTF-8 takes at most 4 bytes a character: only long text needs encoding to measure
-    if (
-        len(text) * 4 > config.max_value_bytes
-        and len(text.encode("utf-8")) > config.max_value_bytes
-    ):
+    if not fits(text, config.max_value_bytes):
         return "value_too_large", None
     confidences = (request.value_confidence, effective_time_confidence(request))
     if not all(math.isfinite(c) and 0.0 <= c <= 1.0 for c in confidences):

@@ -23,6 +23,20 @@ from mempill.core.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
 from mempill.core.view import ClaimView, view
 from mempill.core.windows import LiveIndex
 
+#: Estimated memory of one cached row beyond its text (objects, its view, index entries),
+#: measured with tracemalloc on CPython 3.11 (tests/test_security_storage_cache.py checks
+#: the estimate against a measurement). The cache budget `cache_bytes` counts these.
+CLAIM_BYTES = 1500
+ENTRY_BYTES = 450
+ASSERTION_BYTES = 500
+REF_BYTES = 90  # one claim ref (a 36-character str) in a list or dict
+LINE_BYTES = 2200  # a line besides its rows: the state, its index, the cache's entry
+
+
+def text_bytes(text: str) -> int:
+    """Memory of a str's characters: 1 byte each for ASCII, at most 4 otherwise."""
+    return len(text) if text.isascii() else 4 * len(text)
+
 
 @dataclass
 class LineState:
@@ -38,16 +52,20 @@ class LineState:
     index: LiveIndex = field(default_factory=LiveIndex)
     dirty: bool = False  # holds rows of a transaction not yet committed
     accounted: int = 0  # claims the cache has counted for this state
+    weight: int = LINE_BYTES  # estimated bytes held (rows, the line; the cache adds its key)
+    accounted_bytes: int = 0  # bytes the cache has counted for this state
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def apply(self, rows: LineRows) -> None:
         """Append the rows newer than `version`, then refresh the views of touched claims."""
         touched: set[str] = set()
         newest = self.version
+        weight = self.weight
         for claim in rows.claims:
             if claim.stream_seq > self.version:
                 self.claims[claim.claim_ref] = claim
                 touched.add(claim.claim_ref)
+                weight += claim_bytes(claim)
         for entry in rows.entries:
             if entry.stream_seq <= self.version:
                 continue
@@ -57,11 +75,14 @@ class LineState:
             if entry.claim_ref is not None:
                 self.entries.setdefault(entry.claim_ref, []).append(entry)
                 touched.add(entry.claim_ref)
+                weight += ENTRY_BYTES + REF_BYTES * len(entry.rationale.get("contested_with", ()))
         for assertion in rows.assertions:
             if assertion.stream_seq > self.version:
                 self.assertions.setdefault(assertion.claim_ref, []).append(assertion)
                 touched.add(assertion.claim_ref)
+                weight += ASSERTION_BYTES
         self.version = newest
+        self.weight = weight
         if len(touched) == 1:
             ordered: list[str] | set[str] = touched & self.claims.keys()
         else:
@@ -132,3 +153,16 @@ class LineState:
     @property
     def size(self) -> int:
         return len(self.claims)
+
+
+def claim_bytes(claim: ClaimRow) -> int:
+    """Estimated memory of one cached claim: its row, texts, view and index entries (the
+    `text_bytes` of its three texts, inline: this runs for every claim a write caches)."""
+    value, subject, predicate = claim.value, claim.subject, claim.predicate
+    keys = len(subject) + len(predicate)
+    return (
+        CLAIM_BYTES
+        + (len(value) if value.isascii() else 4 * len(value))
+        + (keys if subject.isascii() and predicate.isascii() else 4 * keys)
+        + REF_BYTES * len(claim.derived_from)
+    )

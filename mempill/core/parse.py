@@ -22,18 +22,22 @@ from typing import Any, TypeVar
 from mempill.core.canonical import is_clean_text
 from mempill.core.dates import parse_lenient, utc
 from mempill.core.enums import Cardinality, Criticality, Granularity, Provenance
+from mempill.core.limits import (
+    MAX_AGENT_ID_CHARS,
+    MAX_HANDLE_CHARS,
+    MAX_INT_DIGITS,
+    MAX_KEY_CHARS,
+    MAX_PARENTS,
+    MAX_RECONCILE_LINES,
+    MAX_REF_CHARS,
+    MAX_SEQ,
+    MAX_VALUE_DEPTH,
+)
 from mempill.core.model import IngestRequest, ValidTime
 from mempill.errors import ValidationError
 
-AGENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+AGENT_ID = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_AGENT_ID_CHARS}}}")
 E = TypeVar("E", bound=StrEnum)
-#: The largest stream_seq (and audit cursor or limit): both backends store a signed 64-bit int.
-MAX_SEQ = 2**63 - 1
-#: Python refuses to write an integer of more than 4,300 digits as text (its default
-#: int-to-text limit), so canonical JSON cannot hold one.
-MAX_INT_DIGITS = 4300
-#: How deep `json_value` looks (rule V refuses anything deeper as `value_too_deep`).
-MAX_VALUE_DEPTH = 64
 _SCALARS = (str, float, bool, type(None))
 
 _SHOW = reprlib.Repr()
@@ -119,13 +123,18 @@ def claim_ref(value: Any, what: str = "claim_ref") -> str:
 
 
 def parent_ref(value: Any) -> str:
-    """A derived_from entry: UUIDs are normalised; other strings can only be unknown parents
-    (rule V rejects them), but text no backend can store (U+0000, a lone surrogate) does
-    not parse."""
+    """A derived_from entry: UUIDs are normalised; other short strings can only be unknown
+    parents (rule V rejects them), but text longer than any claim ref (`MAX_REF_CHARS`) or
+    text no backend can store (U+0000, a lone surrogate) does not parse."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if not isinstance(value, str):
         raise ValidationError(f"derived_from: {show(value)} is not a string")
+    if len(value) > MAX_REF_CHARS:
+        raise ValidationError(
+            f"derived_from: an entry of {len(value):,} characters is not a claim ref "
+            f"(a UUID; entries are limited to {MAX_REF_CHARS} characters)"
+        )
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -142,10 +151,26 @@ def text(value: Any, what: str) -> str:
 
 
 def key(value: Any, what: str) -> str:
-    """A subject or predicate to read by (or to end): a clean string. Empty or over-long
-    keys are left to the reads, which find nothing stored under them (rule V rejects them
-    on ingest)."""
-    return text(value, what)
+    """A subject or predicate to read by (or to end): a key a stored claim could have, so
+    clean, non-empty text of at most `MAX_KEY_CHARS` (rule V rejects any other on ingest)."""
+    found = text(value, what)
+    if not found:
+        raise ValidationError(f"{what}: must not be empty")
+    if len(found) > MAX_KEY_CHARS:
+        raise ValidationError(
+            f"{what}: {len(found)} characters; keys are limited to {MAX_KEY_CHARS}"
+        )
+    return found
+
+
+def handle(value: Any, what: str = "handle_id") -> str:
+    """An adjudication handle: clean text of 1 to `MAX_HANDLE_CHARS` characters."""
+    found = text(value, what)
+    if not 0 < len(found) <= MAX_HANDLE_CHARS:
+        raise ValidationError(
+            f"{what}: {len(found):,} characters; a handle has 1 to {MAX_HANDLE_CHARS}"
+        )
+    return found
 
 
 def items(value: Any, what: str) -> Iterable[Any]:
@@ -161,9 +186,14 @@ def whole(value: Any, least: int) -> bool:
 
 
 def lines(value: Any, what: str = "lines") -> list[tuple[str, str]]:
-    """`[(subject, predicate), …]`: pairs of clean strings."""
-    found = []
+    """`[(subject, predicate), …]`: at most `MAX_RECONCILE_LINES` pairs of keys."""
+    found: list[tuple[str, str]] = []
     for pair in items(value, what):
+        if len(found) == MAX_RECONCILE_LINES:  # checked before reading on: any iterable
+            raise ValidationError(
+                f"{what}: more than {MAX_RECONCILE_LINES:,} lines; name at most "
+                f"{MAX_RECONCILE_LINES:,} a call (lines=None covers every line)"
+            )
         if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
             raise ValidationError(f"{what}: {show(pair)} is not a (subject, predicate) pair")
         found.append((key(pair[0], f"{what}.subject"), key(pair[1], f"{what}.predicate")))
@@ -333,6 +363,10 @@ def ingest_request(value: Any) -> IngestRequest:
     derived = raw.get("derived_from") or ()
     if isinstance(derived, (str, bytes)) or not isinstance(derived, (list, tuple)):
         raise ValidationError("derived_from: expected a list of claim refs")
+    if len(derived) > MAX_PARENTS:
+        raise ValidationError(
+            f"derived_from: {len(derived):,} entries; a claim names at most {MAX_PARENTS} parents"
+        )
     ref = raw.get("claim_ref")
     time_confidence = raw.get("valid_time_confidence")
     return IngestRequest(

@@ -11,6 +11,7 @@ from mempill.core.dates import parse_lenient
 from mempill.core.decide import decide_end, decide_invalidate, decide_reopen
 from mempill.core.enums import AssertionKind, Granularity
 from mempill.core.fold import project
+from mempill.core.limits import MAX_VALUE_DEPTH
 from mempill.core.model import BeliefSlot, EndFactReceipt, Projection, ValidityReceipt
 from mempill.engine.batch import Batch
 from mempill.engine.runner import TransactionRunner
@@ -19,6 +20,12 @@ from mempill.errors import ConflictError, NotFoundError, ValidationError
 from mempill.ports import Writer
 
 Instant = datetime | date | str
+#: The public call each kind of assertion comes from (for the read-only refusal).
+WHAT = {
+    AssertionKind.BOUND: "end",
+    AssertionKind.REOPEN: "reopen",
+    AssertionKind.INVALIDATE: "invalidate",
+}
 
 
 def assert_validity(
@@ -32,6 +39,7 @@ def assert_validity(
     granularity: Granularity | None = None,
 ) -> ValidityReceipt:
     """End, reopen or invalidate one claim in one write transaction."""
+    runner.writable(WHAT[kind])
     agent = parse.agent_id(agent_id)
     ref = parse.claim_ref(claim_ref)
     source = parse.provenance(provenance)
@@ -96,6 +104,7 @@ def end_belief(
     confidence: float,
 ) -> EndFactReceipt:
     """`end_fact`: bound every claim of the line's one believed value, in one transaction."""
+    runner.writable("end_fact")
     agent = parse.agent_id(agent_id)
     subject, predicate = key(subject, "subject"), key(predicate, "predicate")
     instant, granularity = parse_lenient(at, "at")
@@ -160,7 +169,7 @@ def _confidence(value: Any) -> float:
 
 def chosen_value(value: Any) -> str:
     """`end_fact(value=…)` as canonical text; a value no claim could hold does not parse."""
-    reason = inspect_value(parse.json_value(value), parse.MAX_VALUE_DEPTH)
+    reason = inspect_value(parse.json_value(value), MAX_VALUE_DEPTH)
     if reason is not None:
         raise ValidationError(f"value: {parse.show(value)} is not a storable value ({reason})")
     return canonical_json(value)

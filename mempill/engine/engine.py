@@ -8,25 +8,22 @@ agent and is retried as a whole on a transient storage error.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
 from mempill.clock import Clock, system_clock
 from mempill.core import parse
-from mempill.core.canonical import canonical_json
 from mempill.core.config import EngineConfig
-from mempill.core.dates import format_tx
 from mempill.core.enums import AssertionKind, Granularity, PendingStatus, Provenance, Verdict
 from mempill.core.fold import history
+from mempill.core.limits import MAX_SEQ
 from mempill.core.model import (
     AdjudicationOutcome,
     AuditPage,
     EndFactReceipt,
     History,
     IngestRequest,
-    LedgerEntry,
     PendingAdjudication,
     Projection,
     Receipt,
@@ -35,8 +32,9 @@ from mempill.core.model import (
     WriteStat,
 )
 from mempill.engine.assertions import Instant, assert_validity, end_belief, end_claim, key
+from mempill.engine.digests import content_digest, ledger_digest
 from mempill.engine.ingest import ingest_requests
-from mempill.engine.linecache import LineCache
+from mempill.engine.linecache import DEFAULT_CACHE_BYTES, LineCache
 from mempill.engine.oracle import OracleLoop, read_snapshot, retrying
 from mempill.engine.runner import RetryPolicy, TransactionRunner
 from mempill.errors import ConfigError, ValidationError
@@ -61,7 +59,8 @@ class Engine:
     method may raise StorageError when the storage layer fails (a read lost to a
     transient failure is retried first, like a write); writes raise ConflictError when
     contention outlives the retries. Each method's docstring names the rest. After any
-    error the engine stays usable.
+    error the engine stays usable. Over a read-only store every call that writes raises
+    ValidationError before touching storage (`reconcile` only reports).
     """
 
     def __init__(
@@ -75,10 +74,15 @@ class Engine:
         ids: IdFactory = random_ids,
         retry: RetryPolicy | None = None,
         cache_claims: int = 50_000,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
-        """`cache_claims` bounds the line cache (about 4 KiB a claim); ConfigError for a
-        collaborator of the wrong kind."""
+        """`cache_claims` and `cache_bytes` bound the line cache (claims held, estimated
+        bytes of rows and keys); ConfigError for a collaborator of the wrong kind."""
         _check_setup(config, clock, ids, retry, cache_claims)
+        if not parse.whole(cache_bytes, 0):
+            raise ConfigError(
+                f"cache_bytes: expected an integer >= 0, got {parse.show(cache_bytes)}"
+            )
         self.runner = TransactionRunner(
             store,
             config=config or EngineConfig(),
@@ -87,6 +91,7 @@ class Engine:
             retry=retry or RetryPolicy(),
             has_oracle=has_oracle(oracle),
             cache_claims=cache_claims,
+            cache_bytes=cache_bytes,
         )
         self.oracle_loop = OracleLoop(self.runner, oracle, vector or NoOpVector())
 
@@ -135,8 +140,10 @@ class Engine:
 
         A request that parses but is not acceptable is a Rejected receipt (rule V). Raises
         ValidationError when it does not parse (a wrong type, an unknown field, a value
-        that is not JSON or has an integer of more than 4,300 digits, a `derived_from`
-        entry with U+0000…); ConflictError, StorageError.
+        that is not JSON or has an integer of more than 4,300 digits, a `derived_from` of
+        more than 256 entries or with one over 64 characters or with U+0000…; the limits
+        are `mempill.core.limits`) or when the engine is read-only; ConflictError,
+        StorageError.
         """
         return ingest_requests(self.runner, self.oracle_loop, [parse.ingest_request(request)])[0]
 
@@ -224,8 +231,8 @@ class Engine:
     ) -> Projection:
         """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`.
 
-        Raises ValidationError (a key with U+0000 or a lone surrogate, a bad date…),
-        StorageError.
+        Raises ValidationError (a key that is empty, over 1,024 characters or with U+0000
+        or a lone surrogate, a bad date…), StorageError.
         """
         agent = parse.agent_id(agent_id)
         subject, predicate = key(subject, "subject"), key(predicate, "predicate")
@@ -297,7 +304,7 @@ class Engine:
         after_seq = parse.count(after_seq, "after_seq", 0)
         limit = parse.count(limit, "limit", 1)
         self.clock()
-        wanted = min(limit + 1, parse.MAX_SEQ)  # one more tells whether a next page exists
+        wanted = min(limit + 1, MAX_SEQ)  # one more tells whether a next page exists
         entries = self.read(agent, lambda r: r.audit(ref, after_seq, wanted))
         more = len(entries) > limit
         entries = entries[:limit]
@@ -308,16 +315,7 @@ class Engine:
     def ledger_digest(self, agent_id: str) -> str:
         """SHA-256 over the agent's ledger entries in stream order (reference §9). Raises
         ValidationError (agent_id), StorageError."""
-        agent = parse.agent_id(agent_id)
-
-        def read(reader: Reader) -> str:
-            digest = hashlib.sha256()
-            for e in reader.ledger():
-                digest.update(canonical_json(_entry_item(e)).encode("utf-8"))
-                digest.update(b"\n")
-            return digest.hexdigest()
-
-        return self.read(agent, read)
+        return self.read(parse.agent_id(agent_id), ledger_digest)
 
     def content_digest(self, agent_id: str) -> str:
         """SHA-256 over everything stored for the agent except timing statistics: the ledger,
@@ -327,13 +325,7 @@ class Engine:
         `external_anchor`; the ledger digest alone would not see a change there.
         Raises ValidationError (agent_id), StorageError.
         """
-        agent = parse.agent_id(agent_id)
-        items = self.read(agent, _content)
-        digest = hashlib.sha256()
-        for item in items:
-            digest.update(canonical_json(item).encode("utf-8"))
-            digest.update(b"\n")
-        return digest.hexdigest()
+        return self.read(parse.agent_id(agent_id), content_digest)
 
     def write_stats(self, agent_id: str) -> tuple[WriteStat, ...]:
         """The agent's write statistics (`record_write_stats=True`). Raises
@@ -364,8 +356,9 @@ class Engine:
     ) -> AdjudicationOutcome:
         """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError.
 
-        Raises ValidationError (a handle that is not clean text, an unknown verdict or
-        provenance), NotFoundError, ConflictError, StorageError.
+        Raises ValidationError (a handle that is not 1-1,024 characters of clean text, an
+        unknown verdict or provenance, a read-only engine), NotFoundError, ConflictError,
+        StorageError.
         """
         return self.oracle_loop.submit_adjudication(
             handle_id, verdict, evidence_provenance, agent_id=agent_id
@@ -396,9 +389,9 @@ class Engine:
     ) -> ReconcileReport:
         """Report each line's status; queue an adjudication for each Contested line without one.
 
-        Never bounds anything. Without an oracle, or with nothing to escalate, it only
-        reads. Raises ValidationError (`lines` not pairs of clean strings), ConflictError,
-        StorageError.
+        Never bounds anything. Without an oracle, on a read-only engine, or with nothing to
+        escalate, it only reads. Raises ValidationError (`lines` not pairs of keys, or more
+        than 10,000 of them), ConflictError, StorageError.
         """
         return self.oracle_loop.reconcile(agent_id, lines)
 
@@ -454,17 +447,6 @@ class Engine:
         return self.query_history(agent_id, subject, predicate, as_of=as_of)
 
 
-def _content(reader: Reader) -> list[list[Any]]:
-    """What the content digest covers, in its order (reference §9)."""
-    items: list[list[Any]] = [["ledger", *_entry_item(e)] for e in reader.ledger()]
-    items += [["claim", c.to_dict()] for c in reader.all_claims()]
-    items += [["assertion", a.to_dict()] for a in reader.all_assertions()]
-    items += [["edge", e.to_dict()] for e in reader.all_edges()]
-    pending = sorted(reader.pending(None), key=lambda p: p.handle_id)
-    items += [["pending", p.to_dict()] for p in pending]
-    return items
-
-
 def _check_setup(config: Any, clock: Any, ids: Any, retry: Any, cache_claims: Any) -> None:
     """The Engine's collaborators are of the right kind (ConfigError otherwise)."""
     if config is not None and not isinstance(config, EngineConfig):
@@ -482,16 +464,3 @@ def _check_setup(config: Any, clock: Any, ids: Any, retry: Any, cache_claims: An
         raise ConfigError("retry: expected a RetryPolicy with attempts >= 1, finite delays >= 0")
     if not parse.whole(cache_claims, 0):
         raise ConfigError(f"cache_claims: expected an integer >= 0, got {parse.show(cache_claims)}")
-
-
-def _entry_item(e: LedgerEntry) -> list[Any]:
-    """A ledger entry as the digests serialize it (reference §9)."""
-    return [
-        e.stream_seq,
-        e.entry_id,
-        e.claim_ref,
-        e.event_kind.value,
-        e.disposition.value,
-        e.rationale,
-        format_tx(e.recorded_at),
-    ]

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from mempill.core.canonical import is_clean_text, safe_json
+from mempill.core.canonical import canonical_json, fits, is_clean_text, safe_json
 from mempill.core.decide import (
-    MAX_KEY_CHARS,
     Candidate,
     decide,
     derivation,
@@ -17,6 +16,7 @@ from mempill.core.decide import (
     validate,
 )
 from mempill.core.enums import Disposition, EdgeKind, EventKind
+from mempill.core.limits import MAX_KEY_CHARS
 from mempill.core.model import ClaimRow, EdgeRow, IngestRequest, LedgerEntry, Receipt
 from mempill.engine.adjudication import queue
 from mempill.engine.batch import Batch
@@ -32,6 +32,7 @@ def ingest_requests(
 ) -> tuple[Receipt, ...]:
     """Ingest requests of one agent in one transaction; notify the oracle after COMMIT."""
     agent = requests[0].agent_id
+    runner.writable("ingest")
     if not runner.store.may_write(agent):
         return tuple(
             Receipt(
@@ -215,7 +216,7 @@ def _rejected(batch: Batch, request: IngestRequest, ref: str, rule: str, reason:
             "route": rule,
             "reason": reason,
             "request_ref": ref,
-            "request": request_summary(request, reason),
+            "request": request_summary(request, reason, batch.config.max_value_bytes),
         },
         claim_ref=None,
         line=(request.subject, request.predicate) if keys_ok else None,
@@ -224,8 +225,10 @@ def _rejected(batch: Batch, request: IngestRequest, ref: str, rule: str, reason:
     return Receipt(claim_ref=ref, disposition=Disposition.REJECTED, reason=reason)
 
 
-def request_summary(request: IngestRequest, reason: str) -> dict[str, Any]:
-    """A storable echo of a rejected request (values too big or deep are left out)."""
+def request_summary(request: IngestRequest, reason: str, max_bytes: int) -> dict[str, Any]:
+    """A storable echo of a rejected request. The value is left out when it is too big or
+    deep, or when its echo would take more than `max_bytes` (a request rejected for its
+    keys is not checked for size first): a rejection never stores more than a claim."""
     summary = safe_json(
         {
             "agent_id": request.agent_id,
@@ -240,7 +243,9 @@ def request_summary(request: IngestRequest, reason: str) -> dict[str, Any]:
         }
     )
     if reason not in ("value_too_large", "value_too_deep"):
-        summary["value"] = safe_json(request.value)
+        echo = safe_json(request.value)
+        if fits(canonical_json(echo), max_bytes):
+            summary["value"] = echo
     return dict(summary)
 
 

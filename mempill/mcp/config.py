@@ -3,8 +3,8 @@
 `MEMPILL_AGENT_ID` is required: the server speaks for exactly one agent, and tools take
 no agent argument, so an agent can never write into another agent's memory.
 `MEMPILL_DB_PATH` / `MEMPILL_PG_DSN` choose the store (neither: in memory), and
-`MEMPILL_READ_ONLY=1` leaves the write tools out. Every problem is a ConfigError with
-a message that says which setting to fix.
+`MEMPILL_READ_ONLY=1` opens an existing store read-only and leaves the write tools out.
+Every problem is a ConfigError with a message that says which setting to fix.
 """
 
 from __future__ import annotations

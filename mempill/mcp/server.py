@@ -29,7 +29,15 @@ from mcp.shared.message import SessionMessage
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 
 from mempill import __version__
-from mempill.cli.target import ENV_AGENT, Target, open_target, require_owner
+from mempill.cli import terminal
+from mempill.cli.target import (
+    ENV_AGENT,
+    PASSWORD_IN_ARGUMENTS,
+    Target,
+    carries_password,
+    open_target,
+    require_owner,
+)
 from mempill.engine import Engine
 from mempill.errors import ConfigError, MempillError
 from mempill.mcp.config import ServerConfig, load_config
@@ -151,9 +159,9 @@ def argument_errors(error: pydantic.ValidationError) -> str:
 
 
 def open_engine(config: ServerConfig) -> Engine:
-    """Open the configured store (creating a new one and its directories, unless read-only)
-    and check that it will take this agent's writes."""
-    engine = open_target(config.target, create=not config.read_only)
+    """Open the configured store (creating a new one and its directories; read-only: an
+    existing one, opened read-only) and check that it belongs to this agent."""
+    engine = open_target(config.target, create=not config.read_only, read_only=config.read_only)
     try:
         require_owner(engine, config.target, config.agent_id, f"set {ENV_AGENT}={{owner}}")
     except Exception:
@@ -174,6 +182,9 @@ def build_server(
     return MemoryServer(tools, read_only=config.read_only)
 
 
+PROG = "mempill mcp"
+
+
 class Arguments(argparse.ArgumentParser):
     """Bad flags are a start-up failure like any other (reported to the client)."""
 
@@ -183,7 +194,7 @@ class Arguments(argparse.ArgumentParser):
 
 def _parser() -> Arguments:
     parser = Arguments(
-        prog="mempill mcp",
+        prog=PROG,
         description="Serve one agent's mempill memory over MCP (stdio). Flags override "
         "MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID and MEMPILL_READ_ONLY.",
     )
@@ -191,7 +202,10 @@ def _parser() -> Arguments:
     parser.add_argument("--pg", metavar="DSN", help="PostgreSQL conninfo instead of SQLite")
     parser.add_argument("--agent", metavar="ID", help="the agent whose memory is served")
     parser.add_argument(
-        "--read-only", action="store_true", default=None, help="leave out the write tools"
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="open the store read-only and leave out the write tools",
     )
     return parser
 
@@ -201,21 +215,29 @@ def start(argv: list[str]) -> tuple[Engine | None, ServerConfig | None, str | No
     config: ServerConfig | None = None
     try:
         args = _parser().parse_args(argv)
+        if args.pg and carries_password(args.pg):
+            terminal.warn(PROG, PASSWORD_IN_ARGUMENTS)
         config = load_config(db=args.db, pg=args.pg, agent=args.agent, read_only=args.read_only)
         return open_engine(config), config, None
     except Exception as e:  # every failure reaches the client; a bug says it is one
         if os.environ.get("MEMPILL_DEBUG"):
             traceback.print_exc()
-        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = terminal.first_line(str(e), type(e).__name__)
         if not isinstance(e, MempillError):
             text = f"internal error: {type(e).__name__}: {text}"
-        print(f"mempill mcp: error: {text}", file=sys.stderr, flush=True)
+        print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
         return None, config, text
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until the client closes stdin; 2 after a start-up failure."""
-    engine, config, failure = start(sys.argv[1:] if argv is None else argv)
+    with terminal.one_line_warnings(PROG):
+        return serve(sys.argv[1:] if argv is None else argv)
+
+
+def serve(argv: list[str]) -> int:
+    """Start, then serve stdio until the client leaves (see `main`)."""
+    engine, config, failure = start(argv)
     if failure is not None and sys.stdin is not None and sys.stdin.isatty():
         return 2  # a person at a terminal, not a client: the line above says it all
     try:

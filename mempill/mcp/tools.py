@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from mempill.cli import checks
-from mempill.cli.checks import MAX_MCP_LIMIT, MAX_SEQ
+from mempill.cli.checks import MAX_MCP_LIMIT
 from mempill.cli.explain import (
     belief_reason,
     receipt_reason,
@@ -31,6 +31,7 @@ from mempill.cli.target import ENV_AGENT, Target, require_owner
 from mempill.core import parse
 from mempill.core.dates import parse_lenient
 from mempill.core.enums import BeliefStatus, Disposition
+from mempill.core.limits import MAX_SEQ
 from mempill.core.model import Projection, Receipt, ValidityReceipt
 from mempill.engine import Engine
 from mempill.errors import MempillError

@@ -23,8 +23,9 @@ from mcp.shared.message import SessionMessage
 
 from mempill.cli.checks import UNCLEAN
 from mempill.core.canonical import is_clean_text
+from mempill.core.limits import MAX_INT_DIGITS
 
-HUGE = "a JSON integer of more than 4300 digits (send it as a string)"
+HUGE = f"a JSON integer of more than {MAX_INT_DIGITS} digits (send it as a string)"
 #: For a line too deep for any parser: the request's id, method and tool name, if visible.
 _FIELD = r'"{}"\s*:\s*(-?\d{{1,18}}|"[^"\\]{{0,200}}")'
 
@@ -105,7 +106,7 @@ def _recover(items: list[dict[str, Any]]) -> Any:
 
 
 def _integer(text: str) -> int | _Huge:
-    return _Huge() if len(text.lstrip("-")) > 4300 else int(text)
+    return _Huge() if len(text.lstrip("-")) > MAX_INT_DIGITS else int(text)
 
 
 def _scan(line: str) -> dict[str, Any]:

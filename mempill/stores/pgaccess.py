@@ -81,12 +81,20 @@ def begin_read(agent_id: str) -> sql.Composed:
 
 
 def grant_script(
-    schema: str, role: str, agent_id: str | None, *, create: bool, password: str | None
+    schema: str,
+    role: str,
+    agent_id: str | None,
+    *,
+    create: bool,
+    password: str | None,
+    read_only: bool = False,
 ) -> list[sql.Composed]:
     """Create `role` if asked (LOGIN; with a password when one is given) and let it reach
     one agent (`agent_id`) or, as a service role, the agent of each transaction (None):
     schema usage, SELECT and INSERT on the agent tables, UPDATE of the outbox columns,
-    SELECT of the version and role tables. No UPDATE/DELETE of append-only rows, no DDL."""
+    SELECT of the version and role tables. No UPDATE/DELETE of append-only rows, no DDL.
+    `read_only`: SELECT alone (no INSERT, no UPDATE), for `open_postgres(read_only=True)`;
+    a role granted more before keeps it (revoke first)."""
     ident, schema_ident = sql.Identifier(role), sql.Identifier(schema)
     script: list[sql.Composed] = []
     if create:
@@ -106,10 +114,17 @@ def grant_script(
             sql.Identifier(schema, "mempill_roles"),
             ident,
         ),
-        sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(tables, ident),
-        sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(
-            columns, sql.Identifier(schema, "pending_adjudications"), ident
-        ),
+        sql.SQL(
+            "GRANT SELECT ON {} TO {}" if read_only else "GRANT SELECT, INSERT ON {} TO {}"
+        ).format(tables, ident),
+    ]
+    if not read_only:
+        script.append(
+            sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(
+                columns, sql.Identifier(schema, "pending_adjudications"), ident
+            )
+        )
+    script += [
         sql.SQL(
             "INSERT INTO {} (role_name, agent_id, kind) VALUES ({}, {}, {}) "
             "ON CONFLICT (role_name, agent_id) DO NOTHING"

@@ -34,6 +34,9 @@ from mempill.errors import (
     StorageError,
     TransientStorageError,
 )
+from mempill.ports import read_only_error
+from mempill.secrets import check_transport, scrub
+from mempill.secrets import redact as describe
 from mempill.stores.pgaccess import (
     EVERY_AGENT,
     SCOPED_TRY_LOCK,
@@ -41,7 +44,9 @@ from mempill.stores.pgaccess import (
     begin_read,
     read_access,
 )
-from mempill.stores.sql import SQL, SqlSession, embedded_migrations
+from mempill.stores.pgschema import apply_migrations, check_schema
+from mempill.stores.pgschema import migrations as embedded
+from mempill.stores.sql import SQL, SqlSession
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 LAB_SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
@@ -57,12 +62,8 @@ TRANSIENT_SQLSTATES = {
 }
 LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-MIGRATION_KEY = "hashtextextended('mempill.migrations:' || current_schema(), 0)"
-VERSION_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-)
 ZERO = timedelta(0)
+migrations = embedded  # (version, name, sql) of the embedded postgres migrations
 MAX_TIMEOUT = 86_400  # seconds: longer waits are refused (and would overflow libpq's int)
 
 
@@ -163,79 +164,6 @@ def translate(error: BaseException) -> StorageError:
     return StorageError(f"postgres: {message}")
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of the embedded postgres migrations, in order."""
-    return embedded_migrations("postgres")
-
-
-def apply_migrations(conn: Connection) -> tuple[int, ...]:
-    """Apply the missing migrations in the current schema; return the versions applied.
-
-    Runs on an autocommit connection under a session advisory lock keyed by the schema,
-    so concurrent first connects apply each migration exactly once; each migration and
-    its schema_migrations row commit together.
-    """
-    schema = _creation_schema(conn)
-    if _current(conn, schema):
-        return ()  # nothing to do and no DDL: a runtime role (no CREATE) may open it
-    conn.execute(f"SELECT pg_advisory_lock({MIGRATION_KEY})")
-    try:
-        conn.execute(VERSION_TABLE)
-        done = []
-        for version, name, script in _missing(conn, schema):
-            with conn.transaction():
-                conn.execute(script)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
-                )
-            done.append(version)
-        return tuple(done)
-    finally:
-        with suppress(psycopg.Error):
-            conn.execute(f"SELECT pg_advisory_unlock({MIGRATION_KEY})")
-
-
-def _creation_schema(conn: Connection) -> str:
-    """The schema new tables go to; a search_path naming no existing schema is an error."""
-    row = conn.execute("SELECT current_schema()").fetchone()
-    if row is None or row[0] is None:
-        path = conn.execute("SHOW search_path").fetchone()
-        raise StorageError(
-            f"postgres: no schema to create tables in; search_path {path and path[0]!r} "
-            "names no existing schema"
-        )
-    return str(row[0])
-
-
-def _current(conn: Connection, schema: str) -> bool:
-    """True when every embedded migration is recorded (read without any lock or DDL)."""
-    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-    return bool(row and row[0]) and not _missing(conn, schema)
-
-
-def _missing(conn: Connection, schema: str) -> list[tuple[int, str, str]]:
-    """The embedded migrations not applied yet; a schema newer than the code is refused."""
-    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
-    known = migrations()
-    newest = max(version for version, _, _ in known)
-    if applied and max(applied) > newest:
-        raise StorageError(
-            f"postgres: schema {schema!r} is at migration {max(applied)}, newer than this "
-            f"mempill knows ({newest}); upgrade mempill"
-        )
-    return [m for m in known if m[0] not in applied]
-
-
-def describe(conninfo: str) -> str:
-    """The server a conninfo names, without secrets, for error messages."""
-    try:
-        params = conninfo_to_dict(conninfo)
-    except psycopg.Error:
-        return "an unparseable conninfo"
-    shown = ("host", "hostaddr", "port", "dbname", "user", "sslmode", "sslrootcert")
-    return " ".join(f"{k}={params[k]}" for k in shown if params.get(k)) or "libpq defaults"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolSettings:
     """Validated pool and connection settings of one PostgresStore."""
@@ -282,18 +210,37 @@ class PostgresStore:
     backend = "postgres"
 
     def __init__(
-        self, conninfo: str, settings: PoolSettings | None = None, *, record_stats: bool = False
+        self,
+        conninfo: str,
+        settings: PoolSettings | None = None,
+        *,
+        record_stats: bool = False,
+        read_only: bool = False,
     ) -> None:
-        """Connect once (clear errors, migrations), then open the pool and wait for it."""
+        """Connect once (clear errors, migrations), then open the pool and wait for it.
+
+        `read_only`: no migration, no DDL, no migration lock: the schema version is only
+        checked, in a read-only transaction, and every pooled connection defaults to
+        read-only transactions; a role with SELECT alone (`grant_script(read_only=True)`)
+        can read. An InsecureConnectionWarning says when a remote host is reached without
+        `sslmode=verify-full`."""
         if not isinstance(conninfo, str):
             raise ConfigError(f"conninfo must be a string, got {type(conninfo).__name__}")
+        if not isinstance(read_only, bool):
+            raise ConfigError(f"read_only must be True or False, got {show(read_only)}")
         try:
             params = conninfo_to_dict(conninfo)
-        except psycopg.Error as e:
-            raise ConfigError(f"invalid PostgreSQL conninfo: {e}") from e
+        except psycopg.Error:
+            # libpq's parse error quotes the string, which may hold a password: not shown.
+            raise ConfigError(
+                "invalid PostgreSQL conninfo: libpq cannot parse it (not shown: it may hold "
+                "a password); use key=value pairs or a postgresql:// URI"
+            ) from None
         self.settings = settings or PoolSettings()
         self.record_stats = record_stats
+        self.read_only = read_only
         self._where = describe(conninfo)
+        check_transport(conninfo)
         self._kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": self.settings.libpq_timeout,
@@ -323,22 +270,33 @@ class PostgresStore:
             ) from e
 
     def _migrate(self, conninfo: str) -> tuple[int, ...]:
-        """Apply missing migrations, then read what the connected role may reach."""
+        """Apply missing migrations (read-only: check that none is missing), then read what
+        the connected role may reach."""
         try:
             conn = psycopg.connect(conninfo, **self._kwargs)
         except psycopg.Error as e:
-            raise StorageError(f"postgres: cannot connect to {self._where}: {e}") from e
+            message = scrub(str(e), conninfo)
+            raise StorageError(f"postgres: cannot connect to {self._where}: {message}") from e
+        doing = "reading the schema version of" if self.read_only else "migrating"
         try:
             with conn:
-                applied = apply_migrations(conn)
+                applied = () if self.read_only else apply_migrations(conn)
+                if self.read_only:
+                    check_schema(conn, self._where)
                 self.access: Access = read_access(conn)
                 return applied
         except psycopg.Error as e:
-            raise StorageError(f"postgres: migrating {self._where} failed: {e}") from e
+            error = translate(e)
+            raise type(error)(
+                f"postgres: {doing} {self._where} failed: {scrub(str(e), conninfo)}"
+            ) from e
 
     def _configure(self, conn: Connection) -> None:
-        """Every new pooled connection: UTC session time zone, optional lab durability."""
+        """Every new pooled connection: UTC session time zone, read-only transactions for a
+        read-only store, optional lab durability."""
         conn.execute("SET TIME ZONE 'UTC'")
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = on")
         if self.settings.synchronous_commit is not None:
             conn.execute(
                 "SELECT set_config('synchronous_commit', %s, false)",
@@ -360,6 +318,8 @@ class PostgresStore:
     def write(self, agent_id: str) -> Iterator[SqlSession]:
         """BEGIN, the agent's advisory lock, the caller's work (a write_stats row when
         recorded), COMMIT."""
+        if self.read_only:
+            raise read_only_error("write")
         self.access.check(agent_id)
         with self._connection() as conn:
             try:
@@ -405,8 +365,9 @@ class PostgresStore:
 
     def may_write(self, agent_id: str) -> bool:
         """A shared database is never bound to one agent; a role granted some agents
-        only (row-level security) writes only those (others are Rejected/write_authority)."""
-        return self.access.allows(agent_id)
+        only (row-level security) writes only those (others are Rejected/write_authority).
+        A read-only store writes nothing."""
+        return not self.read_only and self.access.allows(agent_id)
 
     def _column(self, key: str, *params: Any) -> list[str]:
         """A store-wide query, scoped to every agent the role may reach."""
@@ -438,7 +399,8 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         size = f"{self.settings.min_size}..{self.settings.max_size}"
-        return f"<PostgresStore {self._where} pool={size}>"
+        mode = " read-only" if self.read_only else ""
+        return f"<PostgresStore {self._where} pool={size}{mode}>"
 
 
 def _lock_agent(cursor: psycopg.Cursor[Any], agent_id: str) -> tuple[int, int]:

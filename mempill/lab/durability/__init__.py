@@ -2,7 +2,8 @@
 
 `crash` is the command (`python -m mempill.lab crash`); `trials` runs one trial of a
 configuration; `workload`, `writer` and `check` are the claims written, the writer process
-and the checks after recovery; `mount`, `powerfs` and `overlay` are the FUSE power-cut
+and the checks after recovery; `mount`, `powerfs`, `overlay`, `backing` (paths that never
+leave the backing directory) and `fusedev` (a mount for one user) are the FUSE power-cut
 layer; `postgres` runs PostgreSQL clusters; `procs` process helpers; `report` the figures;
 `threaded` the multi-threaded trials (N writer threads on one Engine, M agents).
 """

@@ -349,7 +349,7 @@ def execute(
         if args.backend == "postgres":
             from mempill.lab.durability.postgres import make_template
 
-            workdir.chmod(0o755)  # the server's user must reach the template
+            workdir.chmod(0o711)  # the server's user must reach the template (not list it)
             template = make_template(workdir)
         total = sum(n for _, n in chosen)
         with tqdm(total=total, desc="trials", unit="trial", file=sys.stderr) as bar:

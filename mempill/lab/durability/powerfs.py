@@ -8,9 +8,15 @@ immediately, so it cannot catch a missing directory fsync). A *cut* discards eve
 overlay and makes every later operation fail with EIO: the backing directory is then
 exactly the image a power cut would have left on disk.
 
-Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT`; it prints `ready` when mounted
-and reads commands on stdin: `cut` (answers with a JSON line of what was discarded) and
-`stats`. EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount` drives it.
+Least privilege: the mount has no `allow_other` (only its user's processes can use it);
+run as root, the server mounts for USER and serves as USER (`fusedev`); every backing path
+is opened relative to a descriptor of the backing root without following symlinks
+(`backing`), so a link planted in the backing tree cannot redirect a write outside it.
+
+Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER]`; it prints
+`ready` when mounted and reads commands on stdin: `cut` (answers with a JSON line of what
+was discarded) and `stats`. EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount`
+drives it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mempill.lab.durability import fusedev
+from mempill.lab.durability.backing import Backing
 from mempill.lab.durability.overlay import FileState
 
 STATVFS_FIELDS = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files",
@@ -45,7 +53,7 @@ class VolatileFS:
     use_ns = True
 
     def __init__(self, root: str, on_mount: Callable[[], None] | None = None) -> None:
-        self.root = os.path.realpath(root)
+        self.backing = Backing(os.path.realpath(root))
         self.on_mount = on_mount
         self._mutex = threading.Lock()
         self._states: dict[str, FileState] = {}
@@ -56,19 +64,19 @@ class VolatileFS:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _real(self, path: str) -> str:
-        return os.path.join(self.root, path.lstrip("/"))
-
     def _check(self) -> None:
         if self.frozen:
             raise _error(errno.EIO)
 
-    def _state(self, path: str) -> FileState:
+    def _state(self, path: str, fd: int | None = None) -> FileState:
+        """The open state of `path`; `fd`: a descriptor just opened on it (by `create`)."""
         state = self._states.get(path)
         if state is None:
-            fd = os.open(self._real(path), os.O_RDWR)
+            fd = self.backing.open(path, os.O_RDWR) if fd is None else fd
             size = os.fstat(fd).st_size
             state = self._states[path] = FileState(fd=fd, size=size, visible=size)
+        elif fd is not None:
+            os.close(fd)
         return state
 
     def _forget(self, state: FileState) -> None:
@@ -88,13 +96,12 @@ class VolatileFS:
         if state is not None and state.opens == 0:
             os.close(state.fd)
 
-    @staticmethod
-    def _owned(real: str) -> None:
+    def _owned(self, path: str) -> None:
         """Give a new entry to the calling process's user (PostgreSQL must open it later)."""
         from mfusepy import fuse_get_context
 
         uid, gid, _ = fuse_get_context()
-        os.lchown(real, uid, gid)
+        self.backing.chown(path, uid, gid)
 
     def init(self, path: str) -> None:
         if self.on_mount is not None:
@@ -112,7 +119,7 @@ class VolatileFS:
             if state is not None and fh is not None:
                 result = os.fstat(state.fd)
             elif path is not None:
-                result = os.lstat(self._real(path))
+                result = self.backing.lstat(path)
             else:
                 raise _error(errno.ENOENT)
             attrs = {name: getattr(result, name) for name in STAT_FIELDS}
@@ -123,32 +130,32 @@ class VolatileFS:
     def readdir(self, path: str, fh: int) -> list[str]:
         with self._mutex:
             self._check()
-            return [".", "..", *os.listdir(self._real(path))]
+            return [".", "..", *self.backing.listdir(path)]
 
     def readlink(self, path: str) -> str:
-        return os.readlink(self._real(path))
+        return self.backing.readlink(path)
 
     def statfs(self, path: str) -> dict[str, int]:
-        found = os.statvfs(self._real(path))
+        found = self.backing.statvfs()
         return {name: getattr(found, name) for name in STATVFS_FIELDS}
 
     def mkdir(self, path: str, mode: int) -> None:
         with self._mutex:
             self._check()
-            os.mkdir(self._real(path), mode)
-            self._owned(self._real(path))
+            self.backing.mkdir(path, mode)
+            self._owned(path)
 
     def mknod(self, path: str, mode: int, dev: int) -> None:
         with self._mutex:
             self._check()
-            os.mknod(self._real(path), mode, dev)
-            self._owned(self._real(path))
+            self.backing.mknod(path, mode, dev)
+            self._owned(path)
 
     def symlink(self, target: str, source: str) -> None:
         with self._mutex:
             self._check()
-            os.symlink(source, self._real(target))
-            self._owned(self._real(target))
+            self.backing.symlink(target, source)
+            self._owned(target)
 
     def link(self, target: str, source: str) -> None:
         raise _error(errno.EPERM)  # hard links would alias overlays; nothing we test uses them
@@ -156,18 +163,18 @@ class VolatileFS:
     def rmdir(self, path: str) -> None:
         with self._mutex:
             self._check()
-            os.rmdir(self._real(path))
+            self.backing.rmdir(path)
 
     def unlink(self, path: str) -> None:
         with self._mutex:
             self._check()
-            os.unlink(self._real(path))
+            self.backing.unlink(path)
             self._discard(self._states.pop(path, None))
 
     def rename(self, old: str, new: str) -> None:
         with self._mutex:
             self._check()
-            os.rename(self._real(old), self._real(new))
+            self.backing.rename(old, new)
             self._discard(self._states.pop(new, None))
             for key in [k for k in self._states if k == old or k.startswith(old + "/")]:
                 self._states[new + key[len(old) :]] = self._states.pop(key)
@@ -175,20 +182,17 @@ class VolatileFS:
     def chmod(self, path: str, mode: int) -> None:
         with self._mutex:
             self._check()
-            os.chmod(self._real(path), mode)
+            self.backing.chmod(path, mode)
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         with self._mutex:
             self._check()
-            os.lchown(self._real(path), uid, gid)
+            self.backing.chown(path, uid, gid)
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
         with self._mutex:
             self._check()
-            if times is None:
-                os.utime(self._real(path), follow_symlinks=False)
-            else:
-                os.utime(self._real(path), ns=times, follow_symlinks=False)
+            self.backing.utime(path, times)
 
     # ---------------------------------------------------------------- file data
 
@@ -210,9 +214,11 @@ class VolatileFS:
     def create(self, path: str, mode: int, flags: int = 0) -> int:
         with self._mutex:
             self._check()
-            real = self._real(path)
-            os.close(os.open(real, os.O_CREAT | os.O_WRONLY, mode))
-            self._owned(real)
+            # keep the creating descriptor: a file created 0400 cannot be reopened O_RDWR
+            # by a server that is not root
+            fd = self.backing.open(path, os.O_CREAT | os.O_RDWR, mode)
+            self._owned(path)
+            self._state(path, fd)
             return self._open_handle(path, flags)
 
     def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
@@ -304,26 +310,34 @@ def _control(fs: VolatileFS, mountpoint: str) -> None:
     subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False)
 
 
-def serve(backing: str, mountpoint: str) -> None:
-    """Mount `backing` at `mountpoint` (foreground, multithreaded) until unmounted."""
+def serve(backing: str, mountpoint: str, user: str | None = None) -> None:
+    """Mount `backing` at `mountpoint` for `user` (default: this process's user) and serve
+    it (foreground, multithreaded) until unmounted; as root, serve as `user`."""
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
     from mfusepy import FUSE
 
-    backing, mountpoint = (
-        os.path.abspath(backing),
-        os.path.abspath(mountpoint),
-    )  # libfuse chdirs to /
+    backing, mountpoint = os.path.abspath(backing), os.path.abspath(mountpoint)  # libfuse: cd /
 
     def mounted() -> None:
         print("ready", flush=True)
         threading.Thread(target=_control, args=(fs, mountpoint), daemon=True).start()
 
+    uid, gid = fusedev.identity(user)
     fs = VolatileFS(backing, on_mount=mounted)
-    FUSE(fs, mountpoint, foreground=True, allow_other=True, default_permissions=True)
+    target = mountpoint
+    if os.geteuid() == 0:
+        target = f"/dev/fd/{fusedev.mount(backing, mountpoint, uid, gid)}"
+        fusedev.drop_to(uid, gid)
+    elif uid != os.geteuid():
+        raise SystemExit(f"powerfs: only root can serve a mount for another user ({user})")
+    FUSE(fs, target, foreground=True, default_permissions=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print("usage: python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print(
+            "usage: python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER]",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
-    serve(sys.argv[1], sys.argv[2])
+    serve(*sys.argv[1:])

@@ -1,0 +1,101 @@
+"""The PostgreSQL schema: embedded migrations applied under an advisory lock, or (for a
+read-only store) only checked, in a read-only transaction."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+import psycopg
+
+from mempill.errors import StorageError
+from mempill.stores.sql import embedded_migrations
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+MIGRATION_KEY = "hashtextextended('mempill.migrations:' || current_schema(), 0)"
+VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of the embedded postgres migrations, in order."""
+    return embedded_migrations("postgres")
+
+
+def apply_migrations(conn: Connection) -> tuple[int, ...]:
+    """Apply the missing migrations in the current schema; return the versions applied.
+
+    Runs on an autocommit connection under a session advisory lock keyed by the schema,
+    so concurrent first connects apply each migration exactly once; each migration and
+    its schema_migrations row commit together.
+    """
+    schema = _creation_schema(conn)
+    if _current(conn, schema):
+        return ()  # nothing to do and no DDL: a runtime role (no CREATE) may open it
+    conn.execute(f"SELECT pg_advisory_lock({MIGRATION_KEY})")
+    try:
+        conn.execute(VERSION_TABLE)
+        done = []
+        for version, name, script in _missing(conn, schema):
+            with conn.transaction():
+                conn.execute(script)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name)
+                )
+            done.append(version)
+        return tuple(done)
+    finally:
+        with suppress(psycopg.Error):
+            conn.execute(f"SELECT pg_advisory_unlock({MIGRATION_KEY})")
+
+
+def check_schema(conn: Connection, where: str) -> None:
+    """Read-only: every embedded migration must be recorded. One READ ONLY transaction,
+    no lock, no DDL: a role with USAGE and SELECT alone may run it."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        schema = _creation_schema(conn)
+        if _current(conn, schema):
+            return
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        missing = [v for v, _, _ in migrations()]
+        if exists and exists[0]:
+            missing = [v for v, _, _ in _missing(conn, schema)]
+    raise StorageError(
+        f"postgres: schema {schema!r} of {where} needs migration(s) "
+        f"{', '.join(map(str, missing))}; a read-only store runs none: open it once without "
+        "read_only, as the schema's owner, to migrate it"
+    )
+
+
+def _creation_schema(conn: Connection) -> str:
+    """The schema new tables go to; a search_path naming no existing schema is an error."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    if row is None or row[0] is None:
+        path = conn.execute("SHOW search_path").fetchone()
+        raise StorageError(
+            f"postgres: no schema to create tables in; search_path {path and path[0]!r} "
+            "names no existing schema (that this role has USAGE on)"
+        )
+    return str(row[0])
+
+
+def _current(conn: Connection, schema: str) -> bool:
+    """True when every embedded migration is recorded (read without any lock or DDL)."""
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    return bool(row and row[0]) and not _missing(conn, schema)
+
+
+def _missing(conn: Connection, schema: str) -> list[tuple[int, str, str]]:
+    """The embedded migrations not applied yet; a schema newer than the code is refused."""
+    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
+    known = migrations()
+    newest = max(version for version, _, _ in known)
+    if applied and max(applied) > newest:
+        raise StorageError(
+            f"postgres: schema {schema!r} is at migration {max(applied)}, newer than this "
+            f"mempill knows ({newest}); upgrade mempill"
+        )
+    return [m for m in known if m[0] not in applied]
