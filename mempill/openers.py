@@ -7,7 +7,6 @@ engine. `open_postgres` imports psycopg only when called (the postgres extra).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from mempill import extras
@@ -15,7 +14,6 @@ from mempill.clock import Clock, system_clock
 from mempill.core.config import EngineConfig
 from mempill.engine import Engine, RetryPolicy
 from mempill.engine.linecache import DEFAULT_CACHE_BYTES
-from mempill.errors import StorageError
 from mempill.ids import IdFactory, random_ids
 from mempill.ports import OraclePort, Store, VectorPort
 from mempill.stores.sqlite import SQLiteStore
@@ -51,15 +49,6 @@ def _engine(
         raise
 
 
-def _sqlite(make: Callable[[], SQLiteStore]) -> SQLiteStore:
-    """The SQLite store `make` opens; an OSError that escapes it (a path the file system
-    refuses, e.g. too long) is a StorageError, so no opener raises a raw OSError."""
-    try:
-        return make()
-    except OSError as e:
-        raise StorageError(f"sqlite: cannot open the store: {e}") from e
-
-
 def open_default(
     path: PathLike,
     *,
@@ -82,9 +71,7 @@ def open_default(
     writes, and every write call raises ValidationError. `cache_claims` and `cache_bytes`
     bound the line cache. A new file is created 0600 (its folders 0700).
     """
-    store = _sqlite(
-        lambda: SQLiteStore(path=path, record_stats=record_write_stats, read_only=read_only)
-    )
+    store = SQLiteStore(path=path, record_stats=record_write_stats, read_only=read_only)
     return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 
 
@@ -110,14 +97,12 @@ def open_directory(
     the file-descriptor limit when smaller); the least recently used idle one is closed
     and reopened on demand. `read_only` as for `open_default`.
     """
-    store = _sqlite(
-        lambda: SQLiteStore(
-            directory=base_dir,
-            serialize_all_writes=serialize_all_writes,
-            record_stats=record_write_stats,
-            read_only=read_only,
-            max_open_agents=max_open_agents,
-        )
+    store = SQLiteStore(
+        directory=base_dir,
+        serialize_all_writes=serialize_all_writes,
+        record_stats=record_write_stats,
+        read_only=read_only,
+        max_open_agents=max_open_agents,
     )
     return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -34,6 +35,15 @@ def redact(conninfo: str) -> str:
     return shown or "libpq defaults"
 
 
+def has_password(conninfo: str) -> bool:
+    """Whether a conninfo carries a password (one libpq cannot parse: whether it seems to)."""
+    params = _parsed(conninfo)
+    if params is not None:
+        return bool(params.get("password"))
+    return "password" in conninfo.lower() or re.search(_URI_USERINFO, conninfo) is not None
+
+
+_URI_USERINFO = r"://[^/@?#]*:[^/@?#]*@"  # postgresql://user:secret@host
 #: Keys whose values are secret: scrubbed from any text a driver error carries.
 SECRET_KEYS = ("password", "sslpassword")
 #: Secret values shorter than this are not scrubbed (they would blank ordinary words).

@@ -28,7 +28,6 @@ from mempill.cli.target import (
     ENV_PG,
     PASSWORD_IN_ARGUMENTS,
     bound_agent,
-    carries_password,
     open_target,
     require_owner,
     resolve_agent,
@@ -43,6 +42,7 @@ from mempill.errors import (
     StorageError,
     ValidationError,
 )
+from mempill.secrets import has_password
 
 Handler = Callable[[Session, argparse.Namespace], Output]
 #: commands that write, and so may create a SQLite store (and its directories) if missing
@@ -223,7 +223,7 @@ def handler(command: str) -> Handler:
 
 
 def run(args: argparse.Namespace) -> Output:
-    if args.pg and carries_password(args.pg):
+    if args.pg and has_password(args.pg):
         terminal.warn("mempill", PASSWORD_IN_ARGUMENTS)
     target = resolve_target(args.db, args.pg)
     if target.kind == "sqlite-memory":

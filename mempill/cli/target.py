@@ -10,7 +10,6 @@ call, from that instant) and `MEMPILL_ID_SEED` (seeded claim refs).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,19 +69,6 @@ class Target:
 
     def __repr__(self) -> str:  # never the DSN itself: it may hold a password
         return f"Target({self.describe()})"
-
-
-def carries_password(conninfo: str) -> bool:
-    """Whether a conninfo holds a password (one that does not parse: whether it seems to)."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        return bool(conninfo_to_dict(conninfo).get("password"))
-    except Exception:  # no psycopg, or libpq cannot parse it: look at the text itself
-        return (
-            "password" in conninfo.lower()
-            or re.search(r"://[^/@?#]*:[^/@?#]*@", conninfo) is not None
-        )
 
 
 def names_directory(db: str) -> bool:

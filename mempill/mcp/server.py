@@ -34,7 +34,6 @@ from mempill.cli.target import (
     ENV_AGENT,
     PASSWORD_IN_ARGUMENTS,
     Target,
-    carries_password,
     open_target,
     require_owner,
 )
@@ -43,6 +42,7 @@ from mempill.errors import ConfigError, MempillError
 from mempill.mcp.config import ServerConfig, load_config
 from mempill.mcp.tools import MemoryTools
 from mempill.mcp.transport import relay
+from mempill.secrets import has_password
 
 INSTRUCTIONS = """\
 mempill is your long-term memory: an append-only store of facts as (subject, predicate,
@@ -215,7 +215,7 @@ def start(argv: list[str]) -> tuple[Engine | None, ServerConfig | None, str | No
     config: ServerConfig | None = None
     try:
         args = _parser().parse_args(argv)
-        if args.pg and carries_password(args.pg):
+        if args.pg and has_password(args.pg):
             terminal.warn(PROG, PASSWORD_IN_ARGUMENTS)
         config = load_config(db=args.db, pg=args.pg, agent=args.agent, read_only=args.read_only)
         return open_engine(config), config, None

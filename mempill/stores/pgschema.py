@@ -32,7 +32,7 @@ def apply_migrations(conn: Connection) -> tuple[int, ...]:
     its schema_migrations row commit together.
     """
     schema = _creation_schema(conn)
-    if _current(conn, schema):
+    if not _pending(conn, schema):
         return ()  # nothing to do and no DDL: a runtime role (no CREATE) may open it
     conn.execute(f"SELECT pg_advisory_lock({MIGRATION_KEY})")
     try:
@@ -57,12 +57,9 @@ def check_schema(conn: Connection, where: str) -> None:
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
         schema = _creation_schema(conn)
-        if _current(conn, schema):
-            return
-        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        missing = [v for v, _, _ in migrations()]
-        if exists and exists[0]:
-            missing = [v for v, _, _ in _missing(conn, schema)]
+        missing = [version for version, _, _ in _pending(conn, schema)]
+    if not missing:
+        return
     raise StorageError(
         f"postgres: schema {schema!r} of {where} needs migration(s) "
         f"{', '.join(map(str, missing))}; a read-only store runs none: open it once without "
@@ -82,10 +79,11 @@ def _creation_schema(conn: Connection) -> str:
     return str(row[0])
 
 
-def _current(conn: Connection, schema: str) -> bool:
-    """True when every embedded migration is recorded (read without any lock or DDL)."""
+def _pending(conn: Connection, schema: str) -> list[tuple[int, str, str]]:
+    """The embedded migrations not recorded yet (all of them before the version table
+    exists), read without any lock or DDL."""
     row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-    return bool(row and row[0]) and not _missing(conn, schema)
+    return _missing(conn, schema) if row and row[0] else migrations()
 
 
 def _missing(conn: Connection, schema: str) -> list[tuple[int, str, str]]:

@@ -35,8 +35,7 @@ from mempill.errors import (
     TransientStorageError,
 )
 from mempill.ports import read_only_error
-from mempill.secrets import check_transport, scrub
-from mempill.secrets import redact as describe
+from mempill.secrets import check_transport, redact, scrub
 from mempill.stores.pgaccess import (
     EVERY_AGENT,
     SCOPED_TRY_LOCK,
@@ -45,7 +44,6 @@ from mempill.stores.pgaccess import (
     read_access,
 )
 from mempill.stores.pgschema import apply_migrations, check_schema
-from mempill.stores.pgschema import migrations as embedded
 from mempill.stores.sql import SQL, SqlSession
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -63,7 +61,6 @@ TRANSIENT_SQLSTATES = {
 LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 ZERO = timedelta(0)
-migrations = embedded  # (version, name, sql) of the embedded postgres migrations
 MAX_TIMEOUT = 86_400  # seconds: longer waits are refused (and would overflow libpq's int)
 
 
@@ -239,7 +236,7 @@ class PostgresStore:
         self.settings = settings or PoolSettings()
         self.record_stats = record_stats
         self.read_only = read_only
-        self._where = describe(conninfo)
+        self._where = redact(conninfo)
         check_transport(conninfo)
         self._kwargs: dict[str, Any] = {
             "autocommit": True,

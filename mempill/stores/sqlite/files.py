@@ -33,7 +33,8 @@ def make_folder(folder: Path) -> None:
     """Create `folder` and its missing parents 0700; existing ones are left as they are."""
     missing = []
     for part in (folder, *folder.parents):
-        if part.exists():
+        # os.path.exists, not Path.exists: the latter raises on a name too long to look up
+        if os.path.exists(part):
             break
         missing.append(part)
     for part in reversed(missing):
