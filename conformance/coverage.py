@@ -93,6 +93,15 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("oracle/notify_pending", "§6", "notify_pending retries the oracle"),
     ("reconcile/escalated", "§6", "reconcile queues an adjudication for a Contested line"),
     ("reconcile/report_only", "§6", "reconcile without an oracle only reports"),
+    ("time/snapshot_as_of", "§12", "a query as of a snapshot sees exactly the writes up to it"),
+    ("time/snapshot_position", "§12", "a token naming a position inside one transaction"),
+    ("time/timeline", "§12", "query_timeline: a line's belief over valid time, as segments"),
+    ("time/timeline_as_of", "§12", "query_timeline as of a past position"),
+    ("time/changes", "§12", "query_changes: lines touched, belief before and after"),
+    ("time/changes_after", "§12", "query_changes after a snapshot"),
+    ("time/changes_paged", "§12", "query_changes with a next cursor"),
+    ("erase/line", "§12", "erase one line of a subject"),
+    ("erase/subject", "§12", "erase every line of a subject"),
 )
 RULE_IDS = tuple(r[0] for r in RULES)
 
@@ -192,6 +201,8 @@ def _write_rules(name: str, result: Any, header: Header) -> Iterable[str]:
             yield "oracle/notify_failed"
     if name in ("end", "reopen", "invalidate") and result.get("no_op"):
         yield f"{name}/no_op"
+    if name == "erase" and result["lines"]:
+        yield "erase/line" if result.get("predicate") else "erase/subject"
     if name == "notify" and result:
         yield "oracle/notify_pending"
     if name == "reconcile":
@@ -214,6 +225,20 @@ def _read_rules(
     if name == "query_history":
         yield from (f"history/{e['status']}" for e in result["entries"])
     yield from (f"query/{key}" for key in ("as_of", "valid_at") if key in op)
+    if name == "query_timeline":
+        yield "time/timeline"
+        if "as_of" in op:
+            yield "time/timeline_as_of"
+        for segment in result["segments"]:
+            yield f"status/{segment['status']}"
+    if name == "query_changes":
+        yield "time/changes_after" if "after" in op else "time/changes"
+        if result["next_cursor"] is not None:
+            yield "time/changes_paged"
+    if any(str(op.get(k, "")).startswith("$") for k in ("as_of", "since", "until", "after")):
+        yield "time/snapshot_as_of"
+    if str(op.get("as_of", "")).startswith("snapshot:"):
+        yield "time/snapshot_position"
     if name == "query_audit":
         if "claim_ref" in op:
             yield "query/audit_claim"

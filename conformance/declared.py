@@ -28,6 +28,12 @@ Keys (unknown keys are a stream error, so a typo never passes silently):
 * `reconcile`: `escalations`, `statuses` (a map `subject/predicate` → status).
 * `sweep`, `notify`: `result` (the count). `list_pending`: `count`. `oracle_requests`:
   `count`.
+* `snapshot`: `stream_seq`.
+* `query_timeline`: `segments` — `[valid_from, valid_until, status, value]` per segment, in
+  order (RFC 3339 instants or null for an open end).
+* `query_changes`: `lines` (`subject/predicate` in feed order), `next_cursor`, `before` and
+  `after` (maps `subject/predicate` → `[status, value]`).
+* `erase`: `lines` (`subject/predicate`, sorted), `claims`, `entries`.
 """
 
 from __future__ import annotations
@@ -65,13 +71,17 @@ KEYS: dict[str, set[str]] = {
     "notify": {"result"},
     "list_pending": {"count"},
     "oracle_requests": {"count"},
+    "snapshot": {"stream_seq"},
+    "query_timeline": {"segments"},
+    "query_changes": {"lines", "next_cursor", "before", "after"},
+    "erase": {"lines", "claims", "entries"},
 }
 #: Operations whose outcome a scenario must declare: every write and every belief read.
 MUST_DECLARE = frozenset(
     {
         "ingest", "ingest_many", "end", "end_fact", "reopen", "invalidate",
         "submit_adjudication", "reconcile", "sweep", "query_memory", "query_subject",
-        "query_history",
+        "query_history", "query_timeline", "query_changes", "erase",
     }
 )  # fmt: skip
 
@@ -203,6 +213,8 @@ class Checker:
             return [r["disposition"] for r in items]
         if key == "reasons":
             return [r["reason"] for r in result]
+        if kind == "erase" and key in ("claims", "entries"):
+            return result[key]
         if key == "entries":
             return [[e["value"], e["status"]] for e in result["entries"]]
         if key == "seqs":
@@ -213,11 +225,30 @@ class Checker:
             return {
                 f"{line['subject']}/{line['predicate']}": line["status"] for line in result["lines"]
             }
+        if key == "segments":
+            return [
+                [g["valid_from"], g["valid_until"], g["status"], g["value"]]
+                for g in result["segments"]
+            ]
+        if key == "lines" and kind == "query_changes":
+            return [f"{c['subject']}/{c['predicate']}" for c in result["changes"]]
+        if key == "lines" and kind == "erase":
+            return [f"{s}/{p}" for s, p in result["lines"]]
+        if key in ("before", "after"):
+            return {
+                f"{c['subject']}/{c['predicate']}": [c[key]["status"], _primary(c[key])]
+                for c in result["changes"]
+            }
         if key == "result":
             return result
         if key == "count":
             return len(result)
         return result.get(key) if isinstance(result, dict) else None
+
+
+def _primary(projection: Mapping[str, Any]) -> Any:
+    primary = projection["primary"]
+    return None if primary is None else primary["value"]
 
 
 def _summary(p: Mapping[str, Any], key: str) -> Any:

@@ -39,7 +39,7 @@ BASE = settings(
 #: property tests of the suite keep their own settings.
 PROFILES = {
     "dev": settings(BASE, max_examples=15, stateful_step_count=25, derandomize=True),
-    "ci": settings(BASE, max_examples=260, stateful_step_count=35, derandomize=True, database=None),
+    "ci": settings(BASE, max_examples=260, stateful_step_count=40, derandomize=True, database=None),
     "deep": settings(BASE, max_examples=2000, stateful_step_count=80),
 }
 

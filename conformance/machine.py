@@ -34,6 +34,17 @@ from hypothesis.stateful import (
 
 from conformance.diff import explain
 from conformance.engines import machine_engine
+from conformance.machine_reads import (
+    AGENT,
+    AGENTS,
+    BOOLEANS,
+    DATE,
+    PREDICATE,
+    PREDICATES,
+    SUBJECT,
+    SUBJECTS,
+    ReadRules,
+)
 from conformance.session import HarnessSession, OutboxState
 from mempill.core.model import Receipt, ReconcileReport
 from mempill.streams import Header, OpRecord, Stream, dump_stream
@@ -41,11 +52,7 @@ from mempill.streams import Header, OpRecord, Stream, dump_stream
 START = datetime(2026, 1, 1, tzinfo=UTC)
 #: Failing examples are saved here; copy one into data/regressions/ to replay it forever.
 REGRESSIONS = Path("build/regressions")
-AGENTS = ("a1", "a2")
-SUBJECTS = ("s1", "s2")
-PREDICATES = ("p1", "p2")
 VALUES = ("x", "y", 1, 1.0, {"k": 1}, ["m"], None)
-DATES = ("2020", "2020-07-01", "2021", "2022-03", "2026-01-01T00:01:00Z", "2026-06")
 PROVENANCES = (
     "External:UserAsserted",
     "External:UserAsserted",
@@ -122,13 +129,8 @@ window = st.sampled_from(WINDOWS)
 #: strategy on first use, which, repeated at every step, cost a tenth of the machine's time.
 #: The same strategies draw the same values from the same choices.
 claims = Bundle("claims")
-BOOLEANS = st.booleans()
-AGENT = st.sampled_from(AGENTS)
-SUBJECT = st.sampled_from(SUBJECTS)
-PREDICATE = st.sampled_from(PREDICATES)
 VALUE = st.sampled_from(VALUES)
 VERDICT = st.sampled_from(("Affirm", "Deny", "Unknown"))
-DATE = st.sampled_from(DATES)
 PARENTS = st.lists(claims.map(lambda claim: claim[1]), max_size=2)
 EIGHTHS = st.integers(0, 7)
 
@@ -154,7 +156,7 @@ def request_strategy(agent: str | None, hot: bool) -> st.SearchStrategy[dict[str
     )
 
 
-class DifferentialMachine(RuleBasedStateMachine):
+class DifferentialMachine(ReadRules, RuleBasedStateMachine):
     """Every backend in `BACKENDS` gets the same operations; they must agree after each."""
 
     BACKENDS: tuple[str, ...] = ("sqlite-mem", "sqlite-file")
@@ -168,6 +170,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.clean = True  # False while an operation runs: it raised if still False after
         self.handles: list[str] = []
         self.written = 0  # claims written: reads and reconciles wait for the first one
+        self.snapshots: dict[str, list[str]] = {}  # agent -> `$label`s of its snapshots
         self.header = Header(name="hypothesis", clock_start=START)
         STATS.examples += 1
 
@@ -320,7 +323,7 @@ class DifferentialMachine(RuleBasedStateMachine):
     @rule(
         claim=claims,
         cross=st.sampled_from((False, False, False, True)),
-        at=st.sampled_from(DATES),
+        at=DATE,
         provenance=st.sampled_from(("External:UserAsserted",) * 3 + ("ModelDerived",)),
         whole_line=st.sampled_from((False, False, False, True)),
     )
@@ -423,6 +426,21 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.run({"op": kind, "seconds": seconds} if kind == "advance" else {"op": kind})
 
     @precondition(lambda self: self.written > 0)
+    @rule(agent=AGENT, subject=SUBJECT, predicate=st.none() | PREDICATE, rare=EIGHTHS)
+    def erase(self, agent: str, subject: str, predicate: str | None, rare: int) -> None:
+        """Erase a line or a subject (one draw in eight): the one write that changes rows in
+        place, so the digests are compared right after it (see DIGEST_EVERY)."""
+        if rare:
+            return
+        op: dict[str, Any] = {"op": "erase", "agent_id": agent, "subject": subject}
+        self.run(
+            {**op, "reason": "machine"}
+            if predicate is None
+            else {**op, "predicate": predicate, "reason": "machine"}
+        )
+        self.compare_digests()
+
+    @precondition(lambda self: self.written > 0)
     @rule(agent=st.sampled_from(AGENTS), one_line=st.booleans())
     def reconcile(self, agent: str, one_line: bool) -> None:
         op: dict[str, Any] = {"op": "reconcile", "agent_id": agent}
@@ -434,44 +452,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             found = [f"{label}.{i}" for i, line in enumerate(result.lines) if line.handle_id]
             self.handles.extend(found)
 
-    # ------------------------------------------------------------ reads
-
-    def _instants(self, data: st.DataObject) -> dict[str, str]:
-        readings = next(iter(self.sessions.values())).readings
-        earlier = [f"@{i}" for i, moment in enumerate(readings, 1) if moment is not None]
-        chosen: dict[str, str] = {}
-        past: bool = data.draw(BOOLEANS)
-        if earlier and past:
-            chosen["as_of"] = data.draw(st.sampled_from(earlier))
-        if data.draw(BOOLEANS):
-            chosen["valid_at"] = data.draw(DATE)
-        return chosen
-
-    @precondition(lambda self: self.written > 0)
-    @rule(
-        data=st.data(),
-        agent=st.sampled_from(AGENTS),
-        subject=st.sampled_from(SUBJECTS),
-        predicate=st.sampled_from(PREDICATES),
-        kind=st.sampled_from(("query_memory", "query_subject", "query_history")),
-    )
-    def query(
-        self, data: st.DataObject, agent: str, subject: str, predicate: str, kind: str
-    ) -> None:
-        op: dict[str, Any] = {"op": kind, "agent_id": agent, "subject": subject}
-        if kind != "query_subject":
-            op["predicate"] = predicate
-        instants = self._instants(data)
-        if kind == "query_history":
-            instants.pop("valid_at", None)
-        self.run({**op, **instants})
-
-    @precondition(lambda self: self.written > 0)
-    @rule(data=st.data(), history=st.booleans())
-    def query_hot(self, data: st.DataObject, history: bool) -> None:
-        """Reads of the hot line, where most collisions happen."""
-        kind = "query_history" if history else "query_memory"
-        self.query(data, "a1", SUBJECTS[0], PREDICATES[0], kind)
+    # ------------------------------------------------------------ reads (more in machine_reads.py)
 
     @precondition(lambda self: self.written > 0)
     @rule(

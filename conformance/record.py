@@ -41,6 +41,19 @@ def outline(op: Mapping[str, Any], record: Mapping[str, Any]) -> str:
     elif isinstance(result, dict) and "disposition" in result:
         no_op = " (no-op)" if result.get("no_op") else ""
         text = f"{result['disposition']}/{result.get('reason')}{no_op}"
+    elif name == "erase":
+        lines = ", ".join(f"{s}/{p}" for s, p in result["lines"]) or "nothing"
+        text = f"erased {lines}: {result['claims']} claims, {result['entries']} entries"
+    elif name == "query_timeline":
+        text = "; ".join(
+            f"[{g['valid_from']}, {g['valid_until']}) {g['status']} {g['value']!r}"
+            for g in result["segments"]
+        )
+    elif name == "query_changes":
+        text = ", ".join(
+            f"{c['subject']}/{c['predicate']} {c['before']['status']}->{c['after']['status']}"
+            for c in result["changes"]
+        )
     elif isinstance(result, dict) and "lines" in result:
         text = ", ".join(f"{x['subject']}/{x['predicate']}:{x['status']}" for x in result["lines"])
         text += f" escalations={result['escalations']}"

@@ -35,6 +35,7 @@ from mempill.core.model import (
     ValidTime,
     WriteStat,
 )
+from mempill.core.travel import Change, ChangesPage, ErasureReceipt, Segment, Snapshot, Timeline
 from mempill.engine import Engine, RetryPolicy
 from mempill.errors import (
     ConfigError,
@@ -61,6 +62,8 @@ __all__ = [
     "BeliefSlot",
     "BeliefStatus",
     "Cardinality",
+    "Change",
+    "ChangesPage",
     "Clock",
     "ConfigError",
     "ConflictError",
@@ -70,6 +73,7 @@ __all__ = [
     "EndFactReceipt",
     "Engine",
     "EngineConfig",
+    "ErasureReceipt",
     "EventKind",
     "Granularity",
     "History",
@@ -96,8 +100,11 @@ __all__ = [
     "ReconcileReport",
     "RetryPolicy",
     "SeededIds",
+    "Segment",
+    "Snapshot",
     "SteppingClock",
     "StorageError",
+    "Timeline",
     "TransientStorageError",
     "ValidTime",
     "ValidationError",

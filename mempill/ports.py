@@ -18,6 +18,7 @@ from mempill.core.model import (
     PendingAdjudication,
     WriteStat,
 )
+from mempill.core.travel import Cut
 from mempill.errors import ValidationError
 
 
@@ -38,7 +39,19 @@ class Reader(Protocol):
 
     def children(self, claim_ref: str) -> tuple[str, ...]: ...
 
-    def predicates(self, subject: str, as_of: datetime | None = None) -> tuple[str, ...]: ...
+    def predicates(self, subject: str, cut: Cut | None = None) -> tuple[str, ...]: ...
+
+    def head(self) -> tuple[int, datetime | None]:
+        """The last stream_seq and its transaction time ((0, None) for an empty ledger)."""
+        ...
+
+    def seq_at(self, moment: datetime) -> int:
+        """The stream_seq of the last entry recorded at or before `moment` (0: none)."""
+        ...
+
+    def window(self, after_seq: int, until_seq: int) -> tuple[LedgerEntry, ...]:
+        """The entries with `after_seq < stream_seq <= until_seq`, in stream order."""
+        ...
 
     def lines(self) -> tuple[tuple[str, str], ...]: ...
 
@@ -68,8 +81,6 @@ class Reader(Protocol):
 class Writer(Reader, Protocol):
     """A write transaction of one agent: append-only rows plus the outbox status."""
 
-    def head(self) -> tuple[int, datetime | None]: ...
-
     def line_versions(self, lines: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The version of each line (0 for an empty one), in one statement."""
         ...
@@ -91,6 +102,15 @@ class Writer(Reader, Protocol):
     def set_pending_status(self, handle_id: str, status: PendingStatus) -> None: ...
 
     def set_pending_notified(self, handle_id: str) -> None: ...
+
+    def erasable(self, subject: str) -> tuple[str, ...]:
+        """The predicates of the subject's lines holding more than erasure records."""
+        ...
+
+    def erase_line(self, subject: str, predicate: str, marker_seq: int) -> tuple[int, int]:
+        """Erasure, the one exception to append-only (docs/erasure.md): scrub the line's
+        rows in place; (claim rows, ledger entries) scrubbed."""
+        ...
 
 
 class Store(Protocol):
@@ -124,6 +144,12 @@ class Store(Protocol):
 
     def find_handle(self, handle_id: str) -> str | None:
         """The agent owning an adjudication handle, or None."""
+        ...
+
+    def purge(self, agent_id: str) -> None:
+        """After an erasure committed: make the scrubbed bytes unreadable from the store's
+        own files where the backend can (SQLite: VACUUM and a truncating WAL checkpoint;
+        PostgreSQL and memory: nothing, see docs/erasure.md)."""
         ...
 
     def close(self) -> None: ...

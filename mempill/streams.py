@@ -2,8 +2,8 @@
 
 A stream is one JSON object per line: a header (clock start and step, id seed, config
 overrides, oracle behaviour, default agent), then one operation per line. Operations
-name earlier results symbolically — `"$paris"` is the claim ref (or handle) of the
-operation labelled `"as": "paris"`, `"$3"` that of operation 3, `"$3.1"` the second
+name earlier results symbolically — `"$paris"` is the claim ref (or handle, or snapshot
+token) of the operation labelled `"as": "paris"`, `"$3"` that of operation 3, `"$3.1"` the second
 receipt of an `ingest_many`, `"@paris"` the instant the clock gave that operation — so
 scenarios stay readable and replay byte-identically. Every result, error and ledger
 entry an operation produces serializes to canonical JSON, the unit of comparison.
@@ -37,7 +37,7 @@ DEFAULT_START = "2026-01-01T00:00:00Z"
 SINGLE_FILE = "single-file"  # a header topology: one SQLite file bound to its first agent
 _REF = re.compile(r"^\$([A-Za-z0-9_-]+)(?:\.(\d+))?$")
 _COMMON = frozenset({"op", "as", "note", "expect"})  # `expect`: see conformance/declared.py
-INSTANT_KEYS = ("at", "as_of", "valid_at")
+INSTANT_KEYS = ("at", "as_of", "valid_at", "valid_from", "valid_until", "since", "until", "after")
 #: operation -> (engine method, positional arguments, keyword arguments). A positional
 #: `agent_id` defaults to the header's agent; operations without a method act on the lab
 #: itself (the clock, the oracle).
@@ -60,6 +60,18 @@ CALLS: dict[str, tuple[str, str, str]] = {
     "query_subject": ("query_subject", "agent_id subject", "as_of valid_at"),
     "query_history": ("query_history", "agent_id subject predicate", "as_of"),
     "query_audit": ("query_audit", "agent_id", "claim_ref after_seq limit"),
+    "snapshot": ("snapshot", "agent_id", ""),
+    "query_timeline": (
+        "query_timeline",
+        "agent_id subject predicate",
+        "valid_from valid_until as_of",
+    ),
+    "query_changes": (
+        "query_changes",
+        "agent_id",
+        "since until after subject predicate valid_at cursor limit",
+    ),
+    "erase": ("erase", "agent_id subject", "predicate reason"),
     "list_pending": ("list_pending", "", "agent_id status"),
     "digest": ("ledger_digest", "agent_id", ""),
     "advance": ("", "", "seconds days"),
@@ -426,7 +438,10 @@ class Session:
         return found
 
     def instant(self, value: Any) -> Any:
-        """`@label` → the first clock reading of that operation; anything else as written."""
+        """`@label` → the first clock reading of that operation; `$label` → the token of the
+        snapshot that operation took; anything else as written."""
+        if isinstance(value, str) and _REF.match(value):
+            return self.ref(value, "token")
         if not isinstance(value, str) or not value.startswith("@"):
             return value
         found = _REF.match("$" + value[1:])

@@ -2,28 +2,32 @@
 # # Bitemporal explorer
 #
 # One line — `(agent, subject, predicate)` — seen on both time axes at once: **valid
-# time** (when a fact held in the world, supplied by the caller) runs left to right,
-# **transaction time** (when the memory learned it, stamped by the engine) runs bottom
-# to top. Each rectangle is one claim's effective window during a span of tx time,
-# coloured by its disposition; a hatched outline is an untrusted window (no trusted
-# start), which holds at every instant. The picture is computed by the engine's own
-# fold at every tx time the line changed.
+# time** (when a fact held in the world, supplied by the caller) and **transaction
+# time** (when the memory learned it, stamped by the engine). Everything drawn here is
+# the engine's own answer, never a re-implementation: `query_timeline` gives the line's
+# belief across valid time as of any ledger position (a `Snapshot`), and
+# `query_changes` gives the ledger entries that moved it, with the belief before and
+# after.
 
 # %%
 # %matplotlib inline
 import tempfile
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import duckdb
+import pandas as pd
+from IPython.display import display
 
 import mempill
-from mempill import open_postgres
+from mempill import Snapshot, open_postgres
 from mempill.lab import ledgers, plots
 from mempill.lab.notebooks import scale
 from mempill.lab.servers import fresh_schema, postgres_dsn
 
 AGENT, SUBJECT, PREDICATE = "hr-bot", "bob", "employer"
 JOBS = scale(3, 12)  # extra successive jobs after the story below
+GLOBEX_YEARS = "2019-06-01"  # a valid instant inside Globex's years, for the changes feed
 
 
 def deterministic() -> dict[str, object]:
@@ -33,46 +37,172 @@ def deterministic() -> dict[str, object]:
 
 # %% [markdown]
 # ## A story with corrections
-# A succession, an untrusted rumour that contests it, an end date learned later, a
-# low-confidence report, the rumour invalidated, then a run of successive jobs.
+# A succession (Acme, then Globex), an untrusted rumour with no valid time (Initech) that
+# contests both, an end date for Globex learned later, a low-confidence report (Hooli)
+# that stays pending, the rumour invalidated, then a run of successive jobs. After each
+# chapter the story takes a `snapshot`: a position in the ledger that any query accepts
+# as `as_of`.
 
 
 # %%
-def story(memory: mempill.Engine) -> None:
+def story(memory: mempill.Engine) -> list[tuple[str, Snapshot]]:
     def job(value: str, start: str, end: str | None = None, **options: object) -> mempill.Receipt:
         return memory.remember(
             AGENT, SUBJECT, PREDICATE, value, valid_from=start, valid_until=end, **options
         )
 
+    chapters = [("start", memory.snapshot(AGENT))]
+
+    def chapter(name: str) -> None:
+        chapters.append((name, memory.snapshot(AGENT)))
+
     job("Acme", "2015-02", "2018-09")
     globex = job("Globex", "2018-09")
+    chapter("Acme, then Globex")
     rumour = memory.remember(AGENT, SUBJECT, PREDICATE, "Initech")  # no valid time
+    chapter("the Initech rumour")
     memory.end(AGENT, globex.claim_ref, "2021-04")
+    chapter("Globex ended 2021-04")
     job("Hooli", "2021-04", confidence=0.2, valid_time_confidence=0.9)  # a doubtful report
+    chapter("a doubtful Hooli report")
     memory.invalidate(AGENT, rumour.claim_ref)
+    chapter("the rumour invalidated")
     for year in range(2022, 2022 + JOBS):
         job(f"Startup {year - 2021}", f"{year}-01", f"{year + 1}-01")
+    chapter("successive startups")
+    return chapters
 
 
-workdir = tempfile.mkdtemp(prefix="mempill-bitemporal-")
-sqlite_memory = mempill.open_directory(workdir, **deterministic())
-story(sqlite_memory)
-sqlite_memory.history(AGENT, SUBJECT, PREDICATE)
+workdir = tempfile.TemporaryDirectory(prefix="mempill-bitemporal-")
+sqlite_memory = mempill.open_directory(workdir.name, **deterministic())
+chapters = story(sqlite_memory)
+pd.DataFrame(
+    [(name, s.stream_seq, s.tx_time, s.token) for name, s in chapters],
+    columns=["after chapter", "stream_seq", "tx_time (UTC)", "token"],
+)
 
 # %% [markdown]
-# ## The timeline
+# ## Claims versus belief
+# `history` lists the **claims** and what became of each (`state`, `status`). A claim's
+# ingest disposition is how its write was received — Globex was `CommittedCheap` — and
+# says nothing about what the memory believes at a given instant. That is the
+# **timeline**: valid time cut into segments, each with a belief status (`Resolved`,
+# `TimingUncertain`, `Contested`, `NoBelief`) and its value or candidates.
 
 # %%
-spans = plots.bitemporal_spans(sqlite_memory, AGENT, SUBJECT, PREDICATE)
-spans.head(12)
+sqlite_memory.history(AGENT, SUBJECT, PREDICATE)
 
 # %%
-plots.bitemporal_timeline(spans, title=f"{SUBJECT} / {PREDICATE} on SQLite")
+now = sqlite_memory.query_timeline(AGENT, SUBJECT, PREDICATE)
+plots.timeline_frame(now)
+
+# %% [markdown]
+# The same line as of the snapshot taken just after the rumour: the rumour has no valid
+# time, so it holds at every instant — it contests Acme and Globex inside their windows
+# and is the only (timing-uncertain) candidate outside them.
+
+# %%
+rumour_snapshot = dict(chapters)["the Initech rumour"]
+plots.timeline_frame(sqlite_memory.query_timeline(AGENT, SUBJECT, PREDICATE, as_of=rumour_snapshot))
+
+# %% [markdown]
+# ## The changes feed
+# `query_changes(after=snapshot, until=snapshot)` lists each line a window of the ledger
+# touched, its entries there, and its belief before and after the window at one valid
+# instant (here mid-2019, during Globex's years). One row per chapter:
+
+
+# %%
+def belief(projection: mempill.Projection) -> str:
+    values = " | ".join(str(c.value) for c in projection.candidates)
+    return f"{projection.status.value} {values}".strip()
+
+
+def feed(memory: mempill.Engine) -> pd.DataFrame:
+    rows = []
+    for (_, start), (name, end) in pairwise(chapters):
+        page = memory.query_changes(AGENT, after=start, until=end, valid_at=GLOBEX_YEARS)
+        for change in page.changes:
+            entries = [f"{plots.event_action(e)} → {e.disposition.value}" for e in change.entries]
+            rows.append(
+                {
+                    "chapter": name,
+                    "subject": change.subject,
+                    "predicate": change.predicate,
+                    "entries (action → disposition)": "; ".join(entries),
+                    f"before (valid {GLOBEX_YEARS})": belief(change.before),
+                    f"after (valid {GLOBEX_YEARS})": belief(change.after),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+with pd.option_context("display.max_colwidth", 120):
+    display(feed(sqlite_memory))
+
+# %% [markdown]
+# ## Belief on both axes
+# `bitemporal_segments` asks `query_timeline` at every ledger position that touched the
+# line (the entries of `query_changes`) and keeps a segment as one row while it stays the
+# same; `line_events` lists those entries.
+
+# %%
+segments = plots.bitemporal_segments(sqlite_memory, AGENT, SUBJECT, PREDICATE)
+events = plots.line_events(sqlite_memory, AGENT, SUBJECT, PREDICATE)
+segments.head(12)
+
+# %% [markdown]
+# **What to look at.** Read the figure bottom to top, one horizontal slice per ledger
+# event (markers on the right). Each slice is the whole timeline as believed then: a
+# partition of valid time, so no rectangle hides another. At the bottom Acme and then
+# Globex are green (`Resolved`). The rumour (●, written `Contested`) turns the band red
+# (`Contested`, both candidates written in) wherever Acme or Globex held, and orange
+# (`TimingUncertain`, Initech alone) everywhere else, out to both open ends (◂ ▸).
+# Globex's end (▼) shortens its red band to 2021-04 and hands the years after it to the
+# rumour alone. The doubtful Hooli report changes nothing — it is pending, not believed.
+# The invalidation (◆) clears the rumour: Acme and Globex are green again up to the top
+# edge (still believed now), and 2021-04 onwards is blank — no belief, since Hooli is
+# still pending — until each startup adds its green year. The cell below prints these
+# moments from the data.
+
+# %%
+plots.bitemporal_timeline(segments, events, title=f"{SUBJECT} / {PREDICATE} on SQLite")
+
+# %%
+globex_rows = segments[segments["candidates"].str.contains("Globex")]
+contested = globex_rows[globex_rows["status"] == "Contested"]
+invalidated = events[events["action"] == "invalidate"]["recorded_at"].iloc[0]
+print(
+    "Globex contested from tx", contested["tx_from"].min(), "until tx", contested["tx_until"].max()
+)
+print("the rumour invalidated at tx", invalidated)
+assert contested["tx_until"].max() == invalidated
+
+# %% [markdown]
+# ## What the memory believes now
+# The latest timeline as one strip across valid time (the top edge of the figure above).
+
+# %%
+VALID_RANGE = (datetime(2014, 1, 1, tzinfo=UTC), datetime(2023 + JOBS, 1, 1, tzinfo=UTC))
+plots.belief_strip(
+    now, title=f"{SUBJECT} / {PREDICATE}: what the memory believes now", valid_range=VALID_RANGE
+)
+
+# %% [markdown]
+# And the same strip as of the rumour's snapshot (a slice of the figure above): every
+# year held something, but nothing was settled.
+
+# %%
+plots.belief_strip(
+    sqlite_memory.query_timeline(AGENT, SUBJECT, PREDICATE, as_of=rumour_snapshot),
+    title=f"{SUBJECT} / {PREDICATE}: believed just after the rumour",
+    valid_range=VALID_RANGE,
+)
 
 # %% [markdown]
 # ## The same line on PostgreSQL
-# Same story, same clock and ids: the spans — every window and state at every tx time —
-# are identical.
+# Same story, same clock and ids: every segment at every position, and every ledger
+# event, are identical.
 
 # %%
 with (
@@ -80,10 +210,12 @@ with (
     open_postgres(dsn, **deterministic()) as pg_memory,
 ):
     story(pg_memory)
-    pg_spans = plots.bitemporal_spans(pg_memory, AGENT, SUBJECT, PREDICATE)
+    pg_segments = plots.bitemporal_segments(pg_memory, AGENT, SUBJECT, PREDICATE)
+    pg_events = plots.line_events(pg_memory, AGENT, SUBJECT, PREDICATE)
     pg_tables = ledgers.load_all(pg_memory)
-print("identical spans on SQLite and PostgreSQL:", pg_spans.equals(spans))
-assert pg_spans.equals(spans)
+same = pg_segments.equals(segments) and pg_events.equals(events)
+print("identical segments and events on SQLite and PostgreSQL:", same)
+assert same
 
 # %% [markdown]
 # ## The ledger as data
@@ -101,4 +233,6 @@ ledgers.register(pg_tables, duckdb.default_connection())
 duckdb.sql("select disposition, count(*) as entries from ledger group by all order by all").df()
 
 # %%
+con.close()
 sqlite_memory.close()
+workdir.cleanup()

@@ -373,6 +373,59 @@ def b_query_history(data: Draw, world: World) -> Callable[[Twin], Any]:
 
 
 CURSORS = [-1, 2**63 - 1, 2**63, 10**400, 10**5000, 1.0, True, "1", None, math.inf]
+#: Snapshot tokens: the agent "alice"'s (valid shape, any position) and broken ones.
+TOKENS: list[Any] = [
+    "snapshot:0@-#2bd806c97f0e", "snapshot:2@2026-01-01T00:00:01.000000Z#2bd806c97f0e",
+    "snapshot:99@2026-01-01T00:00:01.000000Z#2bd806c97f0e",
+    "snapshot:1@2026-01-01T00:00:01.000000Z#000000000000", "snapshot:", "snapshot:-1@-#x",
+    f"snapshot:{2**63}@2026-01-01T00:00:01.000000Z#2bd806c97f0e", "snapshot:0@2026#2bd806c97f0e",
+    "snapshot:1@9999-12-31T23:59:59.999999Z#2bd806c97f0e", "SNAPSHOT:1@-#2bd806c97f0e",
+]  # fmt: skip
+
+
+def cut(data: Draw, what: str) -> Any:
+    """An `as_of`-like argument: a moment or a snapshot token, valid or hostile."""
+    return data.draw(hostile([None, *VALID_DATES, *TOKENS[:3]], TOKENS, DATES, WRONG), what)
+
+
+def b_snapshot(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    return lambda t: t.engine.snapshot(a)
+
+
+def b_query_timeline(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a, s, p = agent(data), key(data, ["s"], "subject"), key(data, ["city", "age"], "predicate")
+    kw = dates(data, "valid_from", "valid_until")
+    if data.draw(st.booleans(), "pass as_of"):
+        kw["as_of"] = cut(data, "as_of")
+    return lambda t: t.engine.query_timeline(a, s, p, **kw)
+
+
+def b_erase(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a, s = agent(data), key(data, ["s", "t", "nobody"], "subject")
+    kw = kwargs(
+        data,
+        predicate=hostile([None, "city", "age"], TEXTS, NUMBERS, WRONG),
+        reason=hostile(["asked to forget", "x" * 1024], ["", " ", "x" * 1025], TEXTS, WRONG),
+    )
+    kw.setdefault("reason", "asked to forget")
+    return lambda t: t.engine.erase(a, s, **kw)
+
+
+def b_query_changes(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    kw = kwargs(
+        data,
+        since=hostile([None, *VALID_DATES, *TOKENS[:3]], TOKENS, DATES, WRONG),
+        until=hostile([None, *VALID_DATES, *TOKENS[:3]], TOKENS, DATES, WRONG),
+        after=hostile([None, *TOKENS[:3]], TOKENS, VALID_DATES, WRONG),
+        subject=hostile([None, "s", "t"], TEXTS, NUMBERS, WRONG),
+        predicate=hostile([None, "city"], TEXTS, NUMBERS, WRONG),
+        valid_at=hostile([None, *VALID_DATES], DATES, WRONG),
+        cursor=hostile([None, 0, 1, 3], CURSORS),
+        limit=hostile([1, 2, 100], [*CURSORS, 0]),
+    )
+    return lambda t: t.engine.query_changes(a, **kw)
 
 
 def b_query_audit(data: Draw, world: World) -> Callable[[Twin], Any]:

@@ -273,16 +273,16 @@ def assert_image(path: Path) -> None:
 def test_bitemporal_timeline_is_a_labelled_figure(tmp_path: Path) -> None:
     with deterministic_engine(mempill.open_default_in_memory) as engine:
         story(engine)
-        spans = plots.bitemporal_spans(engine, "a", "bob", "job")
-    figure = plots.bitemporal_timeline(spans, title="bob / job")
-    (ax,) = figure.axes
-    assert ax.get_title() == "bob / job"
+        segments = plots.bitemporal_segments(engine, "a", "bob", "job")
+        events = plots.line_events(engine, "a", "bob", "job")
+    figure = plots.bitemporal_timeline(segments, events, title="bob / job")
+    ax = figure.axes[0]
+    assert figure.get_suptitle() == "bob / job"
     assert "valid time" in ax.get_xlabel() and "transaction time" in ax.get_ylabel()
-    assert len(ax.patches) == len(spans)
     figure.savefig(tmp_path / "timeline.png")
     assert_image(tmp_path / "timeline.png")
-    with pytest.raises(ValueError, match="no spans"):
-        plots.bitemporal_timeline(spans.iloc[0:0])
+    with pytest.raises(ValueError, match="no segments"):
+        plots.bitemporal_timeline(segments.iloc[0:0])
 
 
 def test_times_keep_microseconds_and_the_full_year_range() -> None:

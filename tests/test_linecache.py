@@ -23,6 +23,7 @@ from mempill import (
 from mempill.core import parse
 from mempill.core.linestate import LineState
 from mempill.core.model import ClaimRow, LineRows
+from mempill.core.travel import Cut
 from mempill.engine.batch import Batch
 from mempill.engine.ingest import ingest
 from mempill.engine.linecache import LineCache
@@ -139,11 +140,11 @@ def test_refreshing_fetches_only_what_is_newer_and_never_a_dirty_state() -> None
     assert cache.refreshed(key("a"), 2, fetch) is state and asked == [0]  # older asks: no fetch
     cache.mark_dirty(state)
     assert cache.refreshed(key("a"), 9, fetch) is state and asked == [0]  # a write holds it
-    assert cache.rows(state, START) is None
+    assert cache.rows(state, Cut(at=START)) is None
     with cache.reading(state) as held:
         assert held is None
     cache.publish(key("a"), state)
-    assert not state.dirty and cache.rows(state, START) is not None
+    assert not state.dirty and cache.rows(state, Cut(at=START)) is not None
     with cache.reading(state) as held:
         assert held is state
     assert cache.stats() == (1, 3)

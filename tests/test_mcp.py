@@ -24,6 +24,9 @@ from mempill import SeededIds
 
 CLOCK = "2026-01-01T00:00:00Z"
 TOOLS = {
+    "snapshot",
+    "timeline",
+    "changes",
     "remember",
     "recall",
     "history",
@@ -75,10 +78,15 @@ def server_env(seed: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def session(env: dict[str, str], cwd: Path, body: Callable[[Tools], Awaitable[None]]) -> None:
-    """Start the server, run `body` against it, and shut it down."""
+def session(
+    env: dict[str, str],
+    cwd: Path,
+    body: Callable[[Tools], Awaitable[None]],
+    args: tuple[str, ...] = (),
+) -> None:
+    """Start the server (with command-line `args`), run `body` against it, shut it down."""
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mempill.mcp"], env=env, cwd=str(cwd)
+        command=sys.executable, args=["-m", "mempill.mcp", *args], env=env, cwd=str(cwd)
     )
 
     async def main() -> None:

@@ -135,7 +135,7 @@ HOT_QUERIES: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
     "claim_assertions": (("a", "r"), ("claim_ref",)),
     "children": (("a", "r", "DerivedFrom"), ("to_ref",)),
     "request_entries": (("a", "r"), ("request_ref",)),
-    "predicates": (("a", "s1", END_OF_TIME), ("subject",)),
+    "predicates": (("a", "s1", END_OF_TIME, 99), ("subject",)),
     "audit": (("a", 0, 10), ("stream_seq",)),
     "audit_claim": (("a", "r", 0, 10), ("claim_ref",)),
     "pending_line": (("a", "s1", "p1"), ("subject", "predicate")),

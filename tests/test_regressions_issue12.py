@@ -97,7 +97,7 @@ def test_postgres_line_queries_use_the_hash_indexes(postgres_server: str) -> Non
                     ("line_claims", ("a", "s1", "p1", 0)),
                     ("line_version", ("a", "s1", "p1")),
                     ("pending_line", ("a", "s1", "p1")),
-                    ("predicates", ("a", "s1", END_OF_TIME)),
+                    ("predicates", ("a", "s1", END_OF_TIME, 99)),
                     ("line_versions", ("a", json.dumps(["s1", "s2"]))),
                 ):
                     plan = "\n".join(

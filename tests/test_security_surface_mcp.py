@@ -11,15 +11,11 @@ remote server without certificate checks, are one warning line each on stderr.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 from pghelpers import postgres_selected, with_params
 from test_cli import Cli
 from test_mcp import TOOLS, WRITE_TOOLS, Tools, server_env, session
@@ -128,22 +124,9 @@ def test_a_select_only_role_serves_a_read_only_server(
                 server = server_env(43, MEMPILL_PG_DSN=reader)
                 if not args:
                     server["MEMPILL_READ_ONLY"] = "1"
-                run_session(server, tmp_path, args, body)
+                session(server, tmp_path, body, tuple(args))
         finally:
             drop_role(dsn, role)
-
-
-def run_session(env: dict[str, str], cwd: Path, args: list[str], body: Any) -> None:
-    """`test_mcp.session` with command-line arguments for the server."""
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mempill.mcp", *args], env=env, cwd=str(cwd)
-    )
-
-    async def main() -> None:
-        async with Client(params, read_timeout_seconds=60) as client:
-            await body(Tools(client))
-
-    anyio.run(main)
 
 
 # ---------------------------------------------------------------- secrets and warnings

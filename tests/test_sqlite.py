@@ -162,7 +162,7 @@ HOT_QUERIES = {
     "claim_assertions": ((AGENT, "r"), "claim_ref=?"),
     "children": ((AGENT, "r", "DerivedFrom"), "to_ref=?"),
     "request_entries": ((AGENT, "r"), "request_ref=?"),
-    "predicates": ((AGENT, "s", "t"), "subject=?"),
+    "predicates": ((AGENT, "s", "t", 99), "subject=?"),
     "audit": ((AGENT, 0, 10), "stream_seq>?"),
     "audit_claim": ((AGENT, "r", 0, 10), "claim_ref=?"),
     "pending_line": ((AGENT, "s", "p"), "subject=? AND predicate=?"),

@@ -1,4 +1,5 @@
-"""The memory commands of the command line: remember, recall, history, end, audit, subject.
+"""The memory commands of the command line: remember, recall, history, end, audit, subject
+(`travel` has snapshot, timeline, changes and erase).
 
 Each takes the open session and the parsed arguments and returns an `Output`: the
 JSON-ready data printed by `--json`, the text printed otherwise, and the exit status.
@@ -31,6 +32,8 @@ READ_KEYS = {
     "subject": ("subject",),
     "history": ("subject", "predicate"),
     "end": ("subject", "predicate"),
+    "timeline": ("subject", "predicate"),
+    "erase": ("subject",),
 }
 #: Free-text flags: checked to be valid text whatever the command.
 TEXT_FLAGS = (
@@ -44,6 +47,9 @@ TEXT_FLAGS = (
     ("provenance", "--provenance"),
     ("cardinality", "--cardinality"),
     ("criticality", "--criticality"),
+    ("since", "--since"),
+    ("until", "--until"),
+    ("after", "--after"),
 )
 
 

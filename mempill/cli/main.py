@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from mempill import __version__
-from mempill.cli import commands, terminal
+from mempill.cli import commands, terminal, travel
 from mempill.cli.checks import MAX_CLI_LIMIT
 from mempill.cli.commands import Output, Session, check_arguments
 from mempill.cli.target import (
@@ -50,11 +50,15 @@ CREATES = frozenset({"remember", "end", "import"})
 #: commands that only read, and so open the store read-only: a SQLite file `mode=ro`
 #: without migrations (a 0444 file works, nothing is changed), PostgreSQL without DDL
 #: in read-only transactions (a SELECT-only role works)
-READS = frozenset({"recall", "subject", "history", "audit", "export", "doctor"})
+READS = frozenset(
+    {"recall", "subject", "history", "audit", "export", "doctor", "snapshot", "timeline", "changes"}
+)
 #: commands that act as one agent and so refuse a single file that belongs to another
 #: (`remember` is answered by the engine: a Rejected receipt, reason write_authority)
-OWNED = frozenset({"recall", "subject", "history", "end", "audit", "export"})
+OWNED = READS - {"doctor"} | {"end", "erase"}
 DATE = "YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
+#: What `--as-of` takes: a transaction time, or a position from `mempill snapshot`.
+AS_OF = f"what was believed then (tx time: {DATE}; or a token from mempill snapshot)"
 #: Exit statuses: 0 done (Contested included), 1 refused or failed (a Rejected write, an
 #: unknown claim, a conflict, failed doctor checks), 2 bad usage (a flag, argument or
 #: setting refused before the store is touched), 3 storage (the store could not be
@@ -104,7 +108,7 @@ def _line(p: argparse.ArgumentParser) -> None:
 
 
 def _times(p: argparse.ArgumentParser, valid_at: bool = True) -> None:
-    p.add_argument("--as-of", metavar="DATE", help=f"what was believed then (tx time; {DATE})")
+    p.add_argument("--as-of", metavar="DATE|TOKEN", help=AS_OF)
     if valid_at:
         p.add_argument("--valid-at", metavar="DATE", help="what was true then (valid time)")
 
@@ -149,6 +153,38 @@ def _memory_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     )
 
 
+def _travel_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    add("snapshot", "print the ledger's position now: a token for --as-of and changes --after")
+    p = add("timeline", "how the belief of one fact changes across valid time")
+    _line(p)
+    p.add_argument("--from", dest="valid_from", metavar="DATE", help=f"range start ({DATE})")
+    p.add_argument("--until", dest="valid_until", metavar="DATE", help="range end, exclusive")
+    p.add_argument("--as-of", metavar="DATE|TOKEN", help=AS_OF)
+    p = add("changes", "what changed: each fact touched, its entries and its belief before/after")
+    p.add_argument("--since", metavar="DATE|TOKEN", help="after this tx time or snapshot")
+    p.add_argument("--until", metavar="DATE|TOKEN", help="up to this tx time or snapshot (now)")
+    p.add_argument("--after", metavar="TOKEN", help="after this snapshot (instead of --since)")
+    p.add_argument("--subject", help="only this subject")
+    p.add_argument("--predicate", help="only this predicate (with --subject)")
+    p.add_argument("--valid-at", metavar="DATE", help="the beliefs at this valid time (now)")
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_CLI_LIMIT),
+        default=100,
+        metavar="N",
+        help=f"at most N facts a page (100; 1..{MAX_CLI_LIMIT})",
+    )
+    p.add_argument(
+        "--cursor", type=bounded(0, MAX_SEQ), default=0, metavar="N", help="the next page's cursor"
+    )
+    p.add_argument("--all", action="store_true", help="follow the cursor through every page")
+    p = add("erase", "forget every value stored about a subject, or one fact, for good")
+    p.add_argument("subject")
+    p.add_argument("predicate", nargs="?", help="only this fact (default: the whole subject)")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the ledger)")
+    p.add_argument("--yes", action="store_true", help="confirm; without it nothing is erased")
+
+
 def bounded(least: int, most: int) -> Callable[[str], int]:
     """An argparse type: a decimal integer in [least, most], refused as bad usage."""
 
@@ -184,6 +220,9 @@ def _store_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--password-env", metavar="VAR", help="take a new role's password from $VAR")
     p.add_argument("--print-sql", action="store_true", help="print the SQL; change nothing")
     p.add_argument("--read-only", action="store_true", help="grant SELECT alone (no writes)")
+    p.add_argument(
+        "--erase", action="store_true", help="also grant UPDATE of the columns erase scrubs"
+    )
     add("mcp", "serve one agent's memory over MCP stdio (see mempill mcp --help)")
 
 
@@ -204,6 +243,7 @@ def build_parser() -> Parser:
         return sub
 
     _memory_commands(add)
+    _travel_commands(add)
     _store_commands(add)
     return parser
 
@@ -214,6 +254,9 @@ def handler(command: str) -> Handler:
         from mempill.cli.exports import export
 
         return export
+    if command in travel.COMMANDS:
+        chosen: Handler = getattr(travel, command)
+        return chosen
     if command == "doctor":
         from mempill.cli.doctor import doctor
 
@@ -230,6 +273,7 @@ def run(args: argparse.Namespace) -> Output:
         raise ConfigError(f"no store: pass --db PATH or --pg DSN (or set {ENV_DB} / {ENV_PG})")
     agent = resolve_agent(args.agent)
     check_arguments(args)
+    travel.check_travel_arguments(args)
     if args.command == "pg":
         from mempill.cli.pgroles import pg_roles
 

@@ -9,6 +9,7 @@ DELETE of append-only rows, no DDL, no BYPASSRLS. The commands run as the store'
 A password comes only from the environment variable `--password-env` names: never from
 the command line (visible in `ps`), never printed, never prompted for. `--read-only`
 grants SELECT alone, for a store opened read-only (`MEMPILL_READ_ONLY`, the CLI's reads).
+`--erase` also grants UPDATE of exactly the columns `Engine.erase` scrubs (docs/erasure.md).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def _arguments(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
     agent = parse.agent_id(args.agent_id) if wants_agent else None
     if args.read_only and args.action.startswith("revoke"):
         raise ValidationError("--read-only is for grant-agent and grant-service")
+    if args.erase and (args.read_only or args.action.startswith("revoke")):
+        raise ValidationError("--erase is for grant-agent and grant-service, without --read-only")
     password = None
     if args.password_env is not None:
         if args.action.startswith("revoke"):
@@ -70,6 +73,7 @@ def pg_roles(target: Target, args: argparse.Namespace) -> Output:
     if not target.pg:
         raise ConfigError("`mempill pg` needs --pg DSN (or MEMPILL_PG_DSN): the store's owner")
     role, agent, password = _arguments(args)
+    erase = bool(args.erase)  # --erase: UPDATE of what erase scrubs
     if not args.print_sql:
         open_postgres(target.pg, pool_min_size=0, pool_max_size=1).close()  # migrations
     try:
@@ -81,7 +85,7 @@ def pg_roles(target: Target, args: argparse.Namespace) -> Output:
             if grant:
                 if exists and args.read_only:
                     _refuse_writer(conn, schema, role)
-                options = {"create": create, "read_only": args.read_only}
+                options = {"create": create, "read_only": args.read_only, "erase": erase}
                 script = grant_script(schema, role, agent, password=password, **options)
                 printable = grant_script(schema, role, agent, password=None, **options)
             else:
@@ -108,8 +112,8 @@ def pg_roles(target: Target, args: argparse.Namespace) -> Output:
             f" (password from ${args.password_env})" if password else " (no password)"
         )
     data: dict[str, Any] = {"action": args.action, "role": role, "agent": agent,
-                            "read_only": bool(args.read_only), "schema": schema,
-                            "applied": True, "sql": shown}  # fmt: skip
+                            "read_only": bool(args.read_only), "erase": erase,
+                            "schema": schema, "applied": True, "sql": shown}  # fmt: skip
     return Output(data, text)
 
 

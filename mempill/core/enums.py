@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     ADJUDICATION_RESOLVED = "AdjudicationResolved"
     ADJUDICATION_EXPIRED = "AdjudicationExpired"
     DEPENDENT_FLAGGED_PENDING_REVIEW = "DependentFlaggedPendingReview"
+    LINE_ERASED = "LineErased"
 
 
 class Provenance(StrEnum):

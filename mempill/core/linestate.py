@@ -57,7 +57,15 @@ class LineState:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def apply(self, rows: LineRows) -> None:
-        """Append the rows newer than `version`, then refresh the views of touched claims."""
+        """Append the rows newer than `version`, then refresh the views of touched claims.
+
+        A `LineErased` entry among them means the line's older rows were scrubbed (another
+        engine or process may have erased it, docs/erasure.md): the state starts over from
+        the newest such entry, keeping only what came after it."""
+        for entry in rows.entries:
+            if entry.event_kind is EventKind.LINE_ERASED and entry.stream_seq > self.version:
+                rows = self._restart(rows)
+                break
         touched: set[str] = set()
         newest = self.version
         weight = self.weight
@@ -99,6 +107,21 @@ class LineState:
             )
             self.by_ref[ref] = new
             self.index.add(new, first_time=old is None)
+
+    def _restart(self, rows: LineRows) -> LineRows:
+        """Forget every row held; the rows of `rows` from its last erasure on remain."""
+        erased = max(e.stream_seq for e in rows.entries if e.event_kind is EventKind.LINE_ERASED)
+        marker = next(e for e in rows.entries if e.stream_seq == erased)
+        self.version = 0
+        self.claims, self.entries, self.assertions = {}, {}, {}
+        self.echoes, self.by_ref, self.index = [], {}, LiveIndex()
+        self.weight = LINE_BYTES + text_bytes(marker.subject or "")
+        self.weight += text_bytes(marker.predicate or "")
+        return LineRows(
+            claims=tuple(c for c in rows.claims if c.stream_seq > erased),
+            entries=tuple(e for e in rows.entries if e.stream_seq >= erased),
+            assertions=tuple(a for a in rows.assertions if a.stream_seq > erased),
+        )
 
     # ---- the `Line` questions (see `line.py`), answered from the index
 

@@ -8,7 +8,6 @@ agent and is retried as a whole on a transient storage error.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
@@ -31,13 +30,16 @@ from mempill.core.model import (
     ValidityReceipt,
     WriteStat,
 )
+from mempill.core.travel import ChangesPage, ErasureReceipt, Snapshot, Timeline
+from mempill.engine import erasure, travel
 from mempill.engine.assertions import Instant, assert_validity, end_belief, end_claim, key
 from mempill.engine.digests import content_digest, ledger_digest
 from mempill.engine.ingest import ingest_requests
 from mempill.engine.linecache import DEFAULT_CACHE_BYTES, LineCache
 from mempill.engine.oracle import OracleLoop, read_snapshot, retrying
-from mempill.engine.runner import RetryPolicy, TransactionRunner
-from mempill.errors import ConfigError, ValidationError
+from mempill.engine.runner import RetryPolicy, TransactionRunner, check_setup
+from mempill.engine.travel import read_cut
+from mempill.errors import ValidationError
 from mempill.ids import IdFactory, random_ids
 from mempill.ports import NoOpVector, OraclePort, Reader, Store, VectorPort, has_oracle
 
@@ -78,11 +80,7 @@ class Engine:
     ) -> None:
         """`cache_claims` and `cache_bytes` bound the line cache (claims held, estimated
         bytes of rows and keys); ConfigError for a collaborator of the wrong kind."""
-        _check_setup(config, clock, ids, retry, cache_claims)
-        if not parse.whole(cache_bytes, 0):
-            raise ConfigError(
-                f"cache_bytes: expected an integer >= 0, got {parse.show(cache_bytes)}"
-            )
+        check_setup(config, clock, ids, retry, cache_claims, cache_bytes)
         self.runner = TransactionRunner(
             store,
             config=config or EngineConfig(),
@@ -226,7 +224,7 @@ class Engine:
         agent_id: str,
         subject: str,
         predicate: str,
-        as_of: Instant | None = None,
+        as_of: Instant | Snapshot | None = None,
         valid_at: Instant | None = None,
     ) -> Projection:
         """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`.
@@ -236,60 +234,114 @@ class Engine:
         """
         agent = parse.agent_id(agent_id)
         subject, predicate = key(subject, "subject"), key(predicate, "predicate")
-        as_of_at = parse.optional_moment(as_of, "as_of")
+        cut = read_cut(as_of, agent, "as_of")
         valid = parse.optional_moment(valid_at, "valid_at")
         now = self.clock()
         return self.read(
             agent,
-            lambda r: self.runner.project(r, agent, subject, predicate, as_of_at, valid, now),
+            lambda r: self.runner.project(r, agent, subject, predicate, cut, valid, now),
         )
 
     def query_subject(
         self,
         agent_id: str,
         subject: str,
-        as_of: Instant | None = None,
+        as_of: Instant | Snapshot | None = None,
         valid_at: Instant | None = None,
     ) -> tuple[Projection, ...]:
         """One projection per predicate of a subject, sorted by predicate. Raises
         ValidationError, StorageError."""
         agent = parse.agent_id(agent_id)
         subject = key(subject, "subject")
-        as_of_at = parse.optional_moment(as_of, "as_of")
+        cut = read_cut(as_of, agent, "as_of")
         valid = parse.optional_moment(valid_at, "valid_at")
         now = self.clock()
 
         def read(reader: Reader) -> tuple[Projection, ...]:
             return tuple(
-                self.runner.project(reader, agent, subject, p, as_of_at, valid, now)
-                for p in sorted(reader.predicates(subject, as_of_at))
+                self.runner.project(reader, agent, subject, p, cut, valid, now)
+                for p in sorted(reader.predicates(subject, cut))
             )
 
         return self.read(agent, read)
 
     def query_history(
-        self, agent_id: str, subject: str, predicate: str, as_of: Instant | None = None
+        self, agent_id: str, subject: str, predicate: str, as_of: Instant | Snapshot | None = None
     ) -> History:
         """Every claim of a line, ordered by effective start, with its status at `as_of`.
         Raises ValidationError, StorageError."""
         agent = parse.agent_id(agent_id)
         subject, predicate = key(subject, "subject"), key(predicate, "predicate")
-        as_of_at = parse.optional_moment(as_of, "as_of")
+        cut = read_cut(as_of, agent, "as_of")
         now = self.clock()
 
         def read(reader: Reader) -> History:
-            with self.runner.line(reader, agent, subject, predicate, as_of_at) as line:
+            with self.runner.line(reader, agent, subject, predicate, cut) as line:
                 return history(
                     line,
                     agent_id=agent,
                     subject=subject,
                     predicate=predicate,
-                    as_of=as_of_at,
+                    as_of=None if cut is None else cut.at,
                     now=now,
                     config=self.config,
                 )
 
         return self.read(agent, read)
+
+    # ------------------------------------------------------------ time travel and erasure
+
+    def snapshot(self, agent_id: str) -> Snapshot:
+        """The agent's ledger position now: `as_of=` it (or its `.token`) in any query sees
+        exactly the writes up to it. Raises ValidationError (agent_id), StorageError."""
+        return travel.snapshot(self.runner, parse.agent_id(agent_id))
+
+    def query_timeline(
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        *,
+        valid_from: Instant | None = None,
+        valid_until: Instant | None = None,
+        as_of: Instant | Snapshot | None = None,
+    ) -> Timeline:
+        """The belief of a line over valid time `[valid_from, valid_until)` (None: open), as
+        segments; `query_memory` at any instant of a segment gives its belief. Raises
+        ValidationError (also for `valid_from >= valid_until`), StorageError."""
+        return travel.timeline(
+            self.runner, agent_id, subject, predicate, valid_from, valid_until, as_of
+        )
+
+    def query_changes(
+        self,
+        agent_id: str,
+        *,
+        since: Instant | Snapshot | None = None,
+        until: Instant | Snapshot | None = None,
+        after: Snapshot | str | None = None,
+        subject: str | None = None,
+        predicate: str | None = None,
+        valid_at: Instant | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+    ) -> ChangesPage:
+        """What changed after `since` (or the snapshot `after`) up to `until`: each touched
+        line with its ledger entries in the window and its belief before and after, in the
+        order the window first touched them, `limit` lines a page (`cursor=` the page's
+        `next_cursor`). Raises ValidationError, StorageError."""
+        return travel.changes(
+            self.runner, agent_id, since, until, after, subject, predicate, valid_at, cursor, limit
+        )
+
+    def erase(
+        self, agent_id: str, subject: str, predicate: str | None = None, *, reason: str
+    ) -> ErasureReceipt:
+        """Forget every value stored about a subject (or one of its lines), in place: the
+        one exception to append-only (docs/erasure.md). The ledger keeps a `LineErased`
+        entry per line (when, why, which line) and no value. Raises ValidationError (a bad
+        key or reason, a read-only engine), ConflictError, StorageError."""
+        return erasure.erase(self.runner, agent_id, subject, predicate, reason)
 
     def query_audit(
         self, agent_id: str, claim_ref: str | None = None, after_seq: int = 0, limit: int = 100
@@ -414,17 +466,10 @@ class Engine:
         window = None
         if valid_from is not None or valid_until is not None:
             window = {"start": valid_from, "end": valid_until}
-        request = {
-            "agent_id": agent_id,
-            "subject": subject,
-            "predicate": predicate,
-            "value": value,
-            "valid_time": window,
-            "value_confidence": confidence,
-            **options,
-        }
-        if window is not None:
-            request.setdefault("valid_time_confidence", confidence)
+            options.setdefault("valid_time_confidence", confidence)
+        fields = {"subject": subject, "predicate": predicate, "value": value}
+        request = {"agent_id": agent_id, **fields, "valid_time": window}
+        request = {**request, "value_confidence": confidence, **options}
         return self.ingest(request)
 
     def recall(
@@ -433,7 +478,7 @@ class Engine:
         subject: str,
         predicate: str,
         *,
-        as_of: Instant | None = None,
+        as_of: Instant | Snapshot | None = None,
         valid_at: Instant | None = None,
     ) -> Projection:
         """The belief of a line (`.value`, `.status`, `.candidates`); raises what
@@ -441,26 +486,12 @@ class Engine:
         return self.query_memory(agent_id, subject, predicate, as_of=as_of, valid_at=valid_at)
 
     def history(
-        self, agent_id: str, subject: str, predicate: str, *, as_of: Instant | None = None
+        self,
+        agent_id: str,
+        subject: str,
+        predicate: str,
+        *,
+        as_of: Instant | Snapshot | None = None,
     ) -> History:
         """Every claim of a line; raises what `query_history` raises."""
         return self.query_history(agent_id, subject, predicate, as_of=as_of)
-
-
-def _check_setup(config: Any, clock: Any, ids: Any, retry: Any, cache_claims: Any) -> None:
-    """The Engine's collaborators are of the right kind (ConfigError otherwise)."""
-    if config is not None and not isinstance(config, EngineConfig):
-        raise ConfigError(f"config: expected an EngineConfig, got {type(config).__name__}")
-    if not callable(clock) or not callable(ids):
-        raise ConfigError("clock and ids must be callables (a Clock and an IdFactory)")
-    if retry is not None and not (
-        isinstance(retry, RetryPolicy)
-        and parse.whole(retry.attempts, 1)
-        and all(
-            parse.whole(x, 0) or (isinstance(x, float) and 0 <= x < math.inf)
-            for x in (retry.base_seconds, retry.cap_seconds)
-        )
-    ):
-        raise ConfigError("retry: expected a RetryPolicy with attempts >= 1, finite delays >= 0")
-    if not parse.whole(cache_claims, 0):
-        raise ConfigError(f"cache_claims: expected an integer >= 0, got {parse.show(cache_claims)}")

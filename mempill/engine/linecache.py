@@ -13,11 +13,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 from mempill.core.config import EngineConfig
 from mempill.core.linestate import LineState, text_bytes
 from mempill.core.model import LineRows
+from mempill.core.travel import Cut
 
 Key = tuple[str, str, str]  # agent, subject, predicate
 Fetch = Callable[[int], LineRows]
@@ -70,10 +70,10 @@ class LineCache:
         with state.lock:
             state.dirty = True
 
-    def rows(self, state: LineState, as_of: datetime) -> LineRows | None:
-        """The state's rows up to `as_of`; None while a write has it."""
+    def rows(self, state: LineState, cut: Cut) -> LineRows | None:
+        """The state's rows up to `cut`; None while a write has it."""
         with state.lock:
-            return None if state.dirty else state.rows(as_of)
+            return None if state.dirty else cut.rows(state.rows())
 
     def publish(self, key: Key, state: LineState) -> None:
         """A state written in place by a committed transaction is readable again."""

@@ -9,6 +9,7 @@ once, so one fsync covers them all; every caller returns only after that COMMIT.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -19,12 +20,14 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from mempill.clock import Clock
+from mempill.core import parse
 from mempill.core.config import EngineConfig
 from mempill.core.fold import Line, Scan, project, views
 from mempill.core.model import Projection
+from mempill.core.travel import Cut
 from mempill.engine.batch import Batch, Committed
 from mempill.engine.linecache import LineCache
-from mempill.errors import ConflictError, TransientStorageError
+from mempill.errors import ConfigError, ConflictError, TransientStorageError
 from mempill.ids import IdFactory
 from mempill.ports import Reader, Store, Writer, read_only_error
 
@@ -212,18 +215,18 @@ class TransactionRunner:
         agent: str,
         subject: str,
         predicate: str,
-        as_of: datetime | None,
+        cut: Cut | None,
         valid_at: datetime | None,
         now: datetime,
     ) -> Projection:
-        """The belief of one line in the reader's snapshot."""
-        with self.line(reader, agent, subject, predicate, as_of) as line:
+        """The belief of one line in the reader's snapshot, as of `cut` (None: everything)."""
+        with self.line(reader, agent, subject, predicate, cut) as line:
             return project(
                 line,
                 agent_id=agent,
                 subject=subject,
                 predicate=predicate,
-                as_of=as_of,
+                as_of=None if cut is None else cut.at,
                 valid_at=valid_at,
                 now=now,
                 config=self.config,
@@ -231,7 +234,7 @@ class TransactionRunner:
 
     @contextmanager
     def line(
-        self, reader: Reader, agent: str, subject: str, predicate: str, as_of: datetime | None
+        self, reader: Reader, agent: str, subject: str, predicate: str, cut: Cut | None
     ) -> Iterator[Line]:
         """The line from the cache, refreshed to the reader's snapshot (and held still)."""
         state = self.lines.refreshed(
@@ -239,18 +242,19 @@ class TransactionRunner:
             reader.line_version(subject, predicate),
             lambda after: reader.line_since(subject, predicate, after),
         )
-        if as_of is None:
+        if cut is None:
             with self.lines.reading(state) as line:
                 if line is not None:
                     yield line
                     return
         else:
-            rows = self.lines.rows(state, as_of)
+            rows = self.lines.rows(state, cut)
             if rows is not None:
                 yield Scan(views(rows, self.config))
                 return
         # a write in this engine holds the cached line: fold our own snapshot instead
-        yield Scan(views(reader.line(subject, predicate, as_of), self.config))
+        rows = reader.line(subject, predicate)
+        yield Scan(views(rows if cut is None else cut.rows(rows), self.config))
 
 
 @dataclass(eq=False)
@@ -286,3 +290,26 @@ class _Group:
     waiting: list[_Call[Any]] = field(default_factory=list)
     leading: bool = False
     changed: threading.Condition = field(default_factory=threading.Condition)
+
+
+def check_setup(
+    config: Any, clock: Any, ids: Any, retry: Any, cache_claims: Any, cache_bytes: Any
+) -> None:
+    """The Engine's collaborators are of the right kind (ConfigError otherwise)."""
+    if config is not None and not isinstance(config, EngineConfig):
+        raise ConfigError(f"config: expected an EngineConfig, got {type(config).__name__}")
+    if not callable(clock) or not callable(ids):
+        raise ConfigError("clock and ids must be callables (a Clock and an IdFactory)")
+    if retry is not None and not (
+        isinstance(retry, RetryPolicy)
+        and parse.whole(retry.attempts, 1)
+        and all(
+            parse.whole(x, 0) or (isinstance(x, float) and 0 <= x < math.inf)
+            for x in (retry.base_seconds, retry.cap_seconds)
+        )
+    ):
+        raise ConfigError("retry: expected a RetryPolicy with attempts >= 1, finite delays >= 0")
+    if not parse.whole(cache_claims, 0):
+        raise ConfigError(f"cache_claims: expected an integer >= 0, got {parse.show(cache_claims)}")
+    if not parse.whole(cache_bytes, 0):
+        raise ConfigError(f"cache_bytes: expected an integer >= 0, got {parse.show(cache_bytes)}")

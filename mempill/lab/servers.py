@@ -116,7 +116,8 @@ def service_role(dsn: str, prefix: str = "svc") -> Iterator[str]:
     role = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         schema = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
-        for statement in grant_script(schema, role, None, create=True, password=None):
+        # with --erase: the corpus erases, as a service that honours erasure requests does
+        for statement in grant_script(schema, role, None, create=True, password=None, erase=True):
             conn.execute(statement)
     try:
         yield make_conninfo("", **{**conninfo_to_dict(dsn), "user": role})

@@ -35,8 +35,9 @@ ValidUntil = Annotated[
 AsOf = Annotated[
     str | None,
     Field(
-        description=f"Transaction time ({DATES}): answer with what mempill believed at that "
-        "moment, ignoring everything recorded later. Omit for now."
+        description=f"Transaction time ({DATES}), or a snapshot token from the snapshot tool: "
+        "answer with what mempill believed at that moment (or snapshot), ignoring everything "
+        "recorded later. Omit for now."
     ),
 ]
 ValidAt = Annotated[
@@ -96,4 +97,43 @@ ProvenanceArg = Annotated[
         "must name the recalled claim). The dict form {'type': 'External', 'kind': "
         "'UserAsserted'} is accepted too."
     ),
+]
+RangeFrom = Annotated[
+    str | None,
+    Field(
+        description=f"Start of the valid-time range to describe ({DATES}). Omit: from the "
+        "beginning of time."
+    ),
+]
+RangeUntil = Annotated[
+    str | None,
+    Field(description=f"End of the valid-time range, exclusive ({DATES}). Omit: open-ended."),
+]
+Since = Annotated[
+    str | None,
+    Field(
+        description=f"Only changes recorded after this transaction time ({DATES}) or after this "
+        "snapshot token. Omit (and omit after) for every change since the first write."
+    ),
+]
+Until = Annotated[
+    str | None,
+    Field(
+        description=f"Only changes recorded up to this transaction time ({DATES}) or snapshot "
+        "token, inclusive. Omit for up to now."
+    ),
+]
+After = Annotated[
+    str | None,
+    Field(
+        description="A snapshot token (from the snapshot tool): only changes recorded after it. "
+        "Use instead of since to catch up exactly from where you took the snapshot."
+    ),
+]
+OptionalSubject = Annotated[
+    str | None, Field(description="Only changes to this subject. Omit for every subject.")
+]
+OptionalPredicate = Annotated[
+    str | None,
+    Field(description="Only changes to this predicate of the subject (give subject too)."),
 ]

@@ -4,6 +4,8 @@
 no agent argument, so an agent can never write into another agent's memory.
 `MEMPILL_DB_PATH` / `MEMPILL_PG_DSN` choose the store (neither: in memory), and
 `MEMPILL_READ_ONLY=1` opens an existing store read-only and leaves the write tools out.
+`MEMPILL_ALLOW_ERASE=1` (or `--allow-erase`) adds the `erase` tool, which forgets for
+good: without that explicit opt-in no client can erase anything.
 Every problem is a ConfigError with a message that says which setting to fix.
 """
 
@@ -24,6 +26,7 @@ from mempill.cli.target import (
 from mempill.errors import ConfigError
 
 ENV_READ_ONLY = "MEMPILL_READ_ONLY"
+ENV_ALLOW_ERASE = "MEMPILL_ALLOW_ERASE"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -33,6 +36,7 @@ class ServerConfig:
     agent_id: str
     target: Target
     read_only: bool
+    allow_erase: bool = False
 
 
 def load_config(
@@ -41,6 +45,7 @@ def load_config(
     pg: str | None = None,
     agent: str | None = None,
     read_only: bool | None = None,
+    allow_erase: bool | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServerConfig:
     """Flags win over the environment; a missing or invalid agent id is a ConfigError."""
@@ -59,7 +64,16 @@ def load_config(
             f"read-only mode needs an existing database, and {target.db!r} does not exist "
             f"(--db / {ENV_DB})"
         )
-    return ServerConfig(agent_id=agent_id, target=target, read_only=read_only)
+    if allow_erase is None:
+        allow_erase = _flag(environ.get(ENV_ALLOW_ERASE, ""), ENV_ALLOW_ERASE)
+    if allow_erase and read_only:
+        raise ConfigError(
+            f"--allow-erase / {ENV_ALLOW_ERASE} and read-only mode contradict each other: "
+            "erasing writes to the store; drop one of them"
+        )
+    return ServerConfig(
+        agent_id=agent_id, target=target, read_only=read_only, allow_erase=allow_erase
+    )
 
 
 def _flag(text: str, name: str) -> bool:

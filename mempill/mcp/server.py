@@ -54,14 +54,24 @@ value) with the time each fact held in the world and where it came from.
 * When the user tells you a fact, call remember. When a fact changed or was wrong, call
   end_fact for the old value (at the time of the change), then remember the new one.
 * Your own inferences go through ingest_claim with provenance ModelDerived and derived_from.
-* Every result carries a plain-language status_reason; nothing is ever deleted (history
+* For questions about time: timeline shows how a fact's value changed across valid time;
+  changes lists what was recorded since a moment, or since a snapshot (call snapshot and
+  keep its token to catch up exactly later, or to pass as as_of).
+* Every result carries a plain-language status_reason; this server deletes nothing (history
   and audit show how a belief came to be).
 """
+#: Replaces the last line of INSTRUCTIONS when the server allows erasure.
+ERASE_INSTRUCTIONS = (
+    "* Every result carries a plain-language status_reason. Nothing is deleted, except by\n"
+    "  erase: call it only when the user explicitly asks you to forget something; it cannot\n"
+    "  be undone.\n"
+)
 
 
 FIX = (
     "Fix the mempill server's settings in the MCP client's configuration (its env: "
-    "MEMPILL_AGENT_ID, MEMPILL_DB_PATH or MEMPILL_PG_DSN, MEMPILL_READ_ONLY; or its args) "
+    "MEMPILL_AGENT_ID, MEMPILL_DB_PATH or MEMPILL_PG_DSN, MEMPILL_READ_ONLY, "
+    "MEMPILL_ALLOW_ERASE; or its args) "
     "and restart the server."
 )
 
@@ -72,8 +82,18 @@ class MemoryServer(MCPServer[Any]):
     With a `failure` (the server could not start) every tool call answers with it.
     """
 
-    def __init__(self, tools: MemoryTools, *, read_only: bool, failure: str | None = None) -> None:
+    def __init__(
+        self,
+        tools: MemoryTools,
+        *,
+        read_only: bool,
+        allow_erase: bool = False,
+        failure: str | None = None,
+    ) -> None:
         instructions = INSTRUCTIONS
+        if allow_erase:
+            last = INSTRUCTIONS.index("* Every result carries")
+            instructions = INSTRUCTIONS[:last] + ERASE_INSTRUCTIONS
         if failure is not None:
             instructions = f"mempill could not start: {failure}\n{FIX}\n\n{INSTRUCTIONS}"
         super().__init__(
@@ -86,15 +106,19 @@ class MemoryServer(MCPServer[Any]):
         self.read_only = read_only
         self.failure = failure
         self.parameters: dict[str, frozenset[str]] = {}
-        names = MemoryTools.READ if read_only else MemoryTools.READ + MemoryTools.WRITE
+        names: tuple[str, ...] = (
+            MemoryTools.READ if read_only else MemoryTools.READ + MemoryTools.WRITE
+        )
+        if allow_erase and not read_only:
+            names += MemoryTools.ERASE
         for name in names:
             fn = getattr(tools, name)
-            writes = name in MemoryTools.WRITE
+            writes = name not in MemoryTools.READ
             self.add_tool(
                 fn,
                 annotations=ToolAnnotations(
                     read_only_hint=not writes,
-                    destructive_hint=False,
+                    destructive_hint=name in MemoryTools.ERASE,
                     idempotent_hint=not writes,
                     open_world_hint=False,
                 ),
@@ -109,6 +133,11 @@ class MemoryServer(MCPServer[Any]):
         if known is None:
             if name in MemoryTools.WRITE:
                 raise ToolError(f"{name} is not available: this mempill server is read-only")
+            if name in MemoryTools.ERASE:
+                raise ToolError(
+                    f"{name} is not available: this mempill server was started without "
+                    "--allow-erase (MEMPILL_ALLOW_ERASE=1), so it cannot erase anything"
+                )
             raise ToolError(f"unknown tool {name!r}; tools: {', '.join(sorted(self.parameters))}")
         if self.failure is not None:
             failure = self.failure.rstrip(".")
@@ -179,7 +208,7 @@ def build_server(
         tools = MemoryTools(None, config.agent_id if config else "", Target())
         return MemoryServer(tools, read_only=read_only, failure=failure or "no store")
     tools = MemoryTools(engine, config.agent_id, config.target)
-    return MemoryServer(tools, read_only=config.read_only)
+    return MemoryServer(tools, read_only=config.read_only, allow_erase=config.allow_erase)
 
 
 PROG = "mempill mcp"
@@ -196,7 +225,8 @@ def _parser() -> Arguments:
     parser = Arguments(
         prog=PROG,
         description="Serve one agent's mempill memory over MCP (stdio). Flags override "
-        "MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID and MEMPILL_READ_ONLY.",
+        "MEMPILL_DB_PATH, MEMPILL_PG_DSN, MEMPILL_AGENT_ID, MEMPILL_READ_ONLY and "
+        "MEMPILL_ALLOW_ERASE.",
     )
     parser.add_argument("--db", metavar="PATH", help="SQLite file (default: in memory)")
     parser.add_argument("--pg", metavar="DSN", help="PostgreSQL conninfo instead of SQLite")
@@ -206,6 +236,12 @@ def _parser() -> Arguments:
         action="store_true",
         default=None,
         help="open the store read-only and leave out the write tools",
+    )
+    parser.add_argument(
+        "--allow-erase",
+        action="store_true",
+        default=None,
+        help="add the erase tool, which forgets a subject for good (off by default)",
     )
     return parser
 
@@ -217,7 +253,13 @@ def start(argv: list[str]) -> tuple[Engine | None, ServerConfig | None, str | No
         args = _parser().parse_args(argv)
         if args.pg and has_password(args.pg):
             terminal.warn(PROG, PASSWORD_IN_ARGUMENTS)
-        config = load_config(db=args.db, pg=args.pg, agent=args.agent, read_only=args.read_only)
+        config = load_config(
+            db=args.db,
+            pg=args.pg,
+            agent=args.agent,
+            read_only=args.read_only,
+            allow_erase=args.allow_erase,
+        )
         return open_engine(config), config, None
     except Exception as e:  # every failure reaches the client; a bug says it is one
         if os.environ.get("MEMPILL_DEBUG"):

@@ -5,15 +5,14 @@ docstring is the description an agent reads, so both are written for an agent: w
 the tool does, when to use it, what comes back. Engine errors become tool errors with
 the engine's message, which names the argument; no traceback reaches the client.
 Reads check their keys and cursors first (`mempill.cli.checks`); every tool first checks
-that a single-file store still belongs to this server's agent.
+that a single-file store still belongs to this server's agent (`guards`). The time-travel
+tools and `erase` are in `travel`.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
@@ -27,14 +26,10 @@ from mempill.cli.explain import (
     stored_validity,
     validity_reason,
 )
-from mempill.cli.target import ENV_AGENT, Target, require_owner
 from mempill.core import parse
-from mempill.core.dates import parse_lenient
 from mempill.core.enums import BeliefStatus, Disposition
 from mempill.core.limits import MAX_SEQ
 from mempill.core.model import Projection, Receipt, ValidityReceipt
-from mempill.engine import Engine
-from mempill.errors import MempillError
 from mempill.mcp.arguments import (
     AsOf,
     CardinalityArg,
@@ -53,65 +48,25 @@ from mempill.mcp.arguments import (
     ValidUntil,
     Value,
 )
-
-P = ParamSpec("P")
-R = TypeVar("R")
-T = TypeVar("T", bound="MemoryTools")
+from mempill.mcp.guards import compact, date_arg, guarded, keys
+from mempill.mcp.travel import TravelTools
 
 
-def guarded(fn: Callable[Concatenate[T, P], R]) -> Callable[Concatenate[T, P], R]:
-    """Check the store's owner, then run the tool; mempill errors become tool errors (the
-    agent reads the message, not a traceback)."""
+class MemoryTools(TravelTools):
+    """The tools of one agent's memory. Write tools are left out in read-only mode, and
+    `erase` unless the server was started with --allow-erase."""
 
-    @functools.wraps(fn)
-    def wrapper(self: T, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            self.check_owner()
-            return fn(self, *args, **kwargs)
-        except MempillError as e:
-            raise ToolError(str(e)) from e
-
-    return wrapper
-
-
-def _date(value: str | None, what: str) -> str | None:
-    """Check a lenient date early so the error names the tool's own argument."""
-    if value is not None:
-        parse_lenient(checks.text(value, what), what)
-    return value
-
-
-def _keys(subject: str, predicate: str | None = None) -> None:
-    """The keys of a read: text a stored claim could have (else a tool error)."""
-    checks.key(subject, "subject")
-    if predicate is not None:
-        checks.key(predicate, "predicate")
-
-
-class MemoryTools:
-    """The tools of one agent's memory. Write tools are left out in read-only mode."""
-
-    READ = ("recall", "query_memory", "query_subject", "history", "audit", "reconcile")
-    WRITE = ("remember", "ingest_claim", "end_fact")
-
-    def __init__(self, engine: Engine | None, agent_id: str, target: Target) -> None:
-        self._engine = engine
-        self.agent = agent_id
-        self.target = target
-        self._owned = False
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:  # the server reports its start-up failure instead
-            raise ToolError("mempill has no store open")
-        return self._engine
-
-    def check_owner(self) -> None:
-        """A single-file store bound to another agent (say, by another process writing
-        first after this server started) is an error, not an empty memory."""
-        if not self._owned:
-            fix = f"set {ENV_AGENT}={{owner}}"
-            self._owned = require_owner(self.engine, self.target, self.agent, fix) == self.agent
+    READ: tuple[str, ...] = (
+        "recall",
+        "query_memory",
+        "query_subject",
+        "history",
+        "audit",
+        "reconcile",
+        *TravelTools.READ,
+    )
+    WRITE: tuple[str, ...] = ("remember", "ingest_claim", "end_fact")
+    ERASE = TravelTools.ERASE
 
     # ---------------------------------------------------------------- writes
 
@@ -141,8 +96,8 @@ class MemoryTools:
             subject,
             predicate,
             value,
-            valid_from=_date(valid_from, "valid_from"),
-            valid_until=_date(valid_until, "valid_until"),
+            valid_from=date_arg(valid_from, "valid_from"),
+            valid_until=date_arg(valid_until, "valid_until"),
             confidence=confidence,
             cardinality=cardinality,
             criticality=criticality,
@@ -175,8 +130,8 @@ class MemoryTools:
         window = None
         if valid_from is not None or valid_until is not None:
             window = {
-                "start": _date(valid_from, "valid_from"),
-                "end": _date(valid_until, "valid_until"),
+                "start": date_arg(valid_from, "valid_from"),
+                "end": date_arg(valid_until, "valid_until"),
             }
         receipt = self.engine.ingest(
             {
@@ -210,8 +165,8 @@ class MemoryTools:
         history as Ended; nothing is deleted. When the fact is Contested or set-valued,
         pass value (or claim_ref) to choose which value to end.
         """
-        _keys(subject, predicate)
-        moment = self.engine.clock() if at is None else _date(at, "at")
+        keys(subject, predicate)
+        moment = self.engine.clock() if at is None else date_arg(at, "at")
         assert moment is not None
         if claim_ref is not None:
             claim_ref = parse.claim_ref(checks.text(claim_ref, "claim_ref"))
@@ -256,7 +211,7 @@ class MemoryTools:
         TimingUncertain (believed, with no known valid time) or NoBelief. Check status
         before trusting value. Use as_of/valid_at for questions about the past.
         """
-        _keys(subject, predicate)
+        keys(subject, predicate)
         return self._compact(
             self.engine.recall(self.agent, subject, predicate, as_of=as_of, valid_at=valid_at)
         )
@@ -270,7 +225,7 @@ class MemoryTools:
         Includes primary, alternatives (when Contested), members (set-valued), inferred
         and pending claims, markers, currency, criticality and corroboration count.
         """
-        _keys(subject, predicate)
+        keys(subject, predicate)
         projection = self.engine.query_memory(self.agent, subject, predicate, as_of, valid_at)
         return _projection(projection)
 
@@ -279,7 +234,7 @@ class MemoryTools:
         self, subject: Subject, as_of: AsOf = None, valid_at: ValidAt = None
     ) -> dict[str, Any]:
         """Everything believed about one subject: one projection per predicate, sorted."""
-        _keys(subject)
+        keys(subject)
         rows = self.engine.query_subject(self.agent, subject, as_of, valid_at)
         return {"subject": subject, "facts": [_projection(p) for p in rows]}
 
@@ -291,7 +246,7 @@ class MemoryTools:
         Invalidated, Denied. Use it to explain how a belief came to be or to find the
         claim_ref to pass to end_fact.
         """
-        _keys(subject, predicate)
+        keys(subject, predicate)
         return self.engine.history(self.agent, subject, predicate, as_of=as_of).to_dict()
 
     @guarded
@@ -329,7 +284,7 @@ class MemoryTools:
         adjudication; this server has none, so it only reports.
         """
         for subject, predicate in lines or ():
-            _keys(subject, predicate)
+            keys(subject, predicate)
         report = self.engine.reconcile(self.agent, lines)
         result = report.to_dict()
         result["contested"] = [
@@ -351,26 +306,7 @@ class MemoryTools:
 
     @staticmethod
     def _compact(projection: Projection) -> dict[str, Any]:
-        return {
-            "subject": projection.subject,
-            "predicate": projection.predicate,
-            "status": projection.status.value,
-            "value": projection.value,
-            "values": [
-                {
-                    "value": slot.value,
-                    "claim_ref": slot.claim_ref,
-                    "valid_from": slot.valid_from_display,
-                    "valid_until": slot.valid_until_display,
-                    "provenance": slot.provenance.value,
-                    "confidence": slot.value_confidence,
-                    "currency": slot.currency.value,
-                }
-                for slot in projection.candidates
-            ],
-            "status_reason": belief_reason(projection),
-            "markers": [m.value for m in projection.markers],
-        }
+        return compact(projection)
 
 
 def _projection(projection: Projection) -> dict[str, Any]:

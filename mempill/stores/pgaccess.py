@@ -30,6 +30,17 @@ SCOPED_TRY_LOCK = (
 AGENT_TABLES = ("claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats")
 #: The only columns any runtime role may UPDATE (the outbox of reference §6).
 OUTBOX_UPDATES = ("status", "notified")
+#: What an erasure scrubs (docs/erasure.md): UPDATE of exactly these columns is granted
+#: only with `erase=True` (`mempill pg grant-agent|grant-service --erase`).
+ERASE_UPDATES = {
+    "claims": (
+        "subject", "predicate", "value", "valid_from", "valid_from_granularity",
+        "valid_until", "valid_until_granularity", "external_anchor",
+    ),
+    "ledger": ("subject", "predicate", "rationale"),
+    "assertions": ("subject", "predicate", "bound_at", "bound_granularity"),
+    "pending_adjudications": ("subject", "predicate", "request", "status"),
+}  # fmt: skip
 
 ACCESS = (
     "SELECT r.rolsuper OR r.rolbypassrls, current_user, "
@@ -88,13 +99,16 @@ def grant_script(
     create: bool,
     password: str | None,
     read_only: bool = False,
+    erase: bool = False,
 ) -> list[sql.Composed]:
     """Create `role` if asked (LOGIN; with a password when one is given) and let it reach
     one agent (`agent_id`) or, as a service role, the agent of each transaction (None):
     schema usage, SELECT and INSERT on the agent tables, UPDATE of the outbox columns,
     SELECT of the version and role tables. No UPDATE/DELETE of append-only rows, no DDL.
     `read_only`: SELECT alone (no INSERT, no UPDATE), for `open_postgres(read_only=True)`;
-    a role granted more before keeps it (revoke first)."""
+    a role granted more before keeps it (revoke first). `erase`: also UPDATE of the columns
+    an erasure scrubs (ERASE_UPDATES), which `Engine.erase` needs; without it the role's
+    erase raises PermissionDeniedError and changes nothing."""
     ident, schema_ident = sql.Identifier(role), sql.Identifier(schema)
     script: list[sql.Composed] = []
     if create:
@@ -124,6 +138,13 @@ def grant_script(
                 columns, sql.Identifier(schema, "pending_adjudications"), ident
             )
         )
+    if erase and not read_only:
+        script += [
+            sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(schema, table), ident
+            )
+            for table, names in ERASE_UPDATES.items()
+        ]
     script += [
         sql.SQL(
             "INSERT INTO {} (role_name, agent_id, kind) VALUES ({}, {}, {}) "

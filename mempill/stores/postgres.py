@@ -100,8 +100,7 @@ class PostgresDialect:
     name = "postgres"
     overrides: ClassVar[dict[str, str]] = {
         # Text ordering in SQL must match SQLite's byte order, hence the C collation.
-        "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
-        'ORDER BY tx_time, from_ref COLLATE "C"',
+        "children": SQL["children"] + ' COLLATE "C"',
         # OFFSET 0 keeps the hashes computed in the subquery: pulled up into the join
         # condition, a function of a column there would stop the index seek (see HASH).
         "line_versions": "SELECT l.subject, l.predicate, max(l.stream_seq) "
@@ -388,6 +387,11 @@ class PostgresStore:
     def find_handle(self, handle_id: str) -> str | None:
         found = self._column("find_handle", handle_id)
         return found[0] if found else None
+
+    def purge(self, agent_id: str) -> None:
+        """Nothing: the scrubbed rows' old versions are dead tuples until VACUUM, which an
+        ordinary runtime role cannot run (docs/erasure.md says what to run)."""
+        return None
 
     def close(self) -> None:
         """Close the pool (idempotent); in-flight work finishes or fails first."""

@@ -28,6 +28,7 @@ from mempill.core.enums import (
     PendingStatus,
     Provenance,
 )
+from mempill.core.limits import MAX_SEQ
 from mempill.core.model import (
     AssertionRow,
     ClaimRow,
@@ -37,96 +38,30 @@ from mempill.core.model import (
     PendingAdjudication,
     WriteStat,
 )
+from mempill.core.travel import Cut
+from mempill.stores.queries import (
+    ASSERTION_COLUMNS,
+    CLAIM_COLUMNS,
+    ENTRY_COLUMNS,
+    PENDING_COLUMNS,
+    SQL,
+    STATS_COLUMNS,
+)
 from mempill.stores.schema import embedded_migrations, split_statements
 
-__all__ = ["SQL", "SqlSession", "embedded_migrations", "split_statements"]
+__all__ = [
+    "ASSERTION_COLUMNS",
+    "CLAIM_COLUMNS",
+    "ENTRY_COLUMNS",
+    "PENDING_COLUMNS",
+    "SQL",
+    "STATS_COLUMNS",
+    "SqlSession",
+    "embedded_migrations",
+    "split_statements",
+]
 
-CLAIM_COLUMNS = (
-    "agent_id, claim_ref, subject, predicate, value, cardinality, provenance, value_confidence, "
-    "valid_time_confidence, criticality, valid_from, valid_from_granularity, valid_until, "
-    "valid_until_granularity, tx_time, stream_seq, derived_from, derivation_depth, external_anchor"
-)
-ENTRY_COLUMNS = (
-    "agent_id, stream_seq, entry_id, claim_ref, event_kind, disposition, rationale, "
-    "recorded_at, subject, predicate, request_ref"
-)
-ASSERTION_COLUMNS = (
-    "agent_id, assertion_ref, claim_ref, subject, predicate, kind, bound_at, bound_granularity, "
-    "provenance, confidence, tx_time, stream_seq, handle_id"
-)
-PENDING_COLUMNS = (
-    "agent_id, handle_id, subject, predicate, challenger_ref, incumbent_refs, request, "
-    "queued_at, expires_at, status, notified"
-)
 E = TypeVar("E", bound=StrEnum)
-STATS_COLUMNS = "agent_id, first_seq, last_seq, lock_wait_us, txn_us, backend, pid, recorded_at"
-
-
-def _insert(table: str, columns: str) -> str:
-    marks = ", ".join("?" for _ in columns.split(","))
-    return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-
-
-LINE = "agent_id = ? AND subject = ? AND predicate = ?"
-SQL = {
-    "insert_claim": _insert("claims", CLAIM_COLUMNS),
-    "insert_entry": _insert("ledger", ENTRY_COLUMNS),
-    "insert_assertion": _insert("assertions", ASSERTION_COLUMNS),
-    "insert_edge": _insert("edges", "agent_id, kind, from_ref, to_ref, tx_time"),
-    "insert_pending": _insert("pending_adjudications", PENDING_COLUMNS),
-    "insert_stats": _insert("write_stats", STATS_COLUMNS),
-    "head": "SELECT stream_seq, recorded_at FROM ledger WHERE agent_id = ? "
-    "ORDER BY stream_seq DESC LIMIT 1",
-    "line_version": f"SELECT max(stream_seq) FROM ledger WHERE {LINE}",
-    # the versions of many lines: their subjects are one parameter, a JSON array of text
-    "line_versions": "SELECT subject, predicate, max(stream_seq) FROM ledger WHERE agent_id = ? "
-    "AND subject IN (SELECT value FROM json_each(?)) GROUP BY subject, predicate",
-    # the head and one line's version in one round trip (a write's first two questions)
-    "head_line": "SELECT (SELECT stream_seq FROM ledger WHERE agent_id = ? "
-    "ORDER BY stream_seq DESC LIMIT 1), (SELECT recorded_at FROM ledger WHERE agent_id = ? "
-    f"ORDER BY stream_seq DESC LIMIT 1), (SELECT max(stream_seq) FROM ledger WHERE {LINE})",
-    "line_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE {LINE} AND stream_seq > ? "
-    "ORDER BY stream_seq",
-    "line_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE {LINE} AND stream_seq > ? "
-    "ORDER BY stream_seq",
-    "line_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE {LINE} "
-    "AND stream_seq > ? ORDER BY stream_seq",
-    "claim": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE agent_id = ? AND claim_ref = ?",
-    "claim_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
-    "ORDER BY stream_seq",
-    "claim_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE agent_id = ? "
-    "AND claim_ref = ? ORDER BY stream_seq",
-    "children": "SELECT from_ref FROM edges WHERE agent_id = ? AND to_ref = ? AND kind = ? "
-    "ORDER BY tx_time, from_ref",
-    "predicates": "SELECT DISTINCT predicate FROM claims WHERE agent_id = ? AND subject = ? "
-    "AND tx_time <= ?",
-    "lines": "SELECT DISTINCT subject, predicate FROM claims WHERE agent_id = ?",
-    "audit": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND stream_seq > ? "
-    "ORDER BY stream_seq LIMIT ?",
-    "audit_claim": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? AND claim_ref = ? "
-    "AND stream_seq > ? ORDER BY stream_seq LIMIT ?",
-    "ledger": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? ORDER BY stream_seq",
-    "all_claims": f"SELECT {CLAIM_COLUMNS} FROM claims WHERE agent_id = ? ORDER BY stream_seq",
-    "all_assertions": f"SELECT {ASSERTION_COLUMNS} FROM assertions WHERE agent_id = ? "
-    "ORDER BY stream_seq",
-    "all_edges": "SELECT agent_id, kind, from_ref, to_ref, tx_time FROM edges WHERE agent_id = ?",
-    "request_entries": f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE agent_id = ? "
-    "AND request_ref = ? ORDER BY stream_seq",
-    "pending_all": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications WHERE agent_id = ?",
-    "pending_status": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications "
-    "WHERE agent_id = ? AND status = ?",
-    "pending_line": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications WHERE {LINE}",
-    "pending_handle": f"SELECT {PENDING_COLUMNS} FROM pending_adjudications "
-    "WHERE agent_id = ? AND handle_id = ?",
-    "set_pending_status": "UPDATE pending_adjudications SET status = ? "
-    "WHERE agent_id = ? AND handle_id = ?",
-    "set_pending_notified": "UPDATE pending_adjudications SET notified = 1 "
-    "WHERE agent_id = ? AND handle_id = ?",
-    "stats": f"SELECT {STATS_COLUMNS} FROM write_stats WHERE agent_id = ? ORDER BY stat_id",
-    "agents": "SELECT DISTINCT agent_id FROM ledger",
-    "agents_with_pending": "SELECT DISTINCT agent_id FROM pending_adjudications WHERE status = ?",
-    "find_handle": "SELECT agent_id FROM pending_adjudications WHERE handle_id = ?",
-}
 
 
 class Dialect(Protocol):
@@ -149,6 +84,9 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
 
 
 def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
@@ -316,12 +254,29 @@ class SqlSession:
         return tuple(self._assertion(r) for r in rows)
 
     def children(self, claim_ref: str) -> tuple[str, ...]:
-        rows = self._rows("children", self.agent_id, claim_ref, "DerivedFrom")
+        """The claims derived from `claim_ref`; an erased child is seen through: its own
+        children stand in its place (it is found by no ref, docs/erasure.md)."""
+        found: list[str] = []
+        for ref, erased in self._rows("children", self.agent_id, claim_ref, "DerivedFrom"):
+            found.extend(self.children(ref) if erased else (ref,))
+        return tuple(dict.fromkeys(found))
+
+    def predicates(self, subject: str, cut: Cut | None = None) -> tuple[str, ...]:
+        at, seq = (None, None) if cut is None else (cut.at, cut.seq)
+        rows = self._rows(
+            "predicates", self.agent_id, subject, self._as_of(at), MAX_SEQ if seq is None else seq
+        )
         return tuple(r[0] for r in rows)
 
-    def predicates(self, subject: str, as_of: datetime | None = None) -> tuple[str, ...]:
-        rows = self._rows("predicates", self.agent_id, subject, self._as_of(as_of))
-        return tuple(r[0] for r in rows)
+    def seq_at(self, moment: datetime) -> int:
+        """The stream_seq of the last entry recorded at or before `moment` (0: none)."""
+        rows = self._rows("seq_at", self.agent_id, self.dialect.time_param(moment))
+        return int(rows[0][0]) if rows else 0
+
+    def window(self, after_seq: int, until_seq: int) -> tuple[LedgerEntry, ...]:
+        """The entries with `after_seq < stream_seq <= until_seq`, in stream order."""
+        rows = self._rows("window", self.agent_id, after_seq, until_seq)
+        return tuple(self._entry(r) for r in rows)
 
     def lines(self) -> tuple[tuple[str, str], ...]:
         return tuple((r[0], r[1]) for r in self._rows("lines", self.agent_id))
@@ -424,6 +379,23 @@ class SqlSession:
         if seq is None:
             return 0, None, 0
         return int(seq), self.dialect.time_value(recorded), 0 if line is None else int(line)
+
+    def erasable(self, subject: str) -> tuple[str, ...]:
+        """The predicates of the subject's lines that hold anything but erasure records."""
+        rows = self._rows("erasable", self.agent_id, subject, self.agent_id, subject)
+        return tuple(r[0] for r in rows)
+
+    def erase_line(self, subject: str, predicate: str, marker_seq: int) -> tuple[int, int]:
+        """Scrub the line's claims, entries, assertions and outbox rows in place (the
+        entries' rationale becomes `{"erased": marker_seq}`); (claims, entries) scrubbed."""
+        line = (self.agent_id, subject, predicate)
+        self._exec("erase_claims", self.agent_id, *line)
+        claims = self.cursor.rowcount
+        self._exec("erase_entries", canonical_json({"erased": marker_seq}), self.agent_id, *line)
+        entries = self.cursor.rowcount
+        self._exec("erase_assertions", self.agent_id, *line)
+        self._exec("erase_pending", self.agent_id, *line)
+        return claims, entries
 
     def append_claim(self, row: ClaimRow) -> None:
         self._append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import resource
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,8 @@ LAB_SYNCHRONOUS = ("FULL", "NORMAL", "OFF")
 DEFAULT_MAX_OPEN_AGENTS = 256
 #: Idle read connections kept per agent database (more are closed when returned).
 MAX_IDLE_READERS = 4
+#: TRUNCATE checkpoints an erasure tries (each waits up to the busy timeout for readers).
+CHECKPOINT_TRIES = 3
 
 
 class SQLiteDialect:
@@ -160,6 +163,29 @@ def check_current(conn: sqlite3.Connection, target: str) -> None:
             f"{', '.join(map(str, sorted(known - applied)))}; a read-only open runs none: "
             "open it once without read_only to migrate it"
         )
+
+
+def vacuum(conn: sqlite3.Connection, target: str) -> None:
+    """After an erasure (docs/erasure.md): VACUUM rebuilds every page of the database (no
+    free page or unused cell space keeps a scrubbed byte), then a TRUNCATE checkpoint
+    copies the new pages into the main file, cuts it to size and empties the WAL, which
+    held the old pages. A reader of another connection holding an old snapshot keeps the
+    checkpoint from finishing: after the busy timeout and CHECKPOINT_TRIES tries, a
+    StorageError says so (the erasure itself stays committed; erase again to retry)."""
+    try:
+        conn.execute("VACUUM")
+        for attempt in range(CHECKPOINT_TRIES):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05 * (attempt + 1))
+    except sqlite3.Error as e:
+        raise translate(e) from e
+    raise StorageError(
+        f"sqlite: the erasure is committed, but the WAL of {target!r} could not be emptied: "
+        "another connection holds a read transaction open; its old pages stay in the WAL "
+        "until a checkpoint completes (end that reader and call erase again)"
+    )
 
 
 def default_max_open() -> int:

@@ -25,6 +25,7 @@ from mempill.stores.sqlite.connections import (
     default_max_open,
     migrate,
     translate,
+    vacuum,
 )
 from mempill.stores.sqlite.files import (
     check_regular,
@@ -354,6 +355,17 @@ class SQLiteStore:
             if row is not None:
                 return str(row[0])
         return None
+
+    def purge(self, agent_id: str) -> None:
+        """After an erasure: VACUUM the agent's database and empty its WAL (`vacuum`), so
+        the scrubbed bytes are in neither file. In memory, or with no file: nothing."""
+        if self.read_only:
+            raise read_only_error("erase")
+        with self._using(agent_id, create=False) as database:
+            if database is None or database.path is None:
+                return
+            with database.lock:
+                vacuum(database.writer, database.path)
 
     def connection_for(self, agent_id: str) -> sqlite3.Connection | None:
         """The agent's write connection (for diagnostics and the lab), or None if absent.
