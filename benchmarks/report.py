@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import rls, tables
+from benchmarks import rls, search, tables
 
 Row = Sequence[str]
 
@@ -148,7 +148,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += [markdown_table(concurrency_header(results), tables.concurrency(results)), ""]
-    out += _postgres(results) + rls.report(results) + _replay(results)
+    out += _postgres(results) + rls.report(results) + search.report(results) + _replay(results)
     return "\n".join(out + _plans(results) + _profiles(results) + _notes(results))
 
 

@@ -24,6 +24,7 @@ from benchmarks import (
     profiles,
     replaycost,
     rls,
+    search,
 )
 from benchmarks.context import Bench
 from benchmarks.reference import ReferenceDriver, ReferenceUnavailable, ensure_venv
@@ -46,6 +47,7 @@ SECTIONS = (
     "memory",
     "plans",
     "rls",
+    "search",
 )
 
 
@@ -114,6 +116,7 @@ def sections(bench: Bench, results: dict[str, Any]) -> dict[str, Callable[[], An
         "memory": lambda: memory.run(bench, reference_store()),
         "plans": plan,
         "rls": lambda: rls.run(bench),
+        "search": lambda: search.run(bench),
     }
 
 

@@ -102,6 +102,13 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("time/changes_paged", "§12", "query_changes with a next cursor"),
     ("erase/line", "§12", "erase one line of a subject"),
     ("erase/subject", "§12", "erase every line of a subject"),
+    ("find/search", "§13", "search finds lines by words of their subject, predicate or value"),
+    ("find/search_prefix", "§13", "a query word matches the words it prefixes"),
+    ("find/search_history", "§13", "include_history matches values no longer believed"),
+    ("find/search_as_of", "§13", "search as of a past position or at a valid instant"),
+    ("find/subjects", "§13", "list_subjects with counts of believed lines"),
+    ("find/subjects_paged", "§13", "list_subjects with a next cursor"),
+    ("find/predicates", "§13", "list_predicates with counts of believed lines"),
 )
 RULE_IDS = tuple(r[0] for r in RULES)
 
@@ -237,6 +244,18 @@ def _read_rules(
             yield "time/changes_paged"
     if any(str(op.get(k, "")).startswith("$") for k in ("as_of", "since", "until", "after")):
         yield "time/snapshot_as_of"
+    if name == "search" and result["hits"]:
+        yield "find/search"
+        if any(0 < h["score"] < 2 * len(h["matched"]) for h in result["hits"]):
+            yield "find/search_prefix"
+        if op.get("include_history"):
+            yield "find/search_history"
+        if "as_of" in op or "valid_at" in op:
+            yield "find/search_as_of"
+    if name == "list_subjects" and result["subjects"]:
+        yield "find/subjects_paged" if result["next_cursor"] is not None else "find/subjects"
+    if name == "list_predicates" and result:
+        yield "find/predicates"
     if str(op.get("as_of", "")).startswith("snapshot:"):
         yield "time/snapshot_position"
     if name == "query_audit":
@@ -253,7 +272,7 @@ def _result_rules(
     if "error" in record:
         rule = ERROR_RULES.get((name, record["error"]))
         return [rule] if rule else []
-    if name.startswith("query_"):
+    if name.startswith(("query_", "search", "list_subjects", "list_predicates")):
         return list(_read_rules(op, record["result"], header, flagged))
     return list(_write_rules(name, record["result"], header))
 

@@ -34,6 +34,11 @@ Keys (unknown keys are a stream error, so a typo never passes silently):
 * `query_changes`: `lines` (`subject/predicate` in feed order), `next_cursor`, `before` and
   `after` (maps `subject/predicate` → `[status, value]`).
 * `erase`: `lines` (`subject/predicate`, sorted), `claims`, `entries`.
+* `search`: `hits` (`subject/predicate` in order), `scores` (in order), `beliefs` (a map
+  `subject/predicate` → the belief's primary value).
+* `list_subjects`: `subjects` (in order), `counts` (a map subject → `[lines, believed]`),
+  `next_cursor`. `list_predicates`: `predicates` (in order), `counts` (predicate →
+  `[lines, believed]`).
 """
 
 from __future__ import annotations
@@ -75,13 +80,16 @@ KEYS: dict[str, set[str]] = {
     "query_timeline": {"segments"},
     "query_changes": {"lines", "next_cursor", "before", "after"},
     "erase": {"lines", "claims", "entries"},
+    "search": {"hits", "scores", "beliefs"},
+    "list_subjects": {"subjects", "counts", "next_cursor"},
+    "list_predicates": {"predicates", "counts"},
 }
 #: Operations whose outcome a scenario must declare: every write and every belief read.
 MUST_DECLARE = frozenset(
     {
         "ingest", "ingest_many", "end", "end_fact", "reopen", "invalidate",
         "submit_adjudication", "reconcile", "sweep", "query_memory", "query_subject",
-        "query_history", "query_timeline", "query_changes", "erase",
+        "query_history", "query_timeline", "query_changes", "erase", "search",
     }
 )  # fmt: skip
 
@@ -234,6 +242,20 @@ class Checker:
             return [f"{c['subject']}/{c['predicate']}" for c in result["changes"]]
         if key == "lines" and kind == "erase":
             return [f"{s}/{p}" for s, p in result["lines"]]
+        if kind == "search":
+            hits = result["hits"]
+            if key == "hits":
+                return [f"{h['subject']}/{h['predicate']}" for h in hits]
+            if key == "scores":
+                return [h["score"] for h in hits]
+            return {f"{h['subject']}/{h['predicate']}": _primary(h["belief"]) for h in hits}
+        if kind in ("list_subjects", "list_predicates"):
+            rows = result["subjects"] if kind == "list_subjects" else result
+            name = "subject" if kind == "list_subjects" else "predicate"
+            if key == "counts":
+                return {r[name]: [r["lines"], r["believed"]] for r in rows}
+            if key in ("subjects", "predicates"):
+                return [r[name] for r in rows]
         if key in ("before", "after"):
             return {
                 f"{c['subject']}/{c['predicate']}": [c[key]["status"], _primary(c[key])]

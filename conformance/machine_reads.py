@@ -38,6 +38,8 @@ RANGE = st.sampled_from(
     )
 )
 CURSOR = st.sampled_from((None, None, 1, 3, 6))
+#: Query words: whole words and prefixes of the keys and values the machine writes.
+QUERY = st.sampled_from(("p1", "p", "s2", "s", "x", "y", "k", "m", "1", "p2 x", "zzz"))
 LIMIT = st.integers(1, 3)
 
 
@@ -147,3 +149,20 @@ class ReadRules:
         if one_subject:
             op["subject"] = SUBJECTS[0]
         self.run(op)
+
+    @precondition(lambda self: self.written > 0)
+    @rule(data=st.data(), agent=AGENT, text=QUERY, history=BOOLEANS, limit=LIMIT)
+    def search(self, data: st.DataObject, agent: str, text: str, history: bool, limit: int) -> None:
+        """Text search, now or at an earlier position / valid instant."""
+        op: dict[str, Any] = {"op": "search", "agent_id": agent, "text": text, "limit": limit}
+        if history:
+            op["include_history"] = True
+        self.run({**op, **self._instants(data, agent)})
+
+    @precondition(lambda self: self.written > 0)
+    @rule(agent=AGENT, subject=st.none() | SUBJECT, limit=LIMIT)
+    def discover(self, agent: str, subject: str | None, limit: int) -> None:
+        """Subjects (one page) and predicates (of a subject or all)."""
+        self.run({"op": "list_subjects", "agent_id": agent, "limit": limit})
+        op = {"op": "list_predicates", "agent_id": agent}
+        self.run(op if subject is None else {**op, "subject": subject})

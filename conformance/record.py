@@ -49,6 +49,15 @@ def outline(op: Mapping[str, Any], record: Mapping[str, Any]) -> str:
             f"[{g['valid_from']}, {g['valid_until']}) {g['status']} {g['value']!r}"
             for g in result["segments"]
         )
+    elif name == "search":
+        text = (
+            ", ".join(f"{h['subject']}/{h['predicate']}:{h['score']:g}" for h in result["hits"])
+            or "no hit"
+        )
+    elif name in ("list_subjects", "list_predicates"):
+        rows = result["subjects"] if name == "list_subjects" else result
+        key = "subject" if name == "list_subjects" else "predicate"
+        text = ", ".join(f"{r[key]}({r['believed']}/{r['lines']})" for r in rows)
     elif name == "query_changes":
         text = ", ".join(
             f"{c['subject']}/{c['predicate']} {c['before']['status']}->{c['after']['status']}"

@@ -31,6 +31,7 @@ def _engine(
     retry: RetryPolicy | None,
     cache_claims: int,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    text_index: bool = True,
 ) -> Engine:
     try:
         return Engine(
@@ -43,6 +44,7 @@ def _engine(
             retry=retry,
             cache_claims=cache_claims,
             cache_bytes=cache_bytes,
+            text_index=text_index,
         )
     except BaseException:
         store.close()  # a refused collaborator must not leave the store's files open
@@ -60,6 +62,7 @@ def open_default(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    text_index: bool = True,
     record_write_stats: bool = False,
     read_only: bool = False,
 ) -> Engine:
@@ -72,7 +75,9 @@ def open_default(
     bound the line cache. A new file is created 0600 (its folders 0700).
     """
     store = SQLiteStore(path=path, record_stats=record_write_stats, read_only=read_only)
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
+    return _engine(
+        store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes, text_index
+    )
 
 
 def open_directory(
@@ -86,6 +91,7 @@ def open_directory(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    text_index: bool = True,
     serialize_all_writes: bool = True,
     record_write_stats: bool = False,
     read_only: bool = False,
@@ -104,7 +110,9 @@ def open_directory(
         read_only=read_only,
         max_open_agents=max_open_agents,
     )
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
+    return _engine(
+        store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes, text_index
+    )
 
 
 def open_default_in_memory(
@@ -117,11 +125,14 @@ def open_default_in_memory(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    text_index: bool = True,
     record_write_stats: bool = False,
 ) -> Engine:
     """One in-memory SQLite database per agent; gone when the engine closes."""
     store = SQLiteStore(record_stats=record_write_stats)
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
+    return _engine(
+        store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes, text_index
+    )
 
 
 def open_postgres(
@@ -139,6 +150,7 @@ def open_postgres(
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
+    text_index: bool = True,
     lab_synchronous_commit: str | None = None,
     record_write_stats: bool = False,
     read_only: bool = False,
@@ -164,7 +176,9 @@ def open_postgres(
     store = postgres.PostgresStore(
         conninfo, settings, record_stats=record_write_stats, read_only=read_only
     )
-    return _engine(store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes)
+    return _engine(
+        store, oracle, vector, config, clock, ids, retry, cache_claims, cache_bytes, text_index
+    )
 
 
 def _postgres_module() -> Any:

@@ -19,7 +19,7 @@ from mempill.core.model import (
     WriteStat,
 )
 from mempill.core.travel import Cut
-from mempill.errors import ValidationError
+from mempill.errors import ConfigError, ValidationError
 
 
 class Reader(Protocol):
@@ -54,6 +54,11 @@ class Reader(Protocol):
         ...
 
     def lines(self) -> tuple[tuple[str, str], ...]: ...
+
+    def term_lines(self, low: str, high: str) -> tuple[tuple[str, str, str], ...]:
+        """(subject, predicate, term) of the lines with a claim whose word index holds a
+        term in `[low, high)` (code point order); erased claims are left out."""
+        ...
 
     def audit(
         self, claim_ref: str | None, after_seq: int, limit: int
@@ -92,6 +97,14 @@ class Writer(Reader, Protocol):
     def append_claim(self, row: ClaimRow) -> None: ...
 
     def append_entry(self, entry: LedgerEntry) -> None: ...
+
+    def append_terms(self, claim_ref: str, terms: Sequence[str]) -> None:
+        """The word index rows of one claim (docs/search.md), in the claim's transaction."""
+        ...
+
+    def delete_terms(self) -> None:
+        """Drop the agent's whole word index (before `reindex` writes it again)."""
+        ...
 
     def append_assertion(self, row: AssertionRow) -> None: ...
 
@@ -162,9 +175,19 @@ class OraclePort(Protocol):
 
 
 class VectorPort(Protocol):
-    """A seam for similarity search over claims; no behaviour yet."""
+    """Similarity search over claims (`engine.search(..., semantic=True)`).
+
+    `index_claim` is called after the COMMIT that wrote each claim (and by `reindex` for
+    every stored claim); `nearest` returns up to `k` (claim_ref, similarity) pairs of the
+    agent's claims closest to `text`, best first, ties by claim_ref; `forget` drops claims
+    (erasure). A port with `index_claim` alone still works; semantic search then raises
+    ConfigError."""
 
     def index_claim(self, row: ClaimRow) -> None: ...
+
+    def nearest(self, agent_id: str, text: str, k: int) -> Sequence[tuple[str, float]]: ...
+
+    def forget(self, agent_id: str, claim_refs: Sequence[str]) -> None: ...
 
 
 class NoOpOracle:
@@ -175,7 +198,18 @@ class NoOpOracle:
 
 
 class NoOpVector:
+    """The default vector port: none. Semantic search raises ConfigError."""
+
     def index_claim(self, row: ClaimRow) -> None:
+        return None
+
+    def nearest(self, agent_id: str, text: str, k: int) -> Sequence[tuple[str, float]]:
+        raise ConfigError(
+            "semantic search needs a vector port: open the engine with vector=... "
+            "(e.g. mempill.vectors.ExactIndex(embedder))"
+        )
+
+    def forget(self, agent_id: str, claim_refs: Sequence[str]) -> None:
         return None
 
 

@@ -221,7 +221,7 @@ def test_doctor_reports_and_checks_a_sqlite_store(cli: Cli, tmp_path: Path) -> N
     report = cli.ok("doctor", "--json").json()
     assert report["ok"] is True and report["backend"] == "sqlite"
     (database,) = report["databases"]
-    assert database["bound_agent"] == "me" and database["schema_version"] == 1
+    assert database["bound_agent"] == "me" and database["schema_version"] == 2
     assert database["pragmas"]["journal_mode"] == "wal"
     assert database["pragmas"]["synchronous"] == "FULL"
     assert database["pragmas"]["foreign_keys"] == 1

@@ -40,6 +40,7 @@ NUMBER = 918273645546372819  # a big unique number, stored as JSON text
 ACCENTED = f"{SECRET}-zoë"  # non-ASCII: its UTF-8 and its JSON-escaped form are checked
 MARKS = (SECRET, str(NUMBER), "zoë", "zo\\u00eb")
 REASON = "GDPR art. 17 request #12"
+INDEXED = b"xylophonequark"  # a value word as the word index holds it (case-folded)
 TABLES = ("claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats")
 
 
@@ -312,6 +313,8 @@ def test_sqlite_files_hold_no_erased_byte_when_erase_returns(
             put(engine, f"keep-{i}", "alice", f"bulk{i % 7}")
         for i in range(20):
             put(engine, f"{SECRET}-big-{i}" + "x" * 5000, "bob", "big")
+        # Its folded form (lower case) is only in the word index (`terms`), which goes too.
+        put(engine, "Xylophonequark motto", "bob", "motto")
         if checkpointed:
             conn = engine.store.connection_for(AGENT)  # type: ignore[attr-defined]
             assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
@@ -321,6 +324,7 @@ def test_sqlite_files_hold_no_erased_byte_when_erase_returns(
             assert reader.query_memory(AGENT, "alice", "city").value == "Paris"
         before = file_bytes(folder)
         assert any(has_secret(b) for b in before.values()), "the values were on disk"
+        assert any(INDEXED in b for b in before.values()), "the word index was on disk"
         engine.erase(AGENT, "bob", reason=REASON)
         after = file_bytes(folder)
         assert {n for n in after if n.endswith(("-wal", ".db"))} >= {
@@ -328,6 +332,7 @@ def test_sqlite_files_hold_no_erased_byte_when_erase_returns(
         }
         for name, data in after.items():
             assert not has_secret(data), name
+            assert INDEXED not in data, name
         assert after.get(next(n for n in after if n.endswith(".db")) + "-wal", b"") == b""
         assert engine.query_memory(AGENT, "alice", "city").value == "Paris"
         assert engine.query_memory(AGENT, "carol", "guess").value == "kept"

@@ -401,6 +401,46 @@ def b_query_timeline(data: Draw, world: World) -> Callable[[Twin], Any]:
     return lambda t: t.engine.query_timeline(a, s, p, **kw)
 
 
+def b_search(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    text = data.draw(
+        hostile(["city", "par", "Zürich s"], ["", " -- ", "x" * 10_001], TEXTS, NUMBERS, WRONG),
+        "text",
+    )
+    kw = kwargs(
+        data,
+        limit=hostile([1, 20, 1000], [0, 1001, True, "3", *CURSORS]),
+        valid_at=hostile([None, *VALID_DATES], DATES, WRONG),
+        include_history=hostile([False, True], [1, "yes", None]),
+        semantic=hostile([False], [1, "no", None]),
+    )
+    if data.draw(st.booleans(), "pass as_of"):
+        kw["as_of"] = cut(data, "as_of")
+    return lambda t: t.engine.search(a, text, **kw)
+
+
+def b_list_subjects(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    kw = kwargs(
+        data,
+        prefix=hostile([None, "s", "t"], ["", "x" * 1025], TEXTS, NUMBERS, WRONG),
+        limit=hostile([1, 100, 10_000], [0, 10_001, True, *CURSORS]),
+        after=hostile([None, "s"], ["x" * 1025], TEXTS, NUMBERS, WRONG),
+    )
+    return lambda t: t.engine.list_subjects(a, **kw)
+
+
+def b_list_predicates(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    subject = data.draw(hostile([None, "s", "nobody"], TEXTS, NUMBERS, WRONG), "subject")
+    return lambda t: t.engine.list_predicates(a, subject)
+
+
+def b_reindex(data: Draw, world: World) -> Callable[[Twin], Any]:
+    a = agent(data)
+    return lambda t: t.engine.reindex(a)
+
+
 def b_erase(data: Draw, world: World) -> Callable[[Twin], Any]:
     a, s = agent(data), key(data, ["s", "t", "nobody"], "subject")
     kw = kwargs(

@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "mempill.secrets": set(),
     "mempill.engine": {"mempill.core", *SEAMS},
     "mempill.stores": {"mempill.core", *SEAMS},
+    "mempill.vectors": {"mempill.core", *SEAMS},
     "mempill.extras": set(),
     "mempill.openers": {
         "mempill.core",

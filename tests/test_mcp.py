@@ -24,6 +24,9 @@ from mempill import SeededIds
 
 CLOCK = "2026-01-01T00:00:00Z"
 TOOLS = {
+    "search",
+    "list_subjects",
+    "list_predicates",
     "snapshot",
     "timeline",
     "changes",

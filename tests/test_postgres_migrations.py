@@ -19,7 +19,15 @@ from mempill.stores.postgres import DIALECT, PoolSettings, PostgresStore
 
 pytestmark = POSTGRES_ONLY
 
-TABLES = {"claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats"}
+TABLES = {
+    "claims",
+    "ledger",
+    "assertions",
+    "edges",
+    "pending_adjudications",
+    "write_stats",
+    "terms",
+}
 #: The tables that hold no agent rows: versions, and which role may reach which agent.
 META = {"schema_migrations", "mempill_roles"}
 PROCESSES = 10
@@ -110,6 +118,21 @@ def test_every_table_and_index_leads_with_agent_id(dsn: str) -> None:
     assert unique_ledger == [("PRIMARY KEY (agent_id, stream_seq)",)]
 
 
+def test_terms_are_compared_by_code_point(dsn: str) -> None:
+    PostgresStore(dsn, PoolSettings(min_size=0, max_size=1)).close()
+    found = fetch(
+        dsn,
+        "SELECT collation_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'terms' AND column_name = 'term'",
+    )
+    assert found == [("C",)]
+    fetch(
+        dsn,
+        "INSERT INTO terms VALUES ('a', 'Z', 'r'), ('a', 'a', 'r'), ('a', 'é', 'r') RETURNING 1",
+    )
+    assert fetch(dsn, "SELECT term FROM terms ORDER BY term") == [("Z",), ("a",), ("é",)]
+
+
 def test_a_schema_newer_than_the_code_is_refused(dsn: str) -> None:
     PostgresStore(dsn, PoolSettings(min_size=0, max_size=1)).close()
     fetch(dsn, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'future') RETURNING 1")
@@ -141,6 +164,9 @@ HOT_QUERIES: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {
     "pending_line": (("a", "s1", "p1"), ("subject", "predicate")),
     "pending_handle": (("a", "h"), ("handle_id",)),
     "pending_status": (("a", "pending"), ("status",)),
+    # the word index: a range of terms (COLLATE "C": code point order, as on SQLite)
+    "term_lines": (("a", "s", "t"), ("term",)),
+    "erase_terms": (("a", "a", "s1", "p1"), ("claim_ref",)),
 }
 
 

@@ -302,3 +302,29 @@ def test_the_cli_grants_prints_and_revokes(store: Store, cli: Cli) -> None:
     assert "unset or empty" in cli.fails(
         2, *pg, "pg", "grant-service", "--role", role, "--password-env", "NOPE_UNSET"
     )
+
+
+def test_an_agent_role_searches_and_reindexes_its_own_word_index_only(store: Store) -> None:
+    """The word index (`terms`, migration 4) is an agent table like the others: an agent
+    role reads, writes and deletes (reindex) its own agent's terms and none of B's."""
+    seed_two_agents(store.owner)
+    b_terms = rows(store.owner, "SELECT term, claim_ref FROM terms WHERE agent_id = 'B'")
+    assert ("rome",) in {(t,) for t, _ in b_terms}
+    a = store.role("agent_a", "A")
+    for scope in (None, "A", "B", "*"):
+        assert rows(a, "SELECT DISTINCT agent_id FROM terms", scope=scope) in ([], [("A",)])
+    with psycopg.connect(a, autocommit=True) as conn:
+        conn.execute("SELECT set_config('mempill.agent_id', 'B', false)")
+        assert conn.execute("DELETE FROM terms").rowcount == 0  # B's rows are not there
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("INSERT INTO terms (agent_id, term, claim_ref) VALUES ('B', 'x', 'y')")
+    e = engine(a)
+    try:
+        assert [h.subject for h in e.search("A", "paris")] == ["user"]
+        with pytest.raises(PermissionDeniedError, match=r"may not reach agent 'B'"):
+            e.search("B", "rome")
+        assert e.reindex("A") == 1
+        assert [h.predicate for h in e.search("A", "city")] == ["city"]
+    finally:
+        e.close()
+    assert rows(store.owner, "SELECT term, claim_ref FROM terms WHERE agent_id = 'B'") == b_terms

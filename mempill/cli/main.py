@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from mempill import __version__
-from mempill.cli import commands, terminal, travel
+from mempill.cli import commands, finding, terminal, travel
 from mempill.cli.checks import MAX_CLI_LIMIT
 from mempill.cli.commands import Output, Session, check_arguments
 from mempill.cli.target import (
@@ -52,10 +52,11 @@ CREATES = frozenset({"remember", "end", "import"})
 #: in read-only transactions (a SELECT-only role works)
 READS = frozenset(
     {"recall", "subject", "history", "audit", "export", "doctor", "snapshot", "timeline", "changes"}
+    | {"search", "subjects", "predicates"}
 )
 #: commands that act as one agent and so refuse a single file that belongs to another
 #: (`remember` is answered by the engine: a Rejected receipt, reason write_authority)
-OWNED = READS - {"doctor"} | {"end", "erase"}
+OWNED = READS - {"doctor"} | {"end", "erase", "reindex"}
 DATE = "YYYY, YYYY-MM, YYYY-MM-DD or RFC 3339"
 #: What `--as-of` takes: a transaction time, or a position from `mempill snapshot`.
 AS_OF = f"what was believed then (tx time: {DATE}; or a token from mempill snapshot)"
@@ -185,6 +186,34 @@ def _travel_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--yes", action="store_true", help="confirm; without it nothing is erased")
 
 
+def _finding_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    p = add("search", "find facts by words of their subject, predicate or value")
+    p.add_argument("text", help="the words to look for (city finds home_city)")
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_CLI_LIMIT),
+        default=20,
+        metavar="N",
+        help=f"at most N facts (20; 1..{MAX_CLI_LIMIT})",
+    )
+    _times(p)
+    p.add_argument("--history", action="store_true", help="also match values no longer believed")
+    p = add("subjects", "the subjects remembered, with their facts and beliefs")
+    p.add_argument("--prefix", metavar="P", help="only subjects starting with P")
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_CLI_LIMIT),
+        default=100,
+        metavar="N",
+        help=f"at most N subjects a page (100; 1..{MAX_CLI_LIMIT})",
+    )
+    p.add_argument("--after", metavar="S", help="the subjects after S (the next page)")
+    p.add_argument("--all", action="store_true", help="follow the cursor through every page")
+    p = add("predicates", "the predicates in use (of one subject, or of every subject)")
+    p.add_argument("subject", nargs="?", help="only this subject's predicates")
+    add("reindex", "rebuild the word index search uses (changes no memory)")
+
+
 def bounded(least: int, most: int) -> Callable[[str], int]:
     """An argparse type: a decimal integer in [least, most], refused as bad usage."""
 
@@ -244,6 +273,7 @@ def build_parser() -> Parser:
 
     _memory_commands(add)
     _travel_commands(add)
+    _finding_commands(add)
     _store_commands(add)
     return parser
 
@@ -254,9 +284,10 @@ def handler(command: str) -> Handler:
         from mempill.cli.exports import export
 
         return export
-    if command in travel.COMMANDS:
-        chosen: Handler = getattr(travel, command)
-        return chosen
+    for module in (travel, finding):
+        if command in module.COMMANDS:
+            chosen: Handler = getattr(module, command)
+            return chosen
     if command == "doctor":
         from mempill.cli.doctor import doctor
 
@@ -274,6 +305,7 @@ def run(args: argparse.Namespace) -> Output:
     agent = resolve_agent(args.agent)
     check_arguments(args)
     travel.check_travel_arguments(args)
+    finding.check_finding_arguments(args)
     if args.command == "pg":
         from mempill.cli.pgroles import pg_roles
 

@@ -17,6 +17,7 @@ from mempill.core.enums import Disposition, EventKind
 from mempill.core.fold import ClaimView, view
 from mempill.core.linestate import LineState
 from mempill.core.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
+from mempill.core.search import claim_terms
 from mempill.engine.linecache import LineCache
 from mempill.errors import NotFoundError
 from mempill.ids import IdFactory
@@ -61,6 +62,7 @@ class Batch:
     unapplied: dict[tuple[str, str], _Rows] = field(default_factory=dict)
     known: list[tuple[str, str]] | None = None  # lines the calls will write, when known
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    text_index: bool = True  # write each claim's word index rows (docs/search.md)
 
     def __post_init__(self) -> None:
         """Read the head, and the versions of the `known` lines with as few statements."""
@@ -151,6 +153,8 @@ class Batch:
     def add_claim(self, row: ClaimRow) -> None:
         rows = self._rows((row.subject, row.predicate))
         self.txn.append_claim(row)
+        if self.text_index:
+            self.txn.append_terms(row.claim_ref, claim_terms(row.subject, row.predicate, row.value))
         rows.claims.append(row)
         self.new_claims.append(row)
 

@@ -8,48 +8,41 @@ agent and is retried as a whole on a transient storage error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
 
 from mempill.clock import Clock, system_clock
 from mempill.core import parse
 from mempill.core.config import EngineConfig
 from mempill.core.enums import AssertionKind, Granularity, PendingStatus, Provenance, Verdict
-from mempill.core.fold import history
-from mempill.core.limits import MAX_SEQ
 from mempill.core.model import (
     AdjudicationOutcome,
-    AuditPage,
     EndFactReceipt,
-    History,
     IngestRequest,
     PendingAdjudication,
-    Projection,
     Receipt,
     ReconcileReport,
     ValidityReceipt,
-    WriteStat,
 )
-from mempill.core.travel import ChangesPage, ErasureReceipt, Snapshot, Timeline
-from mempill.engine import erasure, travel
-from mempill.engine.assertions import Instant, assert_validity, end_belief, end_claim, key
-from mempill.engine.digests import content_digest, ledger_digest
+from mempill.core.search import SearchResult
+from mempill.core.travel import ErasureReceipt, Snapshot
+from mempill.engine import erasure, finding
+from mempill.engine.assertions import Instant, assert_validity, end_belief, end_claim
 from mempill.engine.ingest import ingest_requests
 from mempill.engine.linecache import DEFAULT_CACHE_BYTES, LineCache
-from mempill.engine.oracle import OracleLoop, read_snapshot, retrying
+from mempill.engine.oracle import OracleLoop, retrying
+from mempill.engine.reads import Reads
 from mempill.engine.runner import RetryPolicy, TransactionRunner, check_setup
-from mempill.engine.travel import read_cut
-from mempill.errors import ValidationError
+from mempill.errors import ConfigError, ValidationError
 from mempill.ids import IdFactory, random_ids
-from mempill.ports import NoOpVector, OraclePort, Reader, Store, VectorPort, has_oracle
+from mempill.ports import NoOpVector, OraclePort, Store, VectorPort, has_oracle
 
 RequestLike = IngestRequest | Mapping[str, Any]
-T = TypeVar("T")
 
 __all__ = ["Engine", "RetryPolicy"]
 
 
-class Engine:
+class Engine(Reads):
     """A mempill engine over one store. Use the `open_*` functions to make one.
 
     It holds two collaborators: a `TransactionRunner` (store, clock, ids, retries, line
@@ -77,10 +70,15 @@ class Engine:
         retry: RetryPolicy | None = None,
         cache_claims: int = 50_000,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        text_index: bool = True,
     ) -> None:
         """`cache_claims` and `cache_bytes` bound the line cache (claims held, estimated
-        bytes of rows and keys); ConfigError for a collaborator of the wrong kind."""
+        bytes of rows and keys); `text_index=False` writes claims without their word index
+        rows (faster ingest; `search` misses them until `reindex`, docs/search.md);
+        ConfigError for a collaborator of the wrong kind."""
         check_setup(config, clock, ids, retry, cache_claims, cache_bytes)
+        if not isinstance(text_index, bool):
+            raise ConfigError(f"text_index must be True or False, got {parse.show(text_index)}")
         self.runner = TransactionRunner(
             store,
             config=config or EngineConfig(),
@@ -90,8 +88,11 @@ class Engine:
             has_oracle=has_oracle(oracle),
             cache_claims=cache_claims,
             cache_bytes=cache_bytes,
+            text_index=text_index,
         )
-        self.oracle_loop = OracleLoop(self.runner, oracle, vector or NoOpVector())
+        self.oracle_loop = OracleLoop(
+            self.runner, oracle, vector if vector is not None else NoOpVector()
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -219,120 +220,7 @@ class Engine:
             self.runner, agent_id, subject, predicate, at, value, provenance, confidence
         )
 
-    def query_memory(
-        self,
-        agent_id: str,
-        subject: str,
-        predicate: str,
-        as_of: Instant | Snapshot | None = None,
-        valid_at: Instant | None = None,
-    ) -> Projection:
-        """The belief of one line: what was believed at tx time `as_of`, true at `valid_at`.
-
-        Raises ValidationError (a key that is empty, over 1,024 characters or with U+0000
-        or a lone surrogate, a bad date…), StorageError.
-        """
-        agent = parse.agent_id(agent_id)
-        subject, predicate = key(subject, "subject"), key(predicate, "predicate")
-        cut = read_cut(as_of, agent, "as_of")
-        valid = parse.optional_moment(valid_at, "valid_at")
-        now = self.clock()
-        return self.read(
-            agent,
-            lambda r: self.runner.project(r, agent, subject, predicate, cut, valid, now),
-        )
-
-    def query_subject(
-        self,
-        agent_id: str,
-        subject: str,
-        as_of: Instant | Snapshot | None = None,
-        valid_at: Instant | None = None,
-    ) -> tuple[Projection, ...]:
-        """One projection per predicate of a subject, sorted by predicate. Raises
-        ValidationError, StorageError."""
-        agent = parse.agent_id(agent_id)
-        subject = key(subject, "subject")
-        cut = read_cut(as_of, agent, "as_of")
-        valid = parse.optional_moment(valid_at, "valid_at")
-        now = self.clock()
-
-        def read(reader: Reader) -> tuple[Projection, ...]:
-            return tuple(
-                self.runner.project(reader, agent, subject, p, cut, valid, now)
-                for p in sorted(reader.predicates(subject, cut))
-            )
-
-        return self.read(agent, read)
-
-    def query_history(
-        self, agent_id: str, subject: str, predicate: str, as_of: Instant | Snapshot | None = None
-    ) -> History:
-        """Every claim of a line, ordered by effective start, with its status at `as_of`.
-        Raises ValidationError, StorageError."""
-        agent = parse.agent_id(agent_id)
-        subject, predicate = key(subject, "subject"), key(predicate, "predicate")
-        cut = read_cut(as_of, agent, "as_of")
-        now = self.clock()
-
-        def read(reader: Reader) -> History:
-            with self.runner.line(reader, agent, subject, predicate, cut) as line:
-                return history(
-                    line,
-                    agent_id=agent,
-                    subject=subject,
-                    predicate=predicate,
-                    as_of=None if cut is None else cut.at,
-                    now=now,
-                    config=self.config,
-                )
-
-        return self.read(agent, read)
-
-    # ------------------------------------------------------------ time travel and erasure
-
-    def snapshot(self, agent_id: str) -> Snapshot:
-        """The agent's ledger position now: `as_of=` it (or its `.token`) in any query sees
-        exactly the writes up to it. Raises ValidationError (agent_id), StorageError."""
-        return travel.snapshot(self.runner, parse.agent_id(agent_id))
-
-    def query_timeline(
-        self,
-        agent_id: str,
-        subject: str,
-        predicate: str,
-        *,
-        valid_from: Instant | None = None,
-        valid_until: Instant | None = None,
-        as_of: Instant | Snapshot | None = None,
-    ) -> Timeline:
-        """The belief of a line over valid time `[valid_from, valid_until)` (None: open), as
-        segments; `query_memory` at any instant of a segment gives its belief. Raises
-        ValidationError (also for `valid_from >= valid_until`), StorageError."""
-        return travel.timeline(
-            self.runner, agent_id, subject, predicate, valid_from, valid_until, as_of
-        )
-
-    def query_changes(
-        self,
-        agent_id: str,
-        *,
-        since: Instant | Snapshot | None = None,
-        until: Instant | Snapshot | None = None,
-        after: Snapshot | str | None = None,
-        subject: str | None = None,
-        predicate: str | None = None,
-        valid_at: Instant | None = None,
-        cursor: int | None = None,
-        limit: int = 100,
-    ) -> ChangesPage:
-        """What changed after `since` (or the snapshot `after`) up to `until`: each touched
-        line with its ledger entries in the window and its belief before and after, in the
-        order the window first touched them, `limit` lines a page (`cursor=` the page's
-        `next_cursor`). Raises ValidationError, StorageError."""
-        return travel.changes(
-            self.runner, agent_id, since, until, after, subject, predicate, valid_at, cursor, limit
-        )
+    # ------------------------------------------------------------ erasure
 
     def erase(
         self, agent_id: str, subject: str, predicate: str | None = None, *, reason: str
@@ -341,54 +229,45 @@ class Engine:
         one exception to append-only (docs/erasure.md). The ledger keeps a `LineErased`
         entry per line (when, why, which line) and no value. Raises ValidationError (a bad
         key or reason, a read-only engine), ConflictError, StorageError."""
-        return erasure.erase(self.runner, agent_id, subject, predicate, reason)
-
-    def query_audit(
-        self, agent_id: str, claim_ref: str | None = None, after_seq: int = 0, limit: int = 100
-    ) -> AuditPage:
-        """Ledger entries in ascending stream_seq after `after_seq`, filtered, then limited.
-
-        Raises ValidationError (`after_seq` not an integer in [0, 2**63 - 1], `limit` not
-        one in [1, 2**63 - 1], a claim_ref that is not a UUID), StorageError.
-        """
-        agent = parse.agent_id(agent_id)
-        ref = None if claim_ref is None else parse.claim_ref(claim_ref)
-        after_seq = parse.count(after_seq, "after_seq", 0)
-        limit = parse.count(limit, "limit", 1)
-        self.clock()
-        wanted = min(limit + 1, MAX_SEQ)  # one more tells whether a next page exists
-        entries = self.read(agent, lambda r: r.audit(ref, after_seq, wanted))
-        more = len(entries) > limit
-        entries = entries[:limit]
-        return AuditPage(
-            entries=entries, next_cursor=entries[-1].stream_seq if more and entries else None
+        return erasure.erase(
+            self.runner, agent_id, subject, predicate, reason, forget=self.oracle_loop.vector
         )
 
-    def ledger_digest(self, agent_id: str) -> str:
-        """SHA-256 over the agent's ledger entries in stream order (reference §9). Raises
-        ValidationError (agent_id), StorageError."""
-        return self.read(parse.agent_id(agent_id), ledger_digest)
+    # ------------------------------------------------------------ finding memories
 
-    def content_digest(self, agent_id: str) -> str:
-        """SHA-256 over everything stored for the agent except timing statistics: the ledger,
-        claim rows, validity assertions, edges and the oracle outbox (reference §9).
+    def search(
+        self,
+        agent_id: str,
+        text: str,
+        *,
+        limit: int = 20,
+        as_of: Instant | Snapshot | None = None,
+        valid_at: Instant | None = None,
+        include_history: bool = False,
+        semantic: bool = False,
+    ) -> SearchResult:
+        """Lines whose subject, predicate or believed value match `text` (reference §13:
+        words, prefixes, accents and case folded; `home_city` matches `city`), best first;
+        `semantic=True` ranks by the vector port's nearest claims instead. Raises
+        ValidationError, ConfigError (semantic without a vector port), StorageError."""
+        return finding.search(
+            self.runner,
+            self.oracle_loop.vector,
+            agent_id,
+            text,
+            limit=limit,
+            as_of=as_of,
+            valid_at=valid_at,
+            include_history=include_history,
+            semantic=semantic,
+        )
 
-        Two stores with equal content digests hold the same rows, down to a claim's
-        `external_anchor`; the ledger digest alone would not see a change there.
-        Raises ValidationError (agent_id), StorageError.
-        """
-        return self.read(parse.agent_id(agent_id), content_digest)
-
-    def write_stats(self, agent_id: str) -> tuple[WriteStat, ...]:
-        """The agent's write statistics (`record_write_stats=True`). Raises
-        ValidationError (agent_id), StorageError."""
-        agent = parse.agent_id(agent_id)
-        return self.read(agent, lambda r: r.write_stats())
-
-    def read(self, agent_id: str, fn: Callable[[Reader], T]) -> T:
-        """`fn` over one read snapshot of the agent, read again from the start after a
-        transient storage failure. For the layers over the engine (compat)."""
-        return read_snapshot(self.runner, parse.agent_id(agent_id), fn)
+    def reindex(self, agent_id: str) -> int:
+        """Rebuild the agent's word index (and give every claim to the vector port again);
+        returns the claims indexed. For stores written before the index existed, or with
+        `text_index=False`. Raises ValidationError (also on a read-only engine),
+        ConflictError, StorageError."""
+        return finding.reindex(self.runner, self.oracle_loop.vector, agent_id)
 
     def ignored_files(self) -> tuple[tuple[str, str], ...]:
         """(path, reason) of each file in an `open_directory` folder that is not an agent
@@ -471,27 +350,3 @@ class Engine:
         request = {"agent_id": agent_id, **fields, "valid_time": window}
         request = {**request, "value_confidence": confidence, **options}
         return self.ingest(request)
-
-    def recall(
-        self,
-        agent_id: str,
-        subject: str,
-        predicate: str,
-        *,
-        as_of: Instant | Snapshot | None = None,
-        valid_at: Instant | None = None,
-    ) -> Projection:
-        """The belief of a line (`.value`, `.status`, `.candidates`); raises what
-        `query_memory` raises."""
-        return self.query_memory(agent_id, subject, predicate, as_of=as_of, valid_at=valid_at)
-
-    def history(
-        self,
-        agent_id: str,
-        subject: str,
-        predicate: str,
-        *,
-        as_of: Instant | Snapshot | None = None,
-    ) -> History:
-        """Every claim of a line; raises what `query_history` raises."""
-        return self.query_history(agent_id, subject, predicate, as_of=as_of)

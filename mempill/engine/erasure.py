@@ -7,7 +7,9 @@ valid key is, so no query reaches them again) and every value (the claim's value
 `null`, its valid time and anchor NULL, an entry's rationale `{"erased": <seq>}`, an
 assertion's bound NULL, an outbox row's request `{}`). One `LineErased` entry per line
 records when, why and which line, without any value. After COMMIT the store purges what
-its files may still hold (SQLite: VACUUM and a truncating WAL checkpoint).
+its files may still hold (SQLite: VACUUM and a truncating WAL checkpoint). The word index
+rows of the erased claims (`terms`, docs/search.md) are deleted in the same transaction,
+before the claims lose their key; after COMMIT the vector port forgets them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mempill.core.travel import ErasureReceipt
 from mempill.engine.batch import Batch
 from mempill.engine.runner import TransactionRunner
 from mempill.errors import ValidationError
-from mempill.ports import Writer
+from mempill.ports import VectorPort, Writer
 
 #: The longest `reason` (characters); it is stored in the ledger as given.
 MAX_REASON_CHARS = MAX_KEY_CHARS
@@ -42,15 +44,23 @@ def reason_text(value: Any) -> str:
 
 
 def erase(
-    runner: TransactionRunner, agent_id: Any, subject: Any, predicate: Any, reason: Any
+    runner: TransactionRunner,
+    agent_id: Any,
+    subject: Any,
+    predicate: Any,
+    reason: Any,
+    *,
+    forget: VectorPort | None = None,
 ) -> ErasureReceipt:
-    """Erase one line (`predicate` given) or every line of `subject` (None)."""
+    """Erase one line (`predicate` given) or every line of `subject` (None); after COMMIT,
+    `forget` (the vector port) drops the erased claims."""
     runner.writable("erase")
     agent = parse.agent_id(agent_id)
     subj = parse.key(subject, "subject")
     pred = None if predicate is None else parse.key(predicate, "predicate")
     why = reason_text(reason)
     op_ref = runner.ids()
+    erased: list[str] = []  # the erased claims' refs, for the vector port
     with runner.store.read(agent) as reader:
         unknown = reader.head()[0] == 0
     if unknown:  # no ledger at all: nothing to erase, and no agent database to create
@@ -64,7 +74,9 @@ def erase(
             return _nothing(agent, subj, pred, tx)
         claims = entries = 0
         marks: list[int] = []
+        erased.clear()  # a retried transaction starts over
         for line in lines:
+            erased.extend(c.claim_ref for c in batch.txn.line(*line).claims)
             scrubbed = batch.txn.erase_line(*line, batch.seq + 1)
             entry = batch.entry(
                 EventKind.LINE_ERASED,
@@ -94,6 +106,9 @@ def erase(
     receipt = runner.write(agent, work, replay=replay)[0]
     # The published states already start over at the erasure; forgetting them is cheap.
     runner.lines.forget((agent, s, p) for s, p in receipt.lines)
+    drop = getattr(forget, "forget", None)  # a port with index_claim alone has none
+    if callable(drop) and erased:
+        drop(agent, tuple(erased))
     # Always, even when nothing was left to erase: calling erase again finishes a purge
     # an earlier call could not (a reader kept the SQLite WAL from being emptied).
     runner.store.purge(agent)

@@ -61,14 +61,17 @@ class TransactionRunner:
         has_oracle: bool,
         cache_claims: int,
         cache_bytes: int,
+        text_index: bool = True,
     ) -> None:
-        """`cache_claims` and `cache_bytes` bound the line cache (claims, estimated bytes)."""
+        """`cache_claims` and `cache_bytes` bound the line cache (claims, estimated bytes);
+        `text_index` False writes no word index rows (docs/search.md: `reindex` later)."""
         self.store = store
         self.config = config
         self.clock = clock
         self.ids = ids
         self.retry = retry
         self.has_oracle = has_oracle
+        self.text_index = text_index
         self.lines = LineCache(config, max_claims=cache_claims, max_bytes=cache_bytes)
         self._groups: dict[str, _Group] = {}
         self._groups_lock = threading.Lock()
@@ -204,7 +207,15 @@ class TransactionRunner:
         self, txn: Writer, agent_id: str, now: datetime, lines: list[tuple[str, str]] | None = None
     ) -> Batch:
         return Batch(
-            txn, agent_id, self.ids, now, self.config, self.has_oracle, self.lines, known=lines
+            txn,
+            agent_id,
+            self.ids,
+            now,
+            self.config,
+            self.has_oracle,
+            self.lines,
+            known=lines,
+            text_index=self.text_index,
         )
 
     # ------------------------------------------------------------ reads

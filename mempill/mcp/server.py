@@ -51,8 +51,14 @@ value) with the time each fact held in the world and where it came from.
   subject). Check `status`: Resolved means `value` is the answer; Contested means several
   values are believed for the same time: tell the user and ask which is right; NoBelief
   means nothing is known for that time.
+* recall needs the exact subject and predicate. Before you conclude that you know nothing
+  about something, call search with its words (search 'city' finds user/home_city);
+  list_subjects and list_predicates show the names memory already uses.
 * When the user tells you a fact, call remember. When a fact changed or was wrong, call
   end_fact for the old value (at the time of the change), then remember the new one.
+* Reuse existing predicates: before inventing a new one, check list_predicates for the
+  subject; remember answers with similar_predicates (e.g. home_city when you wrote city),
+  and if one means the same, remember the fact under that name instead.
 * Your own inferences go through ingest_claim with provenance ModelDerived and derived_from.
 * For questions about time: timeline shows how a fact's value changed across valid time;
   changes lists what was recorded since a moment, or since a snapshot (call snapshot and

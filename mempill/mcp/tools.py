@@ -6,7 +6,7 @@ the tool does, when to use it, what comes back. Engine errors become tool errors
 the engine's message, which names the argument; no traceback reaches the client.
 Reads check their keys and cursors first (`mempill.cli.checks`); every tool first checks
 that a single-file store still belongs to this server's agent (`guards`). The time-travel
-tools and `erase` are in `travel`.
+tools and `erase` are in `travel`; search, list_subjects and list_predicates in `finding`.
 """
 
 from __future__ import annotations
@@ -48,16 +48,18 @@ from mempill.mcp.arguments import (
     ValidUntil,
     Value,
 )
+from mempill.mcp.finding import FindingTools, similar_predicates
 from mempill.mcp.guards import compact, date_arg, guarded, keys
 from mempill.mcp.travel import TravelTools
 
 
-class MemoryTools(TravelTools):
+class MemoryTools(FindingTools, TravelTools):
     """The tools of one agent's memory. Write tools are left out in read-only mode, and
     `erase` unless the server was started with --allow-erase."""
 
     READ: tuple[str, ...] = (
         "recall",
+        *FindingTools.READ,
         "query_memory",
         "query_subject",
         "history",
@@ -88,8 +90,11 @@ class MemoryTools(TravelTools):
         corroborates it; a different value for the same time is kept as Contested (never
         silently overwritten). When a value changed, first end_fact the old one at the
         time of the change, then remember the new one with valid_from. Returns the
-        disposition, a status_reason in plain words and the belief after the write. For
-        your own inferences use ingest_claim with provenance ModelDerived.
+        disposition, a status_reason in plain words, the belief after the write and
+        similar_predicates: the subject's other predicates sharing a word with this one
+        (home_city when you wrote city). If one of them means the same, remember the fact
+        under it instead, so one fact is not split across two names. For your own
+        inferences use ingest_claim with provenance ModelDerived.
         """
         receipt = self.engine.remember(
             self.agent,
@@ -125,7 +130,8 @@ class MemoryTools(TravelTools):
         contest beliefs; ModelDerived ones stay inferences unless anchored to an
         External source through derived_from; RecallReEntry marks a recalled value coming
         back. Returns the disposition (one of 12, e.g. CommittedCheap, Contested,
-        PendingConflict, Rejected), a plain-language status_reason and the belief after.
+        PendingConflict, Rejected), a plain-language status_reason, the belief after and
+        similar_predicates (as remember).
         """
         window = None
         if valid_from is not None or valid_until is not None:
@@ -209,7 +215,9 @@ class MemoryTools(TravelTools):
         status is Resolved (value holds the answer), Contested (several values are
         believed for the same time; see values and status_reason, and ask the user),
         TimingUncertain (believed, with no known valid time) or NoBelief. Check status
-        before trusting value. Use as_of/valid_at for questions about the past.
+        before trusting value. Use as_of/valid_at for questions about the past. recall
+        needs the exact subject and predicate: on NoBelief, search for the fact's words
+        before concluding that nothing is known (it may be stored as home_city, not city).
         """
         keys(subject, predicate)
         return self._compact(
@@ -300,8 +308,11 @@ class MemoryTools(TravelTools):
         result = receipt.to_dict()
         result["committed"] = stored_claim(receipt)
         result["status_reason"] = receipt_reason(receipt, self.engine.config)
+        similar: list[str] = []
         if receipt.disposition is not Disposition.REJECTED:
             result["belief"] = self._compact(self.engine.recall(self.agent, subject, predicate))
+            similar = similar_predicates(self.engine, self.agent, subject, predicate)
+        result["similar_predicates"] = similar
         return result
 
     @staticmethod

@@ -26,8 +26,14 @@ EVERY_AGENT = "*"
 SCOPED_TRY_LOCK = (
     f"SELECT set_config('{SCOPE}', %s, true), pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
 )
-#: The tables a runtime role writes (INSERT) and reads; append-only but for the outbox.
-AGENT_TABLES = ("claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats")
+#: The tables a runtime role writes (INSERT) and reads; append-only but for the outbox
+#: and the word index `terms` (derived rows, migration 4).
+AGENT_TABLES = (
+    "claims", "ledger", "assertions", "edges", "pending_adjudications", "write_stats", "terms",
+)  # fmt: skip
+#: The only table whose rows a runtime role may DELETE: the word index, which `reindex`
+#: rebuilds and an erasure clears (derived data; a role without it could not do either).
+DERIVED_TABLES = ("terms",)
 #: The only columns any runtime role may UPDATE (the outbox of reference §6).
 OUTBOX_UPDATES = ("status", "notified")
 #: What an erasure scrubs (docs/erasure.md): UPDATE of exactly these columns is granted
@@ -104,7 +110,8 @@ def grant_script(
     """Create `role` if asked (LOGIN; with a password when one is given) and let it reach
     one agent (`agent_id`) or, as a service role, the agent of each transaction (None):
     schema usage, SELECT and INSERT on the agent tables, UPDATE of the outbox columns,
-    SELECT of the version and role tables. No UPDATE/DELETE of append-only rows, no DDL.
+    SELECT of the version and role tables, DELETE of the derived word index (`terms`:
+    reindex and erasure). No UPDATE/DELETE of append-only rows, no DDL.
     `read_only`: SELECT alone (no INSERT, no UPDATE), for `open_postgres(read_only=True)`;
     a role granted more before keeps it (revoke first). `erase`: also UPDATE of the columns
     an erasure scrubs (ERASE_UPDATES), which `Engine.erase` needs; without it the role's
@@ -136,6 +143,11 @@ def grant_script(
         script.append(
             sql.SQL("GRANT UPDATE ({}) ON {} TO {}").format(
                 columns, sql.Identifier(schema, "pending_adjudications"), ident
+            )
+        )
+        script.append(
+            sql.SQL("GRANT DELETE ON {} TO {}").format(
+                sql.SQL(", ").join(sql.Identifier(schema, t) for t in DERIVED_TABLES), ident
             )
         )
     if erase and not read_only:

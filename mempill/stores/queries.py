@@ -46,10 +46,22 @@ ERASE_SQL = {
     "erase_assertions": "UPDATE assertions SET subject = '', predicate = '', bound_at = NULL, "
     "bound_granularity = NULL WHERE agent_id = ? "
     f"AND assertion_ref IN (SELECT assertion_ref FROM assertions WHERE {LINE})",
+    # the word index of the line's claims goes first: it is found through their refs
+    "erase_terms": "DELETE FROM terms WHERE agent_id = ? AND claim_ref IN "
+    f"(SELECT claim_ref FROM claims WHERE {LINE})",
     "erase_pending": "UPDATE pending_adjudications SET subject = '', predicate = '', "
     "request = '{}', status = CASE WHEN status = 'pending' THEN 'expired' ELSE status END "
     "WHERE agent_id = ? AND handle_id IN "
     f"(SELECT handle_id FROM pending_adjudications WHERE {LINE})",
+}
+#: The word index (docs/search.md): derived rows, written with each claim, deleted only by
+#: `reindex` and erasure; it finds candidate lines, the matching rule decides the hits.
+TERM_SQL = {
+    "insert_term": _insert("terms", "agent_id, term, claim_ref"),
+    "term_lines": "SELECT DISTINCT c.subject, c.predicate, t.term FROM terms t "
+    "JOIN claims c ON c.agent_id = t.agent_id AND c.claim_ref = t.claim_ref "
+    "WHERE t.agent_id = ? AND t.term >= ? AND t.term < ? AND c.subject <> ''",
+    "delete_terms": "DELETE FROM terms WHERE agent_id = ?",
 }
 SQL = {
     "insert_claim": _insert("claims", CLAIM_COLUMNS),
@@ -119,4 +131,5 @@ SQL = {
     "agents_with_pending": "SELECT DISTINCT agent_id FROM pending_adjudications WHERE status = ?",
     "find_handle": "SELECT agent_id FROM pending_adjudications WHERE handle_id = ?",
     **ERASE_SQL,
+    **TERM_SQL,
 }

@@ -118,7 +118,10 @@ def _ref_list(refs: tuple[str, ...]) -> str:
 
 
 #: Appended rows are inserted table by table in this order (each refers only to claims).
-INSERT_ORDER = ("insert_claim", "insert_edge", "insert_assertion", "insert_entry", "insert_pending")
+INSERT_ORDER = (
+    "insert_claim", "insert_term", "insert_edge", "insert_assertion", "insert_entry",
+    "insert_pending",
+)  # fmt: skip
 
 
 @dataclass
@@ -281,6 +284,12 @@ class SqlSession:
     def lines(self) -> tuple[tuple[str, str], ...]:
         return tuple((r[0], r[1]) for r in self._rows("lines", self.agent_id))
 
+    def term_lines(self, low: str, high: str) -> tuple[tuple[str, str, str], ...]:
+        """(subject, predicate, term) of the lines with a claim holding a term in
+        `[low, high)` (code point order), erased claims left out; in no order."""
+        rows = self._rows("term_lines", self.agent_id, low, high)
+        return tuple((r[0], r[1], r[2]) for r in rows)
+
     def audit(self, claim_ref: str | None, after_seq: int, limit: int) -> tuple[LedgerEntry, ...]:
         if claim_ref is None:
             rows = self._rows("audit", self.agent_id, after_seq, limit)
@@ -389,6 +398,7 @@ class SqlSession:
         """Scrub the line's claims, entries, assertions and outbox rows in place (the
         entries' rationale becomes `{"erased": marker_seq}`); (claims, entries) scrubbed."""
         line = (self.agent_id, subject, predicate)
+        self._exec("erase_terms", self.agent_id, *line)
         self._exec("erase_claims", self.agent_id, *line)
         claims = self.cursor.rowcount
         self._exec("erase_entries", canonical_json({"erased": marker_seq}), self.agent_id, *line)
@@ -407,6 +417,15 @@ class SqlSession:
             _opt(str, row.valid_until_granularity), self._t(row.tx_time), row.stream_seq,
             _ref_list(row.derived_from), row.derivation_depth, row.external_anchor,
         )  # fmt: skip
+
+    def append_terms(self, claim_ref: str, terms: Sequence[str]) -> None:
+        """The word index rows of one claim (docs/search.md), held back like the claim."""
+        for term in terms:
+            self._append("insert_term", self.agent_id, term, claim_ref)
+
+    def delete_terms(self) -> None:
+        """Drop the agent's whole word index (`reindex` writes it again)."""
+        self._exec("delete_terms", self.agent_id)
 
     def append_entry(self, entry: LedgerEntry) -> None:
         self._append(

@@ -1,0 +1,200 @@
+"""The text-search matching rule (pure): words, how a query matches a line, and its score.
+
+One rule for every backend, applied in Python, so SQLite and PostgreSQL return the same hits
+in the same order. The stores keep an index of words (`terms`) only to find the lines worth
+folding; whether a line is a hit, and its score, is decided here on the believed value.
+
+* **Words.** Text is split into words at every character that is not a letter or a digit
+  (so `home_city`, `home-city` and `home city` give `home` and `city`) and between a lower
+  case letter and an upper case one (`homeCity`); each word is NFKD-normalised, stripped of
+  its accents and case-folded (`Zürich` → `zurich`). Words longer than `MAX_WORD` characters
+  are cut there. A JSON value's words are those of its strings, object keys and numbers, the
+  first `MAX_VALUE_WORDS` distinct ones (`capped_value_words`): the index holds no more,
+  so the rule counts no more either.
+* **Matching.** A query word matches a line word that equals it or starts with it. A line is
+  a hit when at least one query word matches a word of its subject, its predicate or (unless
+  told otherwise) its value.
+* **Score.** Each query word scores 2 when it equals some word of the line, 1 when it only
+  prefixes one, 0 otherwise; the line's score is the sum. Hits are ordered by score
+  (highest first), then subject and predicate (by code point).
+* **The index.** A claim's terms (`claim_terms`) are the distinct words of its subject, its
+  predicate and its value (capped as above), written with the claim. A line whose words
+  match a query word has a claim holding a term in `prefix_bounds` of that word, so a
+  lookup of those ranges never misses a hit; the score of the union of a line's terms is
+  an upper bound of its score (`score` only grows with the words), which lets a search stop
+  folding candidates once no remaining one can enter the page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mempill.core.model import FROZEN, Projection, Record
+
+#: Longer words are cut to this many characters (in the index and in queries alike).
+MAX_WORD = 64
+#: At most this many distinct query words count (the rest of a query is ignored).
+MAX_QUERY_WORDS = 32
+#: A value contributes its first this many distinct words (in the index and the rule).
+MAX_VALUE_WORDS = 256
+#: The longest query text, in characters (a longer one is a ValidationError).
+MAX_QUERY_CHARS = 10_000
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return bare.casefold()[:MAX_WORD]
+
+
+def words(text: str) -> Iterator[str]:
+    """The words of `text`, in order (with repeats)."""
+    current: list[str] = []
+    for piece in _CAMEL.split(text):
+        for char in piece:
+            if char.isalnum():
+                current.append(char)
+            elif current:
+                yield _fold("".join(current))
+                current = []
+        if current:
+            yield _fold("".join(current))
+            current = []
+
+
+def value_words(value: Any) -> Iterator[str]:
+    """The words of a JSON value: its strings, object keys and numbers (not true/false/null)."""
+    if isinstance(value, str):
+        yield from words(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, (int, float)):
+        yield from words(repr(value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from words(str(k))
+            yield from value_words(v)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from value_words(item)
+
+
+def capped_value_words(value: Any) -> tuple[str, ...]:
+    """The value's first MAX_VALUE_WORDS distinct non-empty words, in order."""
+    seen: dict[str, None] = {}
+    for word in value_words(value):
+        if word and word not in seen:
+            seen[word] = None
+            if len(seen) == MAX_VALUE_WORDS:
+                break
+    return tuple(seen)
+
+
+def key_words(text: str) -> tuple[str, ...]:
+    """The distinct non-empty words of a subject or predicate."""
+    return tuple(dict.fromkeys(w for w in words(text) if w))
+
+
+def claim_terms(subject: str, predicate: str, value_json: str) -> tuple[str, ...]:
+    """The index terms of a claim: the distinct words of its subject, its predicate and its
+    value (stored canonical JSON text; its first MAX_VALUE_WORDS distinct words)."""
+    found = dict.fromkeys(key_words(subject))
+    found.update(dict.fromkeys(key_words(predicate)))
+    found.update(dict.fromkeys(capped_value_words(json.loads(value_json))))
+    return tuple(found)
+
+
+def query_words(text: str) -> tuple[str, ...]:
+    """A query's distinct words in order of first appearance (at most MAX_QUERY_WORDS)."""
+    seen: dict[str, None] = {}
+    for word in words(text):
+        if word:
+            seen.setdefault(word, None)
+    return tuple(seen)[:MAX_QUERY_WORDS]
+
+
+def score(query: tuple[str, ...], found: Iterable[str]) -> int:
+    """The score of a line whose words are `found` (0: not a hit)."""
+    have = set(found)
+    total = 0
+    for word in query:
+        if word in have:
+            total += 2
+        elif any(w.startswith(word) for w in have):
+            total += 1
+    return total
+
+
+def prefix_bounds(word: str) -> tuple[str, str]:
+    """[low, high) of the words that start with `word`, in code point order."""
+    return word, word[:-1] + chr(ord(word[-1]) + 1)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(**FROZEN)
+class SubjectCount(Record):
+    """A subject with how many lines it has and how many of them hold a belief now."""
+
+    subject: str
+    lines: int
+    believed: int
+
+
+@dataclass(**FROZEN)
+class SubjectsPage(Record):
+    """Subjects in code point order; `next_cursor` (the last subject) goes back as `after=`."""
+
+    agent_id: str
+    subjects: tuple[SubjectCount, ...]
+    next_cursor: str | None
+
+    def __iter__(self) -> Any:
+        return iter(self.subjects)
+
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+
+@dataclass(**FROZEN)
+class PredicateCount(Record):
+    """A predicate with how many lines (subjects) use it and how many hold a belief now."""
+
+    predicate: str
+    lines: int
+    believed: int
+
+
+@dataclass(**FROZEN)
+class SearchHit(Record):
+    """One line that matched: its score, the query words it matched and its belief."""
+
+    subject: str
+    predicate: str
+    score: float
+    matched: tuple[str, ...]
+    belief: Projection
+
+
+@dataclass(**FROZEN)
+class SearchResult(Record):
+    """The hits of one search, best first (score, then subject and predicate)."""
+
+    agent_id: str
+    query: str
+    words: tuple[str, ...]
+    semantic: bool
+    hits: tuple[SearchHit, ...]
+
+    def __iter__(self) -> Any:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
