@@ -27,6 +27,7 @@ folding; whether a line is a hit, and its score, is decided here on the believed
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -47,7 +48,15 @@ MAX_QUERY_CHARS = 10_000
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+#: A maximal run of letters and digits (exactly the characters `str.isalnum` accepts).
+_WORD = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=65_536)
 def _fold(word: str) -> str:
+    """NFKD, accents stripped, case-folded, cut at MAX_WORD (cached: words repeat)."""
+    if word.isascii():
+        return word.lower()[:MAX_WORD]
     decomposed = unicodedata.normalize("NFKD", word)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.casefold()[:MAX_WORD]
@@ -55,17 +64,9 @@ def _fold(word: str) -> str:
 
 def words(text: str) -> Iterator[str]:
     """The words of `text`, in order (with repeats)."""
-    current: list[str] = []
     for piece in _CAMEL.split(text):
-        for char in piece:
-            if char.isalnum():
-                current.append(char)
-            elif current:
-                yield _fold("".join(current))
-                current = []
-        if current:
-            yield _fold("".join(current))
-            current = []
+        for word in _WORD.findall(piece):
+            yield _fold(word)
 
 
 def value_words(value: Any) -> Iterator[str]:
@@ -96,6 +97,7 @@ def capped_value_words(value: Any) -> tuple[str, ...]:
     return tuple(seen)
 
 
+@functools.lru_cache(maxsize=4_096)
 def key_words(text: str) -> tuple[str, ...]:
     """The distinct non-empty words of a subject or predicate."""
     return tuple(dict.fromkeys(w for w in words(text) if w))

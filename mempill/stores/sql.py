@@ -119,7 +119,7 @@ def _ref_list(refs: tuple[str, ...]) -> str:
 
 #: Appended rows are inserted table by table in this order (each refers only to claims).
 INSERT_ORDER = (
-    "insert_claim", "insert_term", "insert_edge", "insert_assertion", "insert_entry",
+    "insert_claim", "insert_terms", "insert_edge", "insert_assertion", "insert_entry",
     "insert_pending",
 )  # fmt: skip
 
@@ -167,7 +167,10 @@ class SqlSession:
             rows = held.get(key)
             if rows is None:
                 continue
-            if len(rows) == 1:
+            if key == "insert_terms":  # one statement: the pairs as one JSON parameter
+                pairs = json.dumps(rows, ensure_ascii=False)
+                self.cursor.execute(self.dialect.sql(key), (self.agent_id, pairs))
+            elif len(rows) == 1:
                 self.cursor.execute(self.dialect.sql(key), rows[0])
             else:
                 self.cursor.executemany(self.dialect.sql(key), rows)
@@ -420,8 +423,9 @@ class SqlSession:
 
     def append_terms(self, claim_ref: str, terms: Sequence[str]) -> None:
         """The word index rows of one claim (docs/search.md), held back like the claim."""
-        for term in terms:
-            self._append("insert_term", self.agent_id, term, claim_ref)
+        if terms:
+            rows = self.held.setdefault("insert_terms", [])
+            rows.extend((term, claim_ref) for term in terms)
 
     def delete_terms(self) -> None:
         """Drop the agent's whole word index (`reindex` writes it again)."""
