@@ -20,6 +20,7 @@ follows the engine as its statements change.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -249,6 +250,11 @@ class _Fresh:
     def _value(self, call: int, row: int, slot: int | str, value: Any, n: int) -> Any:
         if isinstance(value, str) and value in self.texts:
             return f"{value}~{n}"
+        if isinstance(value, str) and value.startswith("[["):
+            # a JSON parameter holding rows (a transaction's word-index terms): its keys too
+            for text in self.texts:
+                value = value.replace(json.dumps(text), json.dumps(f"{text}~{n}"))
+            return value
         shift = self.ints.get((call, row, slot))
         return value if shift is None else shift + n * self.span
 
