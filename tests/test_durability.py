@@ -277,7 +277,7 @@ def test_every_run_carries_the_positive_control() -> None:
     ]
     pg_plan = crash.plan(crash.parse(["--backend", "postgres", "--kind", "all", "--sync", "all"]))
     roles = {(c.kind, c.sync): c.role for c, _ in pg_plan}
-    assert len(pg_plan) == 4 and roles[("power-loss", "off")] == "control"
+    assert len(pg_plan) == 2 * len(crash.KINDS) and roles[("power-loss", "off")] == "control"
     assert roles[("process-kill", "on")] == "measured"
 
 
@@ -310,15 +310,35 @@ def test_the_report_tables_and_plots_trial_rows() -> None:
     trials = pd.DataFrame(
         [trial("NORMAL", 5), trial("NORMAL", 0), trial("FULL", 0), trial("FULL", 0, "process-kill")]
     )
-    table = report.summary_table(trials)
-    assert [k for k, _ in zip(table.index, range(9), strict=False)] == [
-        ("sqlite", "process-kill", "FULL"),
-        ("sqlite", "power-loss", "FULL"),
-        ("sqlite", "power-loss", "NORMAL"),
+    table = report.summary_table(trials)  # rows written before `variant`/`role` existed
+    assert list(table.index) == [
+        ("sqlite", "process-kill", "FULL", "", "measured"),
+        ("sqlite", "power-loss", "FULL", "", "measured"),
+        ("sqlite", "power-loss", "NORMAL", "", "measured"),
     ]
-    assert "| sqlite | power-loss | NORMAL | 2 | 20 | 5 | 1 | 0 |" in report.markdown(table)
+    normal = table.loc[("sqlite", "power-loss", "NORMAL", "", "measured")]
+    assert (normal["trials_with_loss"], normal["lost_pct_of_acked"]) == (1, 25.0)
+    low, high = report.wilson(1, 2)
+    assert (normal["loss_rate_ci95_low_pct"], normal["loss_rate_ci95_high_pct"]) == (
+        round(100 * low, 3),
+        round(100 * high, 3),
+    )
+    assert "| sqlite | power-loss | NORMAL | - | measured | 2 | 20 | 5 | 1 | 0 |" in (
+        report.markdown(table)
+    )
     figure = report.plot_lost(trials)
-    assert all(ax.get_title() and ax.get_ylabel() and ax.get_xlabel() for ax in figure.axes)
+    assert all(ax.get_title() and ax.get_xlabel() for ax in figure.axes)
+    assert figure.axes[0].get_yticklabels()[0].get_text() == "SQLite process-kill FULL"
+
+
+def test_the_wilson_interval_bounds_what_zero_losses_allow() -> None:
+    from mempill.lab.durability import report
+
+    low, high = report.wilson(0, 1000)
+    assert low == 0.0 and 0.0037 < high < 0.0039  # "0 of 1000": at most ~0.38 % of trials
+    low, high = report.wilson(50, 100)
+    assert 0.40 < low < 0.41 and 0.59 < high < 0.60
+    assert report.wilson(0, 0) == (0.0, 1.0)
 
 
 # ---------------------------------------------------------------- the short CI run
@@ -531,13 +551,14 @@ def test_a_ledger_its_replay_does_not_rebuild_fails_the_digest_check(tmp_path: P
 
 def test_threaded_runs_plan_each_opener_with_its_control() -> None:
     one = crash.plan(crash.parse(["--backend", "sqlite", "--kind", "all", "--threads", "16"]))
+    kinds = crash.THREAD_KINDS  # "all" with threads: the kinds the threaded writer runs
     assert [(c.kind, c.sync, c.role, c.opener) for c, _ in one] == [
-        ("process-kill", "FULL", "measured", "directory"),
-        ("power-loss", "FULL", "measured", "directory"),
-        ("process-kill", "FULL", "measured", "file"),
-        ("power-loss", "FULL", "measured", "file"),
-        ("power-loss", "NORMAL", "control", "directory"),
-        ("power-loss", "NORMAL", "control", "file"),
+        *((k, "FULL", "measured", o) for o in ("directory", "file") for k in kinds),
+        *(
+            (k, "NORMAL", "control", o)
+            for k in ("power-loss", "reorder", "torn-write")
+            for o in ("directory", "file")
+        ),
     ]
     assert {(c.threads, c.agents) for c, _ in one} == {(16, 1)}
     each = crash.parse(["--backend", "sqlite", "--threads", "4", "--agents", "4"])

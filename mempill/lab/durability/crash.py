@@ -60,15 +60,28 @@ DEFAULT_OUT = runs.BUILD / "durability" / "trials.csv"
 DEFAULT_THREADS_OUT = runs.BUILD / "durability" / "threads.csv"
 PROGRESS_EVERY = 30.0  # seconds between progress lines on stderr
 COLUMNS = (
-    "run_id", "revision", "recorded_at", "backend", "kind", "sync", "role", "trial", "seed",
-    "kill_after_s", "acked", "lost", "surviving_claims", "ledger_entries", "ledger_gap_free",
-    "orphan_claims", "integrity_ok", "integrity_detail", "lines_checked", "belief_mismatches",
-    "replay_mismatches", "discarded_bytes", "seconds",
+    "run_id", "revision", "recorded_at", "backend", "kind", "sync", "role", "variant", "trial",
+    "seed", "kill_after_s", "acked", "lost", "surviving_claims", "ledger_entries",
+    "ledger_gap_free", "orphan_claims", "integrity_ok", "integrity_detail", "lines_checked",
+    "belief_mismatches", "replay_mismatches", "discarded_bytes", "seconds", "write_errors", "cut",
 )  # fmt: skip
 THREAD_COLUMNS = (
-    *COLUMNS[:7], "threads", "agents", "opener", *COLUMNS[7:21],
-    "digest_mismatches", "disposition_mismatches", "commits", *COLUMNS[21:],
+    *COLUMNS[:8], "threads", "agents", "opener", *COLUMNS[8:22],
+    "digest_mismatches", "disposition_mismatches", "commits", *COLUMNS[22:],
 )  # fmt: skip
+THREAD_KINDS = ("process-kill", "power-loss", "reorder", "torn-write")
+#: The positive control of each kind: (sync, variant) that must lose acknowledged claims.
+CONTROLS = {
+    "sqlite": {
+        "process-kill": ("power-loss", "NORMAL", ""),  # a kill loses nothing even there
+        "power-loss": ("power-loss", "NORMAL", ""),
+        "reorder": ("reorder", "NORMAL", ""),
+        "torn-write": ("torn-write", "NORMAL", ""),
+        "lost-dirent": ("lost-dirent", "FULL", "no-dirsync"),
+        "fsync-error": ("fsync-error", "FULL", "ack-on-error"),
+    },
+    "postgres": {kind: (kind, "off", "") for kind in KINDS},
+}
 FAILURES = (
     "lost", "integrity_failures", "ledger_gap_failures", "orphan_claims", "belief_mismatches",
     "digest_mismatches", "disposition_mismatches",
@@ -96,7 +109,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         description="Crash and power-loss durability experiments on SQLite and PostgreSQL.",
     )
     parser.add_argument("--backend", choices=tuple(BACKENDS), required=True)
-    parser.add_argument("--kind", default="process-kill", help="process-kill,power-loss | all")
+    parser.add_argument("--kind", default="process-kill", help=f"{','.join(KINDS)} | all")
     parser.add_argument("--sync", default=None, help="SQLite FULL,NORMAL,OFF | PostgreSQL on,off")
     parser.add_argument("--trials", type=int, default=10, help="trials per configuration")
     parser.add_argument("--control-trials", type=int, default=None, help="default: --trials")
@@ -123,7 +136,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     try:
-        args.kinds = _list(args.kind, KINDS, "--kind")
+        threaded_all = args.threads > 1 and args.kind.strip().lower() == "all"
+        args.kinds = list(THREAD_KINDS) if threaded_all else _list(args.kind, KINDS, "--kind")
         args.syncs = _list(args.sync or BACKENDS[args.backend][0], BACKENDS[args.backend], "--sync")
         default_openers = "directory" if args.agents > 1 else "all"
         args.openers = _list(args.opener or default_openers, OPENERS, "--opener")
@@ -147,6 +161,8 @@ def _threads_problem(args: argparse.Namespace) -> str | None:
         return "--opener needs --threads N > 1" if args.opener else None
     if args.backend != "sqlite":
         return "--threads is for --backend sqlite (the multi-threaded writer)"
+    if any(k not in THREAD_KINDS for k in args.kinds):
+        return f"--threads runs the kinds {', '.join(THREAD_KINDS)}"
     if "file" in args.openers and args.agents != 1:
         return "--opener file (open_default: one file, one agent) needs --agents 1"
     return None
@@ -179,13 +195,16 @@ def plan(args: argparse.Namespace) -> list[tuple[Configuration, int]]:
         for k in args.kinds
         for s in args.syncs
     ]
-    if args.backend == "sqlite":
-        controls = [
-            Configuration(backend="sqlite", kind="power-loss", sync="NORMAL", opener=o, **shape)
-            for o in openers
-        ]
-    else:
-        controls = [Configuration(backend="postgres", kind=k, sync="off") for k in args.kinds]
+    controls: list[Configuration] = []
+    for kind in args.kinds:
+        control_kind, sync, variant = CONTROLS[args.backend][kind]
+        for opener in openers:
+            control = Configuration(
+                backend=args.backend, kind=control_kind, sync=sync, variant=variant,
+                opener=opener, **shape,
+            )  # fmt: skip
+            if control not in controls:
+                controls.append(control)
     control_trials = args.trials if args.control_trials is None else args.control_trials
     chosen: list[tuple[Configuration, int]] = []
     for config in measured:
@@ -202,6 +221,7 @@ def plan(args: argparse.Namespace) -> list[tuple[Configuration, int]]:
 def trial_seeds(seed: int, config: Configuration, count: int) -> list[int]:
     """Per-trial seeds that depend only on the run seed and the configuration."""
     name = f"{seed}/{config.backend}/{config.kind}/{config.sync}/{config.role}"
+    name += f"/{config.variant}" if config.variant else ""
     if config.threaded:
         name += f"/{config.threads}x{config.agents}/{config.opener}"
     rng = random.Random(name)
@@ -215,7 +235,7 @@ def row(run: tuple[str, str], trial: TrialResult) -> dict[str, Any]:
         "run_id": run[0],
         "revision": run[1],
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role", "variant")},
         **{k: getattr(config, k) for k in ("threads", "agents", "opener")},
         "trial": trial.trial,
         "seed": trial.seed,
@@ -223,6 +243,8 @@ def row(run: tuple[str, str], trial: TrialResult) -> dict[str, Any]:
         **asdict(result),
         "discarded_bytes": trial.discarded_bytes,
         "seconds": trial.seconds,
+        "write_errors": trial.write_errors,
+        "cut": trial.cut,
     }
 
 
@@ -244,7 +266,7 @@ def summarize(
 ) -> dict[str, Any]:
     """One JSON object per configuration, with a verdict a reader can act on."""
     summary: dict[str, Any] = {
-        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role")},
+        **{k: getattr(config, k) for k in ("backend", "kind", "sync", "role", "variant")},
         **(
             {k: getattr(config, k) for k in ("threads", "agents", "opener")}
             if config.threaded
@@ -263,6 +285,7 @@ def summarize(
         "digest_mismatches": sum(r.get("digest_mismatches", 0) for r in rows),
         "disposition_mismatches": sum(r.get("disposition_mismatches", 0) for r in rows),
         "discarded_bytes": sum(r["discarded_bytes"] for r in rows),
+        "write_errors": sum(r.get("write_errors", 0) for r in rows),
         "seconds": round(seconds, 1),
     }
     if config.threaded:  # how many claims one surviving commit covered (group commit: > 1)
@@ -321,18 +344,24 @@ def exit_status(summaries: Sequence[dict[str, Any]]) -> int:
 def feasible(
     chosen: list[tuple[Configuration, int]],
 ) -> tuple[list[tuple[Configuration, int]], list[dict[str, Any]], str | None]:
-    """Drop power-loss controls where FUSE is missing (reported as skipped); a measured
-    power-loss configuration there is an error (the third item says why)."""
+    """Drop the controls that need the FUSE mount where FUSE is missing (reported as
+    skipped); a measured configuration that needs it is then an error (the third item
+    says why)."""
     reason = unavailable_reason()
-    if reason is None or not any(c.kind == "power-loss" for c, _ in chosen):
+    if reason is None or not any(c.mounted for c, _ in chosen):
         return chosen, [], None
-    if any(c.kind == "power-loss" and c.role == "measured" for c, _ in chosen):
-        return [], [], f"cannot run power-loss trials: {reason}"
-    runnable = [(c, n) for c, n in chosen if c.kind != "power-loss"]
+    if any(c.mounted and c.role == "measured" for c, _ in chosen):
+        return (
+            [],
+            [],
+            f"cannot run {', '.join(sorted({c.kind for c, _ in chosen if c.mounted}))} "
+            f"trials: {reason}",
+        )
+    runnable = [(c, n) for c, n in chosen if not c.mounted]
     skipped = [
         {**summarize(c, [], 0.0), "verdict": f"control skipped: {reason}"}
         for c, _ in chosen
-        if c.kind == "power-loss"
+        if c.mounted
     ]
     return runnable, skipped, None
 
@@ -386,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for summary in summaries:
         if not args.json:
-            name = " ".join(str(summary[k]) for k in ("backend", "kind", "sync"))
+            name = " ".join(
+                str(summary[k]) for k in ("backend", "kind", "sync", "variant") if summary[k]
+            )
             if "threads" in summary:
                 name += f" {summary['threads']}x{summary['agents']} {summary['opener']}"
             print(f"# {name} ({summary['role']}): {summary['verdict']}")

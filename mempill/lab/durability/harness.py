@@ -1,11 +1,17 @@
 """The trial harness: configurations, results, the writer process and its acknowledgements.
 
 Kinds: `process-kill` SIGKILLs the victim (the writer for SQLite, the whole server for
-PostgreSQL) with the page cache intact; `power-loss` runs the store on the `powerfs`
-mount and cuts it: stop every victim (SIGSTOP, wait for state T), discard the unsynced
-data, then SIGKILL. The cut is atomic with respect to acknowledgements: once the writer
-is stopped it can promise nothing more, and everything it promised before is either in
-the durable image or lost.
+PostgreSQL) with the page cache intact; every other kind runs the store on the `powerfs`
+mount and cuts it: stop every victim (SIGSTOP, wait for state T), apply the kind's crash
+model to the unsynced state (`models`: `power-loss` drops it all, `reorder`, `torn-write`,
+`lost-dirent`, `fsync-error` as documented there), then SIGKILL. The cut is atomic with
+respect to acknowledgements: once the writer is stopped it can promise nothing more, and
+everything it promised before is either in the durable image or lost.
+
+A configuration's `variant` names a deliberately broken store or writer used as a positive
+control: `no-dirsync` (the SQLite store never fsyncs a directory) and `ack-on-error` (the
+writer acknowledges a claim whose ingest failed, as an engine that ignores a failed fsync
+would).
 
 A configuration with `threads` > 1 runs the multi-threaded writer (`writer --threads`):
 N threads on one Engine into `agents` agents, opened by `opener` (`directory`:
@@ -31,7 +37,9 @@ from mempill.lab.durability import procs
 
 BACKENDS = {"sqlite": ("FULL", "NORMAL", "OFF"), "postgres": ("on", "off")}
 SAFE = {"sqlite": "FULL", "postgres": "on"}
-KINDS = ("process-kill", "power-loss")
+KINDS = ("process-kill", "power-loss", "reorder", "torn-write", "lost-dirent", "fsync-error")
+MOUNTED_KINDS = KINDS[1:]  # the kinds that need the powerfs mount (FUSE)
+VARIANTS = {"": (), "no-dirsync": ("--no-dirsync",), "ack-on-error": ("--ack-on-error",)}
 FIRST_ACK_TIMEOUT = 120.0
 KILL_WINDOW = (0.05, 1.0)  # seconds after the first acknowledgement
 OPENERS = ("directory", "file")  # open_directory, open_default (one agent only)
@@ -47,13 +55,18 @@ class Configuration:
     kind: str
     sync: str
     role: str = "measured"  # or "control": a mode that must lose something
+    variant: str = ""  # a broken store or writer (a control): see VARIANTS
     threads: int = 1  # > 1: the multi-threaded writer
     agents: int = 1  # agents the threads write into (thread i into agent i mod agents)
     opener: str = "directory"  # multi-threaded only: open_directory or open_default ("file")
 
     @property
     def safe(self) -> bool:
-        return SAFE[self.backend] == self.sync
+        return SAFE[self.backend] == self.sync and not self.variant
+
+    @property
+    def mounted(self) -> bool:
+        return self.kind in MOUNTED_KINDS
 
     @property
     def threaded(self) -> bool:
@@ -63,6 +76,7 @@ class Configuration:
     def name(self) -> str:
         """`sqlite power-loss FULL`, or with threads `sqlite power-loss FULL 16x1 directory`."""
         name = f"{self.backend} {self.kind} {self.sync}"
+        name += f" {self.variant}" if self.variant else ""
         return f"{name} {self.threads}x{self.agents} {self.opener}" if self.threaded else name
 
 
@@ -75,6 +89,8 @@ class TrialResult:
     result: checks.CheckResult
     discarded_bytes: int
     seconds: float
+    write_errors: int = 0  # ingest calls that failed (the fsync-error model)
+    cut: str = ""  # what the crash model did, as compact JSON
 
 
 class AckReader:
@@ -86,6 +102,7 @@ class AckReader:
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
+        self.errors = 0  # `error <claim_ref>` lines: ingest calls that raised
         self.acked: list[checks.Ack] = []
         self.receipts: list[checks.AgentAck] = []
         self.first = threading.Event()
@@ -96,6 +113,8 @@ class AckReader:
     def _drain(self) -> None:
         for line in self._stream:
             parts = line.split()
+            if parts[:1] == [b"error"]:
+                self.errors += 1
             if len(parts) in (3, 5) and parts[0] == b"ack":
                 ref, seq = parts[1].decode("ascii"), int(parts[2])
                 if len(parts) == 5:

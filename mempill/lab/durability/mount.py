@@ -2,7 +2,9 @@
 
 `PowerMount(backing, mountpoint, user)` starts the FUSE server in its own process and
 waits until the mount is live; `cut()` discards every unsynced write and freezes the mount;
-`unmount()` (also on `with` exit) unmounts it and ends the server. The mount serves one
+`unmount()` (also on `with` exit) unmounts it and ends the server. The cut applies the
+mount's crash model (`model=`, see `mempill.lab.durability.models`); `fail_fsync(n)` arms
+the `fsync-error` model's failing fsync. The mount serves one
 user, the one whose processes write through it (the harness's own by default; PostgreSQL's
 server user in the PostgreSQL trials): no other user, root included, can open it, and the
 backing directory is that user's, mode 0700.
@@ -13,16 +15,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from stat import S_ISUID
 from types import TracebackType
 from typing import Any
 
 from mempill.lab.durability import fusedev, procs
+from mempill.lab.durability.harness import HarnessError
+from mempill.lab.durability.models import SECTORS
 
 FUSE_DEVICE = fusedev.FUSE_DEVICE
 
@@ -52,8 +58,13 @@ class PowerMount:
         mountpoint: Path,
         user: str | None = None,
         ready_timeout: float = 30.0,
+        *,
+        model: str = "power-loss",
+        seed: int = 0,
+        sector: int = 512,
     ) -> None:
-        """`user`: the system user whose processes use the mount (default: this one's)."""
+        """`user`: the system user whose processes use the mount (default: this one's);
+        `model`, `seed`, `sector`: the crash model a cut applies (`models`)."""
         self.backing, self.mountpoint = backing.resolve(), mountpoint.resolve()
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
@@ -70,6 +81,9 @@ class PowerMount:
                 str(self.backing),
                 str(self.mountpoint),
                 *([user] if user is not None else []),
+                f"--model={model}",
+                f"--seed={seed}",
+                f"--sector={sector}",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -106,6 +120,10 @@ class PowerMount:
     def stats(self) -> dict[str, Any]:
         return self._ask("stats")
 
+    def fail_fsync(self, nth: int) -> dict[str, Any]:
+        """The `nth` file fsync from now fails with EIO and loses its dirty data."""
+        return self._ask(f"fail-fsync {nth}")
+
     def unmount(self, timeout: float = 30.0) -> None:
         """Unmount (lazily, in case a killed process still held a file) and end the server."""
         if self.process.poll() is None and self.process.stdin is not None:
@@ -132,3 +150,34 @@ class PowerMount:
         tb: TracebackType | None,
     ) -> None:
         self.unmount()
+
+
+FSYNC_ERROR_AFTER = (1, 8)  # the failing fsync: the n-th after the first acknowledgement
+
+
+def mount_options(kind: str, rng: random.Random) -> dict[str, Any]:
+    """The powerfs crash model of a mounted trial kind, seeded by the trial (a torn
+    write's sector size is drawn per trial)."""
+    sector = rng.choice(SECTORS) if kind == "torn-write" else SECTORS[0]
+    return {"model": kind, "seed": rng.randrange(2**31), "sector": sector}
+
+
+def arm(mount: PowerMount, kind: str, rng: random.Random, timeout: float = 30.0) -> None:
+    """The `fsync-error` model: one of the next few fsyncs fails; returns once it has (so
+    the trial's cut always comes after the failure). A failure that never came is an error
+    of the experiment, not a result."""
+    if kind != "fsync-error":
+        return
+    mount.fail_fsync(rng.randint(*FSYNC_ERROR_AFTER))
+    deadline = time.monotonic() + timeout
+    while mount.stats().get("fsync_errors", 0) < 1:
+        if time.monotonic() > deadline:
+            raise HarnessError(f"the armed fsync did not come within {timeout:.0f} s")
+        time.sleep(0.005)
+
+
+def cut_detail(report: dict[str, Any]) -> str:
+    """What the cut did (the model's decisions, failed fsyncs), as compact JSON."""
+    keys = ("model", "sector", "persisted_ops", "dropped_ops", "garbage_sectors",
+            "undone_dirents", "fsync_errors", "fsync_error_lost_bytes")  # fmt: skip
+    return json.dumps({k: report[k] for k in keys if report.get(k) is not None}, sort_keys=True)

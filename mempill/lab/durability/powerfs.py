@@ -1,29 +1,34 @@
 """A pass-through FUSE file system that models a power cut: unsynced writes live in memory.
 
 `VolatileFS` mirrors a backing directory. File contents written through the mount stay
-in an in-memory overlay (4 KiB blocks plus a pending size) until the file is fsynced or
-fdatasynced; only then do they reach the backing file. Creates, renames, unlinks and
-metadata changes reach the backing directory at once (the model treats them as durable
-immediately, so it cannot catch a missing directory fsync). A *cut* discards every
-overlay and makes every later operation fail with EIO: the backing directory is then
-exactly the image a power cut would have left on disk.
+in an in-memory overlay (4 KiB blocks plus the unsynced operations in order) until the
+file is fsynced or fdatasynced; only then do they reach the backing file. Creates,
+renames, unlinks and metadata changes reach the backing directory at once; under the
+`lost-dirent` model they stay undoable until their directory is fsynced. A *cut* applies
+the mount's crash model (`models`: power-loss, reorder, torn-write, lost-dirent,
+fsync-error) to what is pending and makes every later operation fail with EIO: the
+backing directory is then exactly the image that crash would have left on disk.
 
 Least privilege: the mount has no `allow_other` (only its user's processes can use it);
 run as root, the server mounts for USER and serves as USER (`fusedev`); every backing path
 is opened relative to a descriptor of the backing root without following symlinks
 (`backing`), so a link planted in the backing tree cannot redirect a write outside it.
 
-Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER]`; it prints
-`ready` when mounted and reads commands on stdin: `cut` (answers with a JSON line of what
-was discarded) and `stats`. EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount`
+Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER] [--model M
+--seed S --sector B]`; it prints `ready` when mounted and reads commands on stdin: `cut`
+(answers with a JSON line of what was discarded and what the model did), `stats`, and
+`fail-fsync N` (the N-th file fsync from now fails with EIO and loses its dirty data).
+EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount`
 drives it.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -32,6 +37,7 @@ from typing import Any
 
 from mempill.lab.durability import fusedev
 from mempill.lab.durability.backing import Backing
+from mempill.lab.durability.models import MODELS, SECTORS, STASH, Namespace, settle
 from mempill.lab.durability.overlay import FileState
 
 STATVFS_FIELDS = ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree", "f_files",
@@ -52,21 +58,39 @@ class VolatileFS:
 
     use_ns = True
 
-    def __init__(self, root: str, on_mount: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        on_mount: Callable[[], None] | None = None,
+        *,
+        model: str = "power-loss",
+        seed: int = 0,
+        sector: int = SECTORS[0],
+    ) -> None:
+        if model not in MODELS or sector not in SECTORS:
+            raise ValueError(f"model must be one of {MODELS} and sector one of {SECTORS}")
         self.backing = Backing(os.path.realpath(root))
         self.on_mount = on_mount
+        self.model, self.sector, self._rng = model, sector, random.Random(seed)
+        self.names = Namespace(self.backing) if model == "lost-dirent" else None
         self._mutex = threading.Lock()
         self._states: dict[str, FileState] = {}
         self._handles: dict[int, FileState] = {}
         self._next_fh = 1
         self.frozen = False
-        self.counters = {"fsyncs": 0, "synced_bytes": 0, "writes": 0}
+        self._fail_in = 0  # > 0: the fsync that brings it to 0 fails (fsync-error)
+        self.counters = {
+            "fsyncs": 0, "dir_fsyncs": 0, "synced_bytes": 0, "writes": 0, "fsync_errors": 0,
+            "fsync_error_lost_bytes": 0,
+        }  # fmt: skip
 
     # ---------------------------------------------------------------- plumbing
 
-    def _check(self) -> None:
+    def _check(self, path: str | None = None) -> None:
         if self.frozen:
             raise _error(errno.EIO)
+        if path is not None and (path == STASH or path.startswith(STASH + "/")):
+            raise _error(errno.ENOENT)  # the lost-dirent model's bookkeeping is not there
 
     def _state(self, path: str, fd: int | None = None) -> FileState:
         """The open state of `path`; `fd`: a descriptor just opened on it (by `create`)."""
@@ -112,7 +136,7 @@ class VolatileFS:
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
         """The backing file's attributes with the logical (overlay) size."""
         with self._mutex:
-            self._check()
+            self._check(path)
             state = self._handles.get(fh) if fh is not None else None
             if state is None and path is not None:
                 state = self._states.get(path)
@@ -129,8 +153,11 @@ class VolatileFS:
 
     def readdir(self, path: str, fh: int) -> list[str]:
         with self._mutex:
-            self._check()
-            return [".", "..", *self.backing.listdir(path)]
+            self._check(path)
+            names = self.backing.listdir(path)
+            if path == "/":
+                names = [n for n in names if "/" + n != STASH]
+            return [".", "..", *names]
 
     def readlink(self, path: str) -> str:
         return self.backing.readlink(path)
@@ -144,37 +171,53 @@ class VolatileFS:
             self._check()
             self.backing.mkdir(path, mode)
             self._owned(path)
+            if self.names is not None:
+                self.names.created("mkdir", path)
 
     def mknod(self, path: str, mode: int, dev: int) -> None:
         with self._mutex:
             self._check()
             self.backing.mknod(path, mode, dev)
             self._owned(path)
+            if self.names is not None:
+                self.names.created("create", path)
 
     def symlink(self, target: str, source: str) -> None:
         with self._mutex:
             self._check()
             self.backing.symlink(target, source)
             self._owned(target)
+            if self.names is not None:
+                self.names.created("create", target)
 
     def link(self, target: str, source: str) -> None:
         raise _error(errno.EPERM)  # hard links would alias overlays; nothing we test uses them
 
     def rmdir(self, path: str) -> None:
         with self._mutex:
-            self._check()
-            self.backing.rmdir(path)
+            self._check(path)
+            if self.names is not None:
+                self.names.remove("rmdir", path)
+            else:
+                self.backing.rmdir(path)
 
     def unlink(self, path: str) -> None:
         with self._mutex:
-            self._check()
-            self.backing.unlink(path)
+            self._check(path)
+            if self.names is not None:
+                self.names.remove("unlink", path)
+            else:
+                self.backing.unlink(path)
             self._discard(self._states.pop(path, None))
 
     def rename(self, old: str, new: str) -> None:
         with self._mutex:
-            self._check()
-            self.backing.rename(old, new)
+            self._check(old)
+            self._check(new)
+            if self.names is not None:
+                self.names.rename(old, new)
+            else:
+                self.backing.rename(old, new)
             self._discard(self._states.pop(new, None))
             for key in [k for k in self._states if k == old or k.startswith(old + "/")]:
                 self._states[new + key[len(old) :]] = self._states.pop(key)
@@ -216,8 +259,15 @@ class VolatileFS:
             self._check()
             # keep the creating descriptor: a file created 0400 cannot be reopened O_RDWR
             # by a server that is not root
+            try:
+                self.backing.lstat(path)
+                new = False
+            except FileNotFoundError:
+                new = True
             fd = self.backing.open(path, os.O_CREAT | os.O_RDWR, mode)
             self._owned(path)
+            if new and self.names is not None:
+                self.names.created("create", path)
             self._state(path, fd)
             return self._open_handle(path, flags)
 
@@ -258,10 +308,27 @@ class VolatileFS:
         with self._mutex:
             self._check()
             self.counters["fsyncs"] += 1
-            self.counters["synced_bytes"] += self._handles[fh].sync()
+            state = self._handles[fh]
+            if self._fail_in > 0:
+                self._fail_in -= 1
+                if self._fail_in == 0:  # Linux: EIO once, and the dirty pages marked clean
+                    self.counters["fsync_errors"] += 1
+                    self.counters["fsync_error_lost_bytes"] += state.fail_sync()
+                    raise _error(errno.EIO)
+            self.counters["synced_bytes"] += state.sync()
 
     def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
-        self._check()  # directory entries are durable at once in this model
+        with self._mutex:
+            self._check()
+            self.counters["dir_fsyncs"] += 1
+            if self.names is not None and path is not None:
+                self.names.synced(path)
+
+    def fail_fsync(self, nth: int) -> dict[str, int]:
+        """Arm the `fsync-error` model: the `nth` file fsync from now fails."""
+        with self._mutex:
+            self._fail_in = max(1, nth)
+            return {"armed": self._fail_in}
 
     def flush(self, path: str | None, fh: int) -> None:
         self._check()
@@ -275,18 +342,24 @@ class VolatileFS:
 
     # ---------------------------------------------------------------- the cut
 
-    def cut(self) -> dict[str, int]:
-        """Discard every unsynced byte and refuse all later operations."""
+    def cut(self) -> dict[str, Any]:
+        """Apply the crash model to what is pending and refuse all later operations."""
         with self._mutex:
+            if self.frozen:
+                return {"model": self.model, "already_cut": True, **self.counters}
             self.frozen = True
             states = {id(s): s for s in [*self._states.values(), *self._handles.values()]}
             discarded = sum(s.pending_bytes() for s in states.values())
-            files = sum(1 for s in states.values() if s.dirty or s.visible != s.size)
-            for state in states.values():
-                state.dirty.clear()
+            files = sum(1 for s in states.values() if s.pending or s.ghost or s.dirty)
+            tally = settle(states.values(), self.model, self._rng, self.sector)
+            if self.names is not None:
+                self.names.cut(tally)
             return {
+                "model": self.model,
+                "sector": self.sector if self.model == "torn-write" else None,
                 "discarded_bytes": discarded,
                 "files_with_unsynced_data": files,
+                **tally.as_dict(),
                 **self.counters,
             }
 
@@ -296,21 +369,32 @@ class VolatileFS:
 
 
 def _control(fs: VolatileFS, mountpoint: str) -> None:
-    """Serve `cut`/`stats` commands from stdin; unmount on EOF."""
+    """Serve `cut`, `stats` and `fail-fsync N` commands from stdin; unmount on EOF."""
     for line in sys.stdin:
-        command = line.strip()
+        command, *rest = line.split() or [""]
+        answer: dict[str, Any]
         if command == "cut":
             answer = fs.cut()
         elif command == "stats":
             answer = fs.stats()
+        elif command == "fail-fsync" and len(rest) == 1 and rest[0].isdigit():
+            answer = fs.fail_fsync(int(rest[0]))
         else:
-            answer = {"error": f"unknown command {command!r}"}  # type: ignore[dict-item]
+            answer = {"error": f"unknown command {line.strip()!r}"}
         print(json.dumps(answer), flush=True)
     fs.cut()
     subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False)
 
 
-def serve(backing: str, mountpoint: str, user: str | None = None) -> None:
+def serve(
+    backing: str,
+    mountpoint: str,
+    user: str | None = None,
+    *,
+    model: str = "power-loss",
+    seed: int = 0,
+    sector: int = SECTORS[0],
+) -> None:
     """Mount `backing` at `mountpoint` for `user` (default: this process's user) and serve
     it (foreground, multithreaded) until unmounted; as root, serve as `user`."""
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
@@ -323,7 +407,7 @@ def serve(backing: str, mountpoint: str, user: str | None = None) -> None:
         threading.Thread(target=_control, args=(fs, mountpoint), daemon=True).start()
 
     uid, gid = fusedev.identity(user)
-    fs = VolatileFS(backing, on_mount=mounted)
+    fs = VolatileFS(backing, on_mount=mounted, model=model, seed=seed, sector=sector)
     target = mountpoint
     if os.geteuid() == 0:
         target = f"/dev/fd/{fusedev.mount(backing, mountpoint, uid, gid)}"
@@ -333,11 +417,20 @@ def serve(backing: str, mountpoint: str, user: str | None = None) -> None:
     FUSE(fs, target, foreground=True, default_permissions=True)
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mempill.lab.durability.powerfs")
+    parser.add_argument("backing")
+    parser.add_argument("mountpoint")
+    parser.add_argument("user", nargs="?", default=None)
+    parser.add_argument("--model", choices=MODELS, default="power-loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sector", type=int, choices=SECTORS, default=SECTORS[0])
+    args = parser.parse_args(argv)
+    serve(
+        args.backing, args.mountpoint, args.user,
+        model=args.model, seed=args.seed, sector=args.sector,
+    )  # fmt: skip
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
-        print(
-            "usage: python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER]",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    serve(*sys.argv[1:])
+    main()

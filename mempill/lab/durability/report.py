@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mempill.lab.durability.harness import KINDS, SAFE
 from mempill.lab.durability.mount import unavailable_reason
 
 if TYPE_CHECKING:
@@ -26,21 +27,90 @@ MODES = [
     ("sqlite", "FULL"), ("sqlite", "NORMAL"), ("sqlite", "OFF"),
     ("postgres", "on"), ("postgres", "off"),
 ]  # fmt: skip
-KIND_STYLE = {"process-kill": ("#1f77b4", "process kill"), "power-loss": ("#d62728", "power cut")}
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 THREAD_KEYS = ("threads", "agents", "opener")  # the multi-threaded writer's extra keys
 THREAD_CHECKS = ("digest_mismatches", "disposition_mismatches", "surviving_claims", "commits")
 
 
-def load_trials(path: Path = SAVED) -> pd.DataFrame:
-    """The tidy trial rows (one per trial) written by the crash CLI."""
+#: Columns a row written before a column existed lacks, with the value it means there.
+DEFAULTS: dict[str, str | int] = {"variant": "", "write_errors": 0, "cut": ""}
+Z95 = 1.959963984540054  # the two-sided 95 % normal quantile
+
+
+def load_trials(*paths: Path) -> pd.DataFrame:
+    """The tidy trial rows (one per trial) written by the crash CLI, from one or more CSVs
+    (default: the curated set); older rows get the columns added since (`DEFAULTS`)."""
     import pandas as pd
 
-    if not path.exists():
+    chosen = paths or (SAVED,)
+    missing = [p for p in chosen if not p.exists()]
+    if missing:
         raise FileNotFoundError(
-            f"no durability results at {path}; run python -m mempill.lab crash --out {path}"
+            f"no durability results at {missing[0]}; run python -m mempill.lab crash "
+            f"--out {missing[0]}"
         )
-    return pd.read_csv(path)
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[]) for p in chosen]
+    return with_defaults(pd.concat(frames, ignore_index=True))
+
+
+def with_defaults(trials: pd.DataFrame) -> pd.DataFrame:
+    """The rows with every column added since they were written (`DEFAULTS`) and a role."""
+    trials = trials.copy()
+    for column, value in DEFAULTS.items():
+        if column not in trials.columns:
+            trials[column] = value
+    if "role" not in trials.columns:
+        trials["role"] = "measured"
+    trials["variant"] = trials["variant"].fillna("").astype(str)
+    return trials
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95 % by default): with 0 losses
+    in n trials its upper end is what the data still allows (about 3.8/n for large n)."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    if successes == 0:  # exact at the edges (the formula leaves rounding dust)
+        return (0.0, z * z / (trials + z * z))
+    if successes == trials:
+        return (trials / (trials + z * z), 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * ((p * (1 - p) / trials + z * z / (4 * trials * trials)) ** 0.5) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def provenance(path: Path = SAVED) -> pd.DataFrame:
+    """The runs behind a trial CSV (its `runs.jsonl`): revision, date, machine, command,
+    seed, and how many of the CSV's rows each run wrote."""
+    import json
+
+    import pandas as pd
+
+    runs_file = path.parent / "runs.jsonl"
+    runs = []
+    if runs_file.exists():
+        for line in runs_file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                run = json.loads(line)
+                machine = run.get("machine", {})
+                cpu = machine.get("cpu", {}) if isinstance(machine, dict) else {}
+                runs.append({
+                    "run_id": run.get("run_id"),
+                    "started_at": run.get("started_at"),
+                    "revision": str(run.get("revision", ""))[:12],
+                    "command": run.get("command"),
+                    "seed": run.get("seed"),
+                    "cpu": cpu.get("model") if isinstance(cpu, dict) else None,
+                    "cores": cpu.get("usable_cores") if isinstance(cpu, dict) else None,
+                })  # fmt: skip
+    table = pd.DataFrame(runs, columns=["run_id", "started_at", "revision", "command", "seed",
+                                        "cpu", "cores"])  # fmt: skip
+    if path.exists():
+        counts = pd.read_csv(path, usecols=["run_id"])["run_id"].value_counts()
+        table["rows"] = table["run_id"].map(counts).fillna(0).astype(int)
+    return table
 
 
 def run_live(out: Path, trials: int) -> pd.DataFrame:
@@ -58,10 +128,12 @@ def run_live(out: Path, trials: int) -> pd.DataFrame:
 
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: trials, acknowledged, lost, and how many trials went wrong
-    (per threads x agents x opener too, for the multi-threaded writer's rows)."""
+    """Per configuration (backend, kind, sync, variant, role; threads x agents x opener for
+    the multi-threaded writer's rows): trials, acknowledged and lost claims, how many trials
+    went wrong, and the 95 % Wilson interval of the share of trials that lost anything."""
     threaded = "threads" in trials.columns
-    keys = ["backend", "kind", "sync", *(THREAD_KEYS if threaded else ())]
+    trials = with_defaults(trials)
+    keys = ["backend", "kind", "sync", "variant", "role", *(THREAD_KEYS if threaded else ())]
     extra = {k: (k, "sum") for k in THREAD_CHECKS if threaded}
     grouped = trials.assign(
         loss=trials["lost"] > 0,
@@ -76,27 +148,25 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
         integrity_failures=("integrity_failure", "sum"),
         ledger_gap_failures=("gap", "sum"),
         belief_mismatches=("belief_mismatches", "sum"),
+        write_errors=("write_errors", "sum"),
         **extra,
     )
-    table["lost_pct_of_acked"] = (100 * table["lost"] / table["acked"]).round(2)
+    table["lost_pct_of_acked"] = (100 * table["lost"] / table["acked"]).round(3)
+    bounds = [wilson(int(k), int(n)) for k, n in zip(table["trials_with_loss"], table["trials"],
+                                                   strict=True)]  # fmt: skip
+    table["loss_rate_ci95_low_pct"] = [round(100 * lo, 3) for lo, _ in bounds]
+    table["loss_rate_ci95_high_pct"] = [round(100 * hi, 3) for _, hi in bounds]
     if threaded:  # claims one surviving commit covered: 1 without group commit
         table["claims_per_commit"] = (table["surviving_claims"] / table["commits"]).round(2)
     order = {mode: i for i, mode in enumerate(MODES)}
-    kinds = list(KIND_STYLE)
     ranks = [
-        (order.get((b, s), 99), kinds.index(k) if k in kinds else 9, *rest)
-        for b, k, s, *rest in table.index
-    ]
+        (
+            KINDS.index(k) if k in KINDS else 99, order.get((b, s), 99), role != "measured",
+            str(v), *map(str, rest),
+        )
+        for b, k, s, v, role, *rest in table.index
+    ]  # fmt: skip
     return table.iloc[sorted(range(len(table)), key=lambda i: ranks[i])]
-
-
-def _records(table: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """The summary's rows keyed by (backend, kind, sync), in the table's order."""
-    records = table.reset_index().to_dict("records")
-    return {
-        (str(r["backend"]), str(r["kind"]), str(r["sync"])): {str(k): v for k, v in r.items()}
-        for r in records
-    }
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -104,52 +174,74 @@ def markdown(table: pd.DataFrame) -> str:
     keys = [str(k) for k in table.index.names]
     columns = ["trials", "acked", "lost", "trials_with_loss", "integrity_failures"]
     lines = [
-        "| " + " | ".join(keys) + " | " + " | ".join(columns) + " |",
-        "|" + "---|" * len(keys) + "---:|" * len(columns),
+        "| " + " | ".join(keys) + " | " + " | ".join(columns) + " | trials with loss, 95 % CI |",
+        "|" + "---|" * len(keys) + "---:|" * (len(columns) + 1),
     ]
     for row in table.reset_index().to_dict("records"):
-        cells = [str(row[k]) for k in keys] + [str(int(row[c])) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = [str(row[k]) or "-" for k in keys] + [str(int(row[c])) for c in columns]
+        interval = f"{row['loss_rate_ci95_low_pct']:.2f}–{row['loss_rate_ci95_high_pct']:.2f} %"
+        lines.append("| " + " | ".join(cells) + f" | {interval} |")
     return "\n".join(lines)
 
 
-def plot_lost(trials: pd.DataFrame, title: str = "What survives a crash") -> Figure:
-    """Two panels per durability mode and backend, one bar per failure kind: lost
-    acknowledged claims per trial (mean), and the share of trials that lost any.
-    For the single writer's rows (the multi-threaded ones: `summary_table`)."""
-    from matplotlib.figure import Figure
+def _label(row: dict[str, Any]) -> str:
+    name = f"{NAMES.get(str(row['backend']), row['backend'])} {row['kind']} {row['sync']}"
+    return name + (f" {row['variant']}" if row["variant"] else "")
 
-    rows = _records(summary_table(trials))
-    modes = [m for m in MODES if any((b, s) == m for b, _, s in rows)]
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
-    left, right = figure.subplots(1, 2)
-    width = 0.38
-    for offset, (kind, (colour, label)) in zip((-0.19, 0.19), KIND_STYLE.items(), strict=True):
-        for x, (backend, sync) in enumerate(modes):
-            row = rows.get((backend, kind, sync))
-            if row is None:
-                continue
-            trials_n, lossy = int(row["trials"]), int(row["trials_with_loss"])
-            bars = (
-                (left, row["lost"] / trials_n, f"{int(row['lost'])}/{int(row['acked'])}"),
-                (right, 100 * lossy / trials_n, f"{lossy}/{trials_n}"),
-            )
-            for ax, value, text in bars:
-                ax.bar(x + offset, value, width, color=colour, label=label if x == 0 else None)
-                ax.annotate(
-                    text, (x + offset, value), xytext=(0, 2), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=7, rotation=90,
-                )  # fmt: skip
-    for ax in (left, right):
-        ax.set_xticks(range(len(modes)), [f"{NAMES[b]}\n{s}" for b, s in modes])
-        ax.set_xlabel("backend and durability setting (synchronous / synchronous_commit)")
-    left.set_ylabel("lost acknowledged claims per trial (mean, claims)")
-    left.set_title("Lost acknowledged claims (labels: lost / acknowledged)", fontsize=10)
-    right.set_ylabel("trials that lost an acknowledged claim (%)")
-    left.set_ylim(0, left.get_ylim()[1] * 1.35)  # room for the vertical labels
-    right.set_ylim(0, 135)
-    right.set_yticks(range(0, 101, 20))
-    right.set_title("Trials with any loss (labels: with loss / trials)", fontsize=10)
-    left.legend(title="failure")
-    figure.suptitle(title)
+
+ROLE_STYLE = {
+    "safe": ("#2ca02c", "safe setting (must lose nothing)"),
+    "unsafe": ("#ff7f0e", "unsafe setting (may lose)"),
+    "control": ("#d62728", "positive control (must lose)"),
+}
+
+
+def _role(row: dict[str, Any]) -> str:
+    if row["role"] == "control":
+        return "control"
+    return (
+        "safe" if SAFE.get(str(row["backend"])) == row["sync"] and not row["variant"] else "unsafe"
+    )
+
+
+def plot_lost(
+    trials: pd.DataFrame, title: str = "What survives a crash", *, source: str = ""
+) -> Figure:
+    """Per configuration (one row each, grouped by crash model): the share of trials that
+    lost an acknowledged claim with its 95 % Wilson interval, and lost claims as a share
+    of acknowledged ones. Colour says what the configuration must do (`ROLE_STYLE`)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    rows = [
+        {str(k): v for k, v in r.items()}
+        for r in summary_table(trials).reset_index().to_dict("records")
+    ]
+    height = 1.6 + 0.34 * len(rows)
+    figure = Figure(figsize=(12, height), layout="constrained")
+    left, right = figure.subplots(1, 2, sharey=True, width_ratios=(3, 2))
+    for y, row in enumerate(rows):
+        colour = ROLE_STYLE[_role(row)][0]
+        n, k = int(row["trials"]), int(row["trials_with_loss"])
+        rate = 100 * k / n if n else 0.0
+        low, high = row["loss_rate_ci95_low_pct"], row["loss_rate_ci95_high_pct"]
+        left.errorbar(rate, y, xerr=[[rate - low], [high - rate]], fmt="o", color=colour,
+                      capsize=3)  # fmt: skip
+        left.annotate(f"{k}/{n}", (high, y), xytext=(4, -3), textcoords="offset points",
+                      fontsize=7)  # fmt: skip
+        share = 100 * row["lost"] / row["acked"] if row["acked"] else 0.0
+        right.barh(y, share, color=colour, height=0.6)
+        right.annotate(f"{int(row['lost'])}/{int(row['acked'])}", (share, y), xytext=(3, -3),
+                       textcoords="offset points", fontsize=7)  # fmt: skip
+    left.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
+    left.invert_yaxis()
+    left.set_xlim(-2, 118)
+    left.set_xlabel("trials that lost an acknowledged claim (%, dot; bar: 95 % Wilson interval)")
+    left.set_title("Trials with any loss (labels: with loss / trials)", fontsize=10)
+    right.set_xlim(0, max([100 * r["lost"] / r["acked"] for r in rows if r["acked"]] + [1]) * 1.3)
+    right.set_xlabel("lost acknowledged claims (% of acknowledged; linear scale)")
+    right.set_title("Lost / acknowledged claims", fontsize=10)
+    handles = [Patch(color=c, label=text) for c, text in ROLE_STYLE.values()]
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
+    figure.suptitle(title + (f" — {source}" if source else ""))
     return figure

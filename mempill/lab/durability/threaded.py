@@ -15,6 +15,7 @@ replay of the survivors (`check.check`, agent by agent).
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from mempill.errors import MempillError
 from mempill.lab.durability import check as checks
 from mempill.lab.durability import procs, workload
 from mempill.lab.durability.harness import Configuration, HarnessError, Writer
-from mempill.lab.durability.mount import PowerMount
+from mempill.lab.durability.mount import PowerMount, mount_options
 from mempill.stores.sqlite import SQLiteStore
 
 FILE_NAME = "store.db"  # the one file of an `open_default` store, under the trial's `agents`
@@ -129,7 +130,8 @@ def trial(
         writer.kill()
         _thread_failures(writer)
         return check_store(config, location(config, base), writer.acks.receipts), 0
-    with PowerMount(root / "backing", root / "mnt") as mount:
+    options = mount_options(config.kind, random.Random(seed))
+    with PowerMount(root / "backing", root / "mnt", **options) as mount:
         target = location(config, mount.mountpoint / "agents")
         writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         try:

@@ -14,13 +14,14 @@ from mempill.lab.durability import check as checks
 from mempill.lab.durability import procs, workload
 from mempill.lab.durability.harness import (
     KILL_WINDOW,
+    VARIANTS,
     Configuration,
     HarnessError,
     TrialResult,
     Writer,
     trial_directory,
 )
-from mempill.lab.durability.mount import PowerMount
+from mempill.lab.durability.mount import PowerMount, arm, cut_detail, mount_options
 from mempill.stores.sqlite import SQLiteStore
 
 
@@ -37,23 +38,31 @@ def check_sqlite(directory: Path, acked: list[checks.Ack]) -> checks.CheckResult
         engine.close()
 
 
-def _sqlite_trial(config: Configuration, root: Path, seed: int, delay: float) -> tuple[Any, int]:
+def _sqlite_trial(
+    config: Configuration, root: Path, seed: int, delay: float, rng: random.Random
+) -> tuple[Any, int, int, str]:
+    extra = VARIANTS[config.variant]
     if config.kind == "process-kill":
         target = root / "agents"
-        writer = Writer(root, "sqlite", str(target), config.sync, seed)
+        writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         writer.wait_first_ack()
         time.sleep(delay)
-        return check_sqlite(target, writer.kill()), 0
-    with PowerMount(root / "backing", root / "mnt") as mount:
-        writer = Writer(root, "sqlite", str(mount.mountpoint / "agents"), config.sync, seed)
+        acked = writer.kill()
+        return check_sqlite(target, acked), 0, writer.acks.errors, ""
+    options = mount_options(config.kind, rng)
+    with PowerMount(root / "backing", root / "mnt", **options) as mount:
+        target = mount.mountpoint / "agents"
+        writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         try:
             writer.wait_first_ack()
+            arm(mount, config.kind, rng)
             time.sleep(delay)
             procs.freeze([writer.pid])
             report = mount.cut()
         finally:
             acked = writer.kill()
-    return check_sqlite(mount.backing / "agents", acked), int(report["discarded_bytes"])
+    result = check_sqlite(mount.backing / "agents", acked)
+    return result, int(report["discarded_bytes"]), writer.acks.errors, cut_detail(report)
 
 
 def run_trial(
@@ -68,14 +77,17 @@ def run_trial(
             from mempill.lab.durability import threaded
 
             result, discarded = threaded.trial(config, root, seed, delay)
+            errors, cut = 0, ""
         elif config.backend == "sqlite":
-            result, discarded = _sqlite_trial(config, root, seed, delay)
+            result, discarded, errors, cut = _sqlite_trial(config, root, seed, delay, rng)
         else:
             from mempill.lab.durability import postgres as pg_trials
 
             if pg_template is None:
                 raise HarnessError("PostgreSQL trials need a template cluster")
-            result, discarded = pg_trials.trial(config, root, pg_template, seed, delay)
+            result, discarded, errors, cut = pg_trials.trial(
+                config, root, pg_template, seed, delay, rng
+            )
     return TrialResult(
         configuration=config,
         trial=trial,
@@ -84,4 +96,6 @@ def run_trial(
         result=result,
         discarded_bytes=discarded,
         seconds=round(time.perf_counter() - started, 3),
+        write_errors=errors,
+        cut=cut,
     )

@@ -4,7 +4,8 @@
 (or `--backend postgres --target DSN --sync on`) opens the store through the real
 engine (lab-only durability parameter), ingests the workload stream and, after each
 ingest returns, writes `ack <claim_ref> <stream_seq>` to stdout unbuffered. A line on
-stdout is therefore a promise the store made to its caller; the harness checks it.
+stdout is therefore a promise the store made to its caller; the harness checks it. An
+ingest that raises (a failed fsync) is reported as `error <claim_ref>` and tried again.
 
 With `--threads N --agents M --opener directory|file` (SQLite only) it runs N threads on
 one Engine (`open_directory`, or `open_default` on one file for M = 1; the lab-only
@@ -27,19 +28,21 @@ from typing import Any
 from mempill.clock import SteppingClock
 from mempill.core.enums import Disposition
 from mempill.engine import Engine
+from mempill.errors import MempillError
 from mempill.ids import SeededIds
 from mempill.lab.durability import workload
 
 
-def open_engine(backend: str, target: str, sync: str) -> Engine:
-    """An engine over the store under test, with the lab-only durability setting."""
+def open_engine(backend: str, target: str, sync: str, *, dirsync: bool = True) -> Engine:
+    """An engine over the store under test, with the lab-only durability settings
+    (`dirsync=False`: a SQLite store that never fsyncs a directory, a positive control)."""
     clock = SteppingClock(workload.START, workload.STEP)
     ids = SeededIds("durability-writer")
     store: Any
     if backend == "sqlite":
         from mempill.stores.sqlite import SQLiteStore
 
-        store = SQLiteStore(directory=target, lab_synchronous=sync)
+        store = SQLiteStore(directory=target, lab_synchronous=sync, lab_directory_sync=dirsync)
         return Engine(store, clock=clock, ids=ids)
     from mempill.openers import open_postgres
 
@@ -49,12 +52,43 @@ def open_engine(backend: str, target: str, sync: str) -> Engine:
     return engine
 
 
-def run(backend: str, target: str, sync: str, seed: int, limit: int | None) -> int:
+ATTEMPTS = 3  # ingest calls per claim before the writer gives up (the fsync-error model)
+
+
+def _ingest(engine: Engine, request: Any, ack_on_error: bool) -> Any:
+    """The receipt of `request`, trying again after a failed ingest (a failed fsync): each
+    failure is reported as `error <claim_ref>` on stdout and the claim is not acknowledged
+    — unless `ack_on_error` (the positive control: an engine that ignores a failed fsync),
+    which acknowledges it as `ack <claim_ref> 0` and moves on. None: skip the claim."""
+    for _ in range(ATTEMPTS):
+        try:
+            return engine.ingest(request)
+        except MempillError as e:
+            print(f"writer: ingest of {request.claim_ref} failed: {e}", file=sys.stderr)
+            os.write(1, f"error {request.claim_ref}\n".encode("ascii"))
+            if ack_on_error:
+                os.write(1, f"ack {request.claim_ref} 0\n".encode("ascii"))
+                return None
+    raise SystemExit(f"writer: ingest of {request.claim_ref} failed {ATTEMPTS} times")
+
+
+def run(
+    backend: str,
+    target: str,
+    sync: str,
+    seed: int,
+    limit: int | None,
+    *,
+    dirsync: bool = True,
+    ack_on_error: bool = False,
+) -> int:
     """Ingest the stream until killed (or `limit`), acknowledging each receipt."""
-    engine = open_engine(backend, target, sync)
+    engine = open_engine(backend, target, sync, dirsync=dirsync)
     os.write(1, b"open\n")
     for count, request in enumerate(workload.requests(seed), start=1):
-        receipt = engine.ingest(request)
+        receipt = _ingest(engine, request, ack_on_error)
+        if receipt is None:
+            continue
         if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
             print(f"writer: unexpected receipt {receipt.to_dict()}", file=sys.stderr)
             return 1
@@ -140,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="N > 1: the threaded writer")
     parser.add_argument("--agents", type=int, default=1, help="agents the threads write into")
     parser.add_argument("--opener", choices=("directory", "file"), default="directory")
+    parser.add_argument(
+        "--no-dirsync", action="store_true", help="SQLite: never fsync a directory (a control)"
+    )
+    parser.add_argument(
+        "--ack-on-error",
+        action="store_true",
+        help="acknowledge a claim whose ingest failed (a control: ignores a failed fsync)",
+    )
     args = parser.parse_args(argv)
     if args.threads > 1:
         if args.backend != "sqlite" or not 1 <= args.agents <= args.threads:
@@ -149,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_threads(
             args.target, args.opener, args.sync, args.seed, args.threads, args.agents, args.limit
         )
-    return run(args.backend, args.target, args.sync, args.seed, args.limit)
+    return run(
+        args.backend, args.target, args.sync, args.seed, args.limit,
+        dirsync=not args.no_dirsync, ack_on_error=args.ack_on_error,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 _CREATE |= getattr(os, "O_CLOEXEC", 0)
 
 
-def make_folder(folder: Path) -> None:
-    """Create `folder` and its missing parents 0700; existing ones are left as they are."""
+def make_folder(folder: Path, *, durable: bool = True) -> None:
+    """Create `folder` and its missing parents 0700; existing ones are left as they are.
+
+    `durable`: fsync the parent of each folder created, so the new entry survives a power
+    cut (a file system need not persist a directory entry until its directory is synced;
+    the durability lab's `lost-dirent` model loses the whole store without it)."""
     missing = []
     for part in (folder, *folder.parents):
         # os.path.exists, not Path.exists: the latter raises on a name too long to look up
@@ -44,6 +48,8 @@ def make_folder(folder: Path) -> None:
             continue  # made meanwhile (another process): fine, if it is a folder
         except OSError as e:
             raise StorageError(f"sqlite: cannot create the folder {str(part)!r}: {e}") from e
+        if durable:
+            fsync_directory(str(part.parent))
     if not folder.is_dir():
         raise StorageError(f"sqlite: {str(folder)!r} is not a folder")
 
@@ -92,10 +98,20 @@ def read_only_uri(path: str) -> str:
 
 
 def fsync_directory(directory: str) -> None:
-    """Make a newly created database file's directory entry durable (power-cut safety)."""
-    fd = os.open(directory, os.O_RDONLY)
+    """Make the entries of `directory` durable (a new database file's, a new folder's).
+
+    A directory this process may write in but not read (mode 0300) cannot be opened to be
+    synced; it is skipped, as SQLite itself does for its journal's directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        return
+    except OSError as e:
+        raise StorageError(f"sqlite: cannot open the folder {directory!r} to sync it: {e}") from e
     try:
         os.fsync(fd)
+    except OSError as e:
+        raise StorageError(f"sqlite: syncing the folder {directory!r} failed: {e}") from e
     finally:
         os.close(fd)
 

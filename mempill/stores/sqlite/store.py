@@ -51,6 +51,7 @@ class SQLiteStore:
         directory: str | os.PathLike[str] | None = None,
         serialize_all_writes: bool = True,
         lab_synchronous: str = "FULL",
+        lab_directory_sync: bool = True,
         record_stats: bool = False,
         read_only: bool = False,
         max_open_agents: int | None = None,
@@ -60,7 +61,8 @@ class SQLiteStore:
         `read_only` opens existing databases with `mode=ro` and runs no migration (an
         in-memory store cannot be read-only: it would always be empty). `max_open_agents`
         bounds the agent databases a directory store keeps open (default
-        `default_max_open()`). `lab_synchronous` exists for the durability lab only.
+        `default_max_open()`). `lab_synchronous` and `lab_directory_sync` (False: never fsync a directory, the
+        `lost-dirent` model's positive control) exist for the durability lab only.
         """
         if path is not None and directory is not None:
             raise ConfigError("give a path or a directory, not both")
@@ -74,6 +76,7 @@ class SQLiteStore:
             )
         self.read_only = read_only
         self._synchronous = lab_synchronous.upper()
+        self._directory_sync = lab_directory_sync is not False
         self._record_stats = record_stats
         self._path = location(path, "path")
         self._directory = location(directory, "directory")
@@ -91,7 +94,7 @@ class SQLiteStore:
         if folder is not None and read_only and not folder.is_dir():
             raise StorageError(f"sqlite: the folder {str(folder)!r} does not exist")
         if folder is not None and not read_only:
-            make_folder(folder)
+            make_folder(folder, durable=self._directory_sync)
         if self._path is not None:
             self._shared = self._open_database(str(self._path))
 
@@ -140,7 +143,7 @@ class SQLiteStore:
             if isinstance(e, sqlite3.Error):
                 raise translate(e) from e
             raise
-        if is_new:
+        if is_new and self._directory_sync:
             fsync_directory(os.path.dirname(os.path.abspath(target)))
         return conn
 
