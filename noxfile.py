@@ -85,16 +85,19 @@ def lab(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def notebooks(session: nox.Session) -> None:
-    """Execute every notebook headless and write HTML to build/notebooks/."""
+    """Execute every notebook headless; the executed .ipynb, HTML, figures and frames go to
+    build/notebooks/ (`-- --small`, `-- -p NAME=VALUE`, `-- quickstart` to narrow)."""
     install(session, "notebooks")
     session.run("python", "-m", "mempill.lab.notebooks", "execute", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def jupyter(session: nox.Session) -> None:
-    """Open JupyterLab on the project."""
+    """JupyterLab on the checkout, notebook sources opening as notebooks (docs/notebooks.md).
+    MEMPILL_NOTEBOOK_SMALL=1 starts the notebooks at the small size, MEMPILL_NOTEBOOK_BACKENDS
+    and MEMPILL_TEST_PG_DSN choose backends and server; `-- --port 8899` goes to jupyter."""
     install(session, "notebooks")
-    session.run("jupyter", "lab", "notebooks/", *session.posargs)
+    session.run("python", "-m", "mempill.lab.notebooks", "lab", *session.posargs)
 
 
 @nox.session(python=PYTHON)

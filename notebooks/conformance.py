@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # Conformance: the same streams on two backends
 #
@@ -9,21 +17,33 @@
 # reads `pass` (identical, and equal to the stream's recorded expectations when there
 # are some), `diff` (unlike the first backend), `deviation` (unlike the recording) or
 # `error`.
+#
+# Parameters: `SIZE` ("small": the first 8 streams), `BACKENDS` (lab backend names:
+# `sqlite-mem`, `sqlite-file`, `postgres`, `pg-embedded`, `pg-system`, `pg-rls`) and `PG_DSN`.
 
 # %%
 import io
 
 import pandas as pd
 
-from mempill.lab.notebooks import ROOT, import_path_without_notebooks, scale
+from mempill.lab import notebooks
 
-import_path_without_notebooks()  # else this notebook's own conformance.py shadows the package
+notebooks.import_path_without_notebooks()  # else this notebook's conformance.py shadows the package
 from conformance.corpus import run_corpus, summary_table
 
-SCENARIOS = ROOT / "data" / "scenarios"
-BACKENDS = ("sqlite-file", "postgres")
+notebooks.tidy_tables()
+
+# %% tags=["parameters"]
+SIZE = notebooks.default_size()  # "small" (the first 8 streams; CI) or "full" (every stream)
+BACKENDS = notebooks.default_backends("sqlite-file", "postgres")  # the first is the baseline
+PG_DSN = notebooks.default_dsn()  # a libpq conninfo; None: the embedded PostgreSQL 18
+
+# %%
+notebooks.use_size(SIZE)
+notebooks.use_dsn(PG_DSN)
+SCENARIOS = notebooks.ROOT / "data" / "scenarios"
 streams = sorted(p for p in SCENARIOS.glob("*.jsonl") if not p.name.endswith(".expected.jsonl"))
-streams = streams[: scale(8, len(streams))]
+streams = streams[: notebooks.scale(8, len(streams))]
 print(f"{len(streams)} streams on {', '.join(BACKENDS)}")
 
 # %%
@@ -51,6 +71,7 @@ def row(verdict) -> dict[str, object]:
 
 
 table = pd.DataFrame([row(v) for v in result.verdicts])
+notebooks.save_frame("streams", table)
 table
 
 # %% [markdown]

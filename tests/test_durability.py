@@ -552,13 +552,13 @@ def test_a_ledger_its_replay_does_not_rebuild_fails_the_digest_check(tmp_path: P
 def test_threaded_runs_plan_each_opener_with_its_control() -> None:
     one = crash.plan(crash.parse(["--backend", "sqlite", "--kind", "all", "--threads", "16"]))
     kinds = crash.THREAD_KINDS  # "all" with threads: the kinds the threaded writer runs
-    assert [(c.kind, c.sync, c.role, c.opener) for c, _ in one] == [
-        *((k, "FULL", "measured", o) for o in ("directory", "file") for k in kinds),
-        *(
-            (k, "NORMAL", "control", o)
-            for k in ("power-loss", "reorder", "torn-write")
-            for o in ("directory", "file")
-        ),
+    controls = [
+        ("power-loss", "NORMAL", ""), ("reorder", "NORMAL", ""), ("torn-write", "NORMAL", ""),
+        ("lost-dirent", "FULL", "no-dirsync"), ("fsync-error", "FULL", "ack-on-error"),
+    ]  # fmt: skip
+    assert [(c.kind, c.sync, c.variant, c.role, c.opener) for c, _ in one] == [
+        *((k, "FULL", "", "measured", o) for o in ("directory", "file") for k in kinds),
+        *((*c, "control", o) for c in controls for o in ("directory", "file")),
     ]
     assert {(c.threads, c.agents) for c, _ in one} == {(16, 1)}
     each = crash.parse(["--backend", "sqlite", "--threads", "4", "--agents", "4"])
@@ -611,7 +611,7 @@ def test_the_threaded_writer_loses_nothing(threads: int, agents: int, tmp_path: 
     """N threads on one Engine, SIGKILLed or power-cut at random moments: every agent holds
     every acknowledged claim with its receipt's disposition, gap-free, intact, its digest
     rebuilt; the control under the same threads loses acknowledged writes."""
-    kinds = "process-kill" if FUSE_MISSING else "all"
+    kinds = "process-kill" if FUSE_MISSING else "process-kill,power-loss"  # more: test_crash_models
     summaries, rows = _run_cli(
         tmp_path, "--backend", "sqlite", "--kind", kinds, "--threads", str(threads),
         "--agents", str(agents), "--trials", "2", "--control-trials", "3", "--seed", "7",

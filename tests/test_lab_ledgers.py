@@ -17,7 +17,7 @@ from matplotlib.image import imread
 
 import mempill
 from mempill import Engine, SeededIds, SteppingClock
-from mempill.lab import ledgers, plots
+from mempill.lab import ledgers, plots, sqlviews
 from mempill.lab.servers import fresh_schema
 from mempill.openers import open_postgres
 
@@ -132,12 +132,21 @@ def test_duckdb_sees_the_frames(populated: tuple[Engine, dict[str, str]]) -> Non
     counted = dict(con.sql("select disposition, count(*) from ledger group by all").fetchall())
     expected = ledgers.ledger(engine)["disposition"].astype(str).value_counts().to_dict()
     assert counted == expected
+    lines = con.sql("select agent_id, subject, predicate, status from belief_at(NULL, NULL)")
+    assert ("alice", "alice", "city", "Contested") in lines.fetchall()  # the SQL views
     con.close()
+    bare = ledgers.connect(engine, views=False)
+    assert not bare.sql("select * from duckdb_views() where view_name = 'line_log'").fetchall()
+    bare.close()
     ledgers.connect(engine, default=True, agents="bob")
     try:
         relation = duckdb.sql("select distinct agent_id from ledger")
         assert relation is not None and relation.fetchall() == [("bob",)]
+        assert duckdb.sql("select count(*) from line_log").fetchall() == [
+            (len(ledgers.ledger(engine, agents="bob")),)
+        ]
     finally:
+        sqlviews.drop(duckdb.default_connection())
         for name in ledgers.TABLES:
             duckdb.default_connection().unregister(name)
 

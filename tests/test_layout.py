@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mempill"
 SEAMS = {"mempill.errors", "mempill.clock", "mempill.ids", "mempill.ports", "mempill.secrets"}
 ALLOWED: dict[str, set[str] | None] = {
     "mempill.errors": set(),
-    "mempill.core": {"mempill.errors"},
+    "mempill.core": {"mempill.errors", "mempill.extras"},
     "mempill.clock": set(),
     "mempill.ids": set(),
     "mempill.ports": {"mempill.core", "mempill.errors"},

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from mempill.compat.types import ProvenanceLabel
 from mempill.core import parse
 from mempill.core.dates import parse_lenient
-from mempill.core.enums import BeliefStatus, Disposition, HistoryStatus
+from mempill.core.enums import BeliefStatus, Disposition, Granularity, HistoryStatus, Provenance
+from mempill.core.model import Listing
+from mempill.core.tables import ID_WIDTH, Column, column, window_end
 from mempill.errors import NotFoundError, ValidationError
 
 __all__ = [
@@ -267,8 +269,27 @@ class HistoryEntry:
     valid_until_granularity: str | None = None
 
 
-class History:
-    """A line's timeline, oldest first; iterable. `current()` agrees with `recall`."""
+#: `History`: a row per entry, its window ends as instants (None: open).
+ENTRY = (
+    column("status", "category", label="status", enum=HistoryStatus),
+    column("value", "value", label="value"),
+    window_end("from"),
+    window_end("until"),
+    column("provenance", "category", label="provenance", enum=Provenance),
+    column("value_confidence", "float", label="confidence"),
+    column("claim_ref", "text", label="claim", width=ID_WIDTH),
+    column("valid_from_display", "text"),
+    column("valid_until_display", "text"),
+    column("valid_from_granularity", "category", enum=Granularity),
+    column("valid_until_granularity", "category", enum=Granularity),
+)
+
+
+class History(Listing):
+    """A line's timeline, oldest first; iterable. `current()` agrees with `recall`. In a
+    notebook it is one table, a row per entry; `to_frame()` gives the rows as a DataFrame."""
+
+    _columns: ClassVar[tuple[Column, ...]] = ENTRY
 
     def __init__(self, entries: list[HistoryEntry]) -> None:
         self.entries = entries

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from mempill.core import display, frames, tables
 from mempill.core.dates import rfc3339
 from mempill.core.enums import (
     AssertionKind,
@@ -26,6 +26,10 @@ from mempill.core.enums import (
     Provenance,
     Verdict,
 )
+from mempill.core.tables import Column
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 
@@ -54,31 +58,28 @@ class Record:
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
     def _repr_html_(self) -> str:
-        return _html_table(type(self).__name__, self.to_dict())
+        return display.fields(self.to_dict(), type(self).__name__)
 
 
-def _html_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return _html_table(None, value)
-    if isinstance(value, list):
-        if not value:
-            return "<i>none</i>"
-        return "".join(f"<div>{_html_value(v)}</div>" for v in value)
-    if value is None:
-        return "<i>—</i>"
-    return html.escape(str(value))
+class Listing:
+    """Mixin for a result that is a list of entries (attribute `_entries`): in a notebook one
+    table with a row per entry, and `to_frame()`, both with the columns `_columns` declares."""
 
+    __slots__ = ()
+    _columns: ClassVar[tuple[Column, ...]] = ()
+    _entries: ClassVar[str] = "entries"
 
-def _html_table(title: str | None, data: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th style='text-align:left;vertical-align:top'>{html.escape(k)}</th>"
-        f"<td style='text-align:left'>{_html_value(v)}</td></tr>"
-        for k, v in data.items()
-    )
-    caption = (
-        f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
-    )
-    return f"<table>{caption}{rows}</table>"
+    def _summary(self) -> str:
+        """The caption after the type's name: what the list is of, its size, its cursor."""
+        return tables.counted(len(getattr(self, self._entries)), self._entries)
+
+    def _repr_html_(self) -> str:
+        rows = getattr(self, self._entries)
+        return display.grid(self._columns, rows, type(self).__name__, self._summary())
+
+    def to_frame(self) -> pd.DataFrame:
+        """The entries as a pandas DataFrame, a row each (needs the notebooks extra)."""
+        return frames.frame(self._columns, getattr(self, self._entries))
 
 
 # ---------------------------------------------------------------- requests
@@ -331,6 +332,16 @@ class Projection(Record):
             return self.members
         return () if self.primary is None else (self.primary,)
 
+    def _repr_html_(self) -> str:
+        return display.belief(self)
+
+    def to_frame(self, *, candidates: bool = False) -> pd.DataFrame:
+        """The belief as one row (the primary's window), or with `candidates=True` a row per
+        slot with its role: primary, alternative, member, inferred, pending."""
+        if candidates:
+            return frames.frame(tables.SLOT, tables.slots(self))
+        return frames.frame(tables.BELIEF, [self])
+
 
 @dataclass(**FROZEN)
 class HistoryEntry(Record):
@@ -351,12 +362,17 @@ class HistoryEntry(Record):
 
 
 @dataclass(**FROZEN)
-class History(Record):
+class History(Listing, Record):
     agent_id: str
     subject: str
     predicate: str
     as_of: datetime | None
     entries: tuple[HistoryEntry, ...]
+    _columns: ClassVar[tuple[Column, ...]] = tables.HISTORY_ENTRY
+
+    def _summary(self) -> str:
+        line = f"{self.subject} · {self.predicate}: {Listing._summary(self)}"
+        return line + tables.as_of(self.as_of)
 
     def current(self) -> tuple[HistoryEntry, ...]:
         return tuple(e for e in self.entries if e.status is HistoryStatus.CURRENT)
@@ -369,9 +385,13 @@ class History(Record):
 
 
 @dataclass(**FROZEN)
-class AuditPage(Record):
+class AuditPage(Listing, Record):
     entries: tuple[LedgerEntry, ...]
     next_cursor: int | None
+    _columns: ClassVar[tuple[Column, ...]] = tables.LEDGER_ENTRY
+
+    def _summary(self) -> str:
+        return Listing._summary(self) + tables.cursor(self.next_cursor)
 
 
 @dataclass(**FROZEN)
@@ -384,11 +404,16 @@ class ReconcileLine(Record):
 
 
 @dataclass(**FROZEN)
-class ReconcileReport(Record):
+class ReconcileReport(Listing, Record):
     agent_id: str
     lines: tuple[ReconcileLine, ...]
     escalations: int
     notified: tuple[str, ...] = field(default=())
+    _columns: ClassVar[tuple[Column, ...]] = tables.RECONCILE_LINE
+    _entries: ClassVar[str] = "lines"
+
+    def _summary(self) -> str:
+        return f"{Listing._summary(self)}, {self.escalations} escalated"
 
 
 @dataclass(**FROZEN)

@@ -33,9 +33,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from mempill.core.model import FROZEN, Projection, Record
+from mempill.core import tables
+from mempill.core.model import FROZEN, Listing, Projection, Record
+from mempill.core.tables import BELIEF, Column, column, within
 
 #: Longer words are cut to this many characters (in the index and in queries alike).
 MAX_WORD = 64
@@ -150,13 +152,26 @@ class SubjectCount(Record):
     believed: int
 
 
+#: `SubjectsPage`: a row per subject.
+SUBJECT = (
+    column("subject", "text", label="subject"),
+    column("lines", "int", label="lines"),
+    column("believed", "int", label="believed"),
+)
+
+
 @dataclass(**FROZEN)
-class SubjectsPage(Record):
+class SubjectsPage(Listing, Record):
     """Subjects in code point order; `next_cursor` (the last subject) goes back as `after=`."""
 
     agent_id: str
     subjects: tuple[SubjectCount, ...]
     next_cursor: str | None
+    _columns: ClassVar[tuple[Column, ...]] = SUBJECT
+    _entries: ClassVar[str] = "subjects"
+
+    def _summary(self) -> str:
+        return Listing._summary(self) + tables.cursor(self.next_cursor)
 
     def __iter__(self) -> Any:
         return iter(self.subjects)
@@ -185,8 +200,29 @@ class SearchHit(Record):
     belief: Projection
 
 
+#: `SearchResult`: a row per hit, its belief's columns after its score (as of and valid at
+#: are the search's own, in the frame only).
+SEARCH_HIT = (
+    column("score", "float", label="score"),
+    column("subject", "text", label="subject"),
+    column("predicate", "text", label="predicate"),
+    *within(
+        "belief",
+        [c for c in BELIEF if c.name not in ("subject", "predicate")],
+        hide=("as_of", "valid_at"),
+    ),
+    column(
+        "matched",
+        "value",
+        lambda hit: list(hit.matched),
+        label="matched",
+        shown=lambda hit: " ".join(hit.matched),
+    ),
+)
+
+
 @dataclass(**FROZEN)
-class SearchResult(Record):
+class SearchResult(Listing, Record):
     """The hits of one search, best first (score, then subject and predicate)."""
 
     agent_id: str
@@ -194,6 +230,12 @@ class SearchResult(Record):
     words: tuple[str, ...]
     semantic: bool
     hits: tuple[SearchHit, ...]
+    _columns: ClassVar[tuple[Column, ...]] = SEARCH_HIT
+    _entries: ClassVar[str] = "hits"
+
+    def _summary(self) -> str:
+        how = "semantic" if self.semantic else "words " + " ".join(self.words)
+        return f"{self.query!r} ({how}): {Listing._summary(self)}"
 
     def __iter__(self) -> Any:
         return iter(self.hits)

@@ -14,8 +14,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from mempill.core import tables
 from mempill.core.dates import format_tx, parse_tx
 from mempill.core.enums import BeliefStatus
 from mempill.core.model import (
@@ -25,9 +26,11 @@ from mempill.core.model import (
     ClaimRow,
     LedgerEntry,
     LineRows,
+    Listing,
     Projection,
     Record,
 )
+from mempill.core.tables import Column, column, values, verdict
 from mempill.errors import ValidationError
 
 
@@ -65,8 +68,19 @@ class Segment(Record):
     candidates: tuple[BeliefSlot, ...]
 
 
+#: `Timeline`: a row per segment (its window ends as instants; None: open).
+SEGMENT = (
+    column("valid_from", "time", label="valid from", missing="open"),
+    column("valid_until", "time", label="until", missing="open"),
+    column("status", "category", label="status", enum=BeliefStatus),
+    column("value", "value", label="value", shown=values),
+    column("candidates", "int", lambda s: len(s.candidates), label="candidates"),
+    column("claim_refs", "value", lambda s: [c.claim_ref for c in s.candidates]),
+)
+
+
 @dataclass(**FROZEN)
-class Timeline(Record):
+class Timeline(Listing, Record):
     """A line's belief across valid time, as believed at `as_of`: segments in order, adjacent
     equal ones merged; the first starts at `valid_from` and the last ends at `valid_until`."""
 
@@ -77,6 +91,13 @@ class Timeline(Record):
     valid_from: datetime | None
     valid_until: datetime | None
     segments: tuple[Segment, ...]
+    _columns: ClassVar[tuple[Column, ...]] = SEGMENT
+    _entries: ClassVar[str] = "segments"
+
+    def _summary(self) -> str:
+        window = (tables.text(self.valid_from) or "open", tables.text(self.valid_until) or "open")
+        line = f"{self.subject} · {self.predicate} over [{window[0]}, {window[1]}): "
+        return line + Listing._summary(self) + tables.as_of(self.as_of)
 
     def __iter__(self) -> Any:
         return iter(self.segments)
@@ -97,8 +118,37 @@ class Change(Record):
     after: Projection
 
 
+def _side(name: str, label: str) -> tuple[Column, Column]:
+    """A change's belief before or after the window: its status (the HTML cell: in a few
+    words) and its value."""
+    return (
+        column(
+            f"{name}_status",
+            "category",
+            f"{name}.status",
+            label=label,
+            shown=lambda c: verdict(getattr(c, name)),
+            enum=BeliefStatus,
+        ),
+        column(f"{name}_value", "value", f"{name}.value"),
+    )
+
+
+#: `ChangesPage`: a row per line touched, with its entries' span and its belief both sides.
+CHANGE = (
+    column("subject", "text", label="subject"),
+    column("predicate", "text", label="predicate"),
+    column("entries", "int", lambda c: len(c.entries), label="entries"),
+    column("first_seq", "int?", lambda c: c.entries[0].stream_seq if c.entries else None),
+    column("last_seq", "int?", lambda c: c.entries[-1].stream_seq if c.entries else None),
+    column("events", "value", lambda c: [e.event_kind.value for e in c.entries]),
+    *_side("before", "before"),
+    *_side("after", "after"),
+)
+
+
 @dataclass(**FROZEN)
-class ChangesPage(Record):
+class ChangesPage(Listing, Record):
     """Lines in the order the window first touched them; `next_cursor` (the stream_seq of the
     last line's first entry in the window) is passed as `cursor=` for the next page."""
 
@@ -107,6 +157,12 @@ class ChangesPage(Record):
     until_seq: int
     changes: tuple[Change, ...]
     next_cursor: int | None
+    _columns: ClassVar[tuple[Column, ...]] = CHANGE
+    _entries: ClassVar[str] = "changes"
+
+    def _summary(self) -> str:
+        span = f"entries after seq {self.from_seq} up to {self.until_seq}: "
+        return span + Listing._summary(self) + tables.cursor(self.next_cursor)
 
     def __iter__(self) -> Any:
         return iter(self.changes)

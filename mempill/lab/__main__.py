@@ -1,4 +1,5 @@
-"""`python -m mempill.lab <command>`: run (the lab), crash (durability), contention."""
+"""`python -m mempill.lab <command>`: run (the lab), crash and crash-states (durability),
+contention."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from mempill import extras
 COMMANDS = {
     "run": ("mempill.lab.run", "the conformance lab on the embedded default, with its summary"),
     "crash": ("mempill.lab.durability.crash", "crash and power-loss durability experiments"),
+    "crash-states": (
+        "mempill.lab.durability.states",
+        "every crash state a persistence model allows, recovered and checked",
+    ),
     "contention": ("mempill.lab.contention", "lock-contention experiments"),
 }
 
@@ -17,9 +22,9 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print("usage: python -m mempill.lab {run,crash,contention} [options]\n")
+        print(f"usage: python -m mempill.lab {{{','.join(COMMANDS)}}} [options]\n")
         for name, (_, about) in COMMANDS.items():
-            print(f"  {name:<11} {about}")
+            print(f"  {name:<13} {about}")
         return 0 if args and args[0] in ("-h", "--help") else 2
     try:
         module = importlib.import_module(COMMANDS[args[0]][0])

@@ -6,6 +6,8 @@ with `sqlite3`/`psycopg` (never a DuckDB extension, which would need a download)
 snapshot per database, then typed: timezone-aware `datetime64[us, UTC]` timestamps
 (microseconds, so valid times in years 1 and 9999 fit), categoricals for enums with every
 member as a category (ordered for criticality), nullable integers, canonical JSON text.
+`connect` and `register` put them in DuckDB with the SQL views and table macros of
+`sqlviews` (the belief of every line at any bitemporal point, and more: docs/duckdb.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import quote
 
 from mempill.core import parse
 from mempill.core.canonical import canonical_json
+from mempill.core.config import EngineConfig
 from mempill.core.dates import format_tx, parse_lenient
 from mempill.core.enums import (
     AssertionKind,
@@ -381,27 +384,50 @@ def write_stats(source: Source, **filters: Any) -> pd.DataFrame:
 
 
 def register(
-    frames: Mapping[str, pd.DataFrame], connection: duckdb.DuckDBPyConnection | None = None
+    frames: Mapping[str, pd.DataFrame],
+    connection: duckdb.DuckDBPyConnection | None = None,
+    *,
+    views: bool = True,
+    config: EngineConfig | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Register DataFrames as DuckDB tables (views over the frames, no copy)."""
+    """Register DataFrames as DuckDB tables (views over the frames, no copy) and, with
+    `views`, the SQL views and macros of `sqlviews` (folding with `config`; docs/duckdb.md);
+    then a table of `TABLES` missing from `frames` is registered empty."""
     import duckdb
 
+    from mempill.lab import sqlviews
+
     con = connection if connection is not None else duckdb.connect(":memory:")
+    if views:
+        frames = {**{n: _frame(t, []) for n, t in TABLES.items() if n not in frames}, **frames}
     for name, frame in frames.items():
         con.register(name, frame)
+    if views:
+        sqlviews.install(con, config)
     return con
 
 
-def connect(source: Source, *, default: bool = False, **filters: Any) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every table of `source` registered.
+def connect(
+    source: Source,
+    *,
+    default: bool = False,
+    views: bool = True,
+    config: EngineConfig | None = None,
+    **filters: Any,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every table of `source` registered, and the SQL views.
 
     With `default=True` the tables go on DuckDB's default connection, so module-level
-    `duckdb.sql("select disposition, count(*) from ledger group by all")` works.
+    `duckdb.sql("select disposition, count(*) from ledger group by all")` works. The belief
+    macros fold with `config`, by default the engine's own when `source` is an Engine.
     """
     import duckdb
 
     frames = load_all(source, **filters)
-    return register(frames, duckdb.default_connection() if default else None)
+    if config is None and isinstance(source, Engine):
+        config = source.config
+    con = duckdb.default_connection() if default else None
+    return register(frames, con, views=views, config=config)
 
 
 # ---------------------------------------------------------------- derived views

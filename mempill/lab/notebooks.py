@@ -1,35 +1,82 @@
-"""Run the notebooks headless: `python -m mempill.lab.notebooks execute [--small] [names…]`.
+"""What the notebooks import, and their command line.
 
-Every `notebooks/*.py` (jupytext `py:percent`, the reviewed source; the paired `.ipynb`
-is kept without outputs) is executed top to bottom by nbclient in a fresh `python3`
-kernel whose working directory is `notebooks/`. The executed notebook is written as
-HTML, with its figures inline, to `build/notebooks/<name>.html`, and each figure also as
-`build/notebooks/<name>/figure-NN.png`. `--small` sets MEMPILL_NOTEBOOK_SMALL=1 for the
-kernels; notebooks read it through `small()` / `scale()` and shrink their experiments
-(CI runs that size). The heavy Jupyter imports happen only when executing.
+In a notebook (`from mempill.lab import notebooks`): the parameters cell starts from
+`default_size()`, `default_backends(...)` and `default_dsn()` (environment variables, so
+`MEMPILL_NOTEBOOK_SMALL=1 nox -s jupyter` picks the small size in JupyterLab), the next cell
+applies them with `use_size(SIZE)` / `use_dsn(PG_DSN)`; `small()` and `scale()` read the size;
+`tidy_tables()` makes wide frames fit; `save_frame(name, frame)` writes the data behind a
+figure to `build/notebooks/<notebook>/<name>.csv`.
+
+Command line (`python -m mempill.lab.notebooks`):
+
+* `execute [names…] [-p NAME=VALUE]… [--small]`: run notebooks headless (`mempill.lab.nbrun`);
+  `--small` is `-p SIZE=small`.
+* `normalize [names…]`: rewrite sources in the form JupyterLab saves them (the kernelspec
+  header, jupytext's layout), so opening and saving one leaves git clean.
+* `lab [jupyter options…]`: JupyterLab on the checkout (`mempill.lab.jupyterlab`), as
+  `nox -s jupyter` starts it.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mempill import extras
+from mempill.lab.nbrun import (
+    BUILD,
+    CELL_TIMEOUT_S,
+    NAME_ENV,
+    NOTEBOOKS,
+    OUT_ENV,
+    ROOT,
+    SIZE,
+    SIZES,
+    SMALL_ENV,
+)
 
-SMALL_ENV = "MEMPILL_NOTEBOOK_SMALL"
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
-BUILD = ROOT / "build" / "notebooks"
-CELL_TIMEOUT_S = 1800
+__all__ = [
+    "BACKENDS_ENV",
+    "BUILD",
+    "NOTEBOOKS",
+    "ROOT",
+    "SMALL_ENV",
+    "default_backends",
+    "default_dsn",
+    "default_size",
+    "import_path_without_notebooks",
+    "main",
+    "notebook_name",
+    "output_dir",
+    "save_frame",
+    "scale",
+    "small",
+    "tidy_tables",
+    "use_dsn",
+    "use_size",
+]
+
+BACKENDS_ENV = "MEMPILL_NOTEBOOK_BACKENDS"
+DSN_ENV = "MEMPILL_TEST_PG_DSN"
 T = TypeVar("T")
+
+
+def default_size() -> str:
+    """The size a notebook's parameters cell starts from: "small" when MEMPILL_NOTEBOOK_SMALL=1
+    (CI, `execute --small`), else "full"."""
+    return "small" if os.environ.get(SMALL_ENV, "") == "1" else "full"
+
+
+def use_size(size: str) -> None:
+    """Make `small()` and `scale()` follow a notebook's `SIZE` parameter ("small" or "full");
+    the kernel's environment carries it, so helpers and subprocesses see it too."""
+    if size not in SIZES:
+        raise ValueError(f"SIZE must be one of {SIZES}, not {size!r}")
+    os.environ[SMALL_ENV] = "1" if size == "small" else "0"
 
 
 def small() -> bool:
@@ -42,6 +89,72 @@ def scale(small_value: T, full_value: T) -> T:
     return small_value if small() else full_value
 
 
+def default_backends(*fallback: str) -> tuple[str, ...]:
+    """The backends a parameters cell starts from: MEMPILL_NOTEBOOK_BACKENDS (comma-separated
+    lab backend names, e.g. `sqlite-file` to leave PostgreSQL out), else `fallback`."""
+    chosen = [b.strip() for b in os.environ.get(BACKENDS_ENV, "").split(",") if b.strip()]
+    return tuple(chosen) or fallback
+
+
+def default_dsn() -> str | None:
+    """The PostgreSQL server a parameters cell starts from: MEMPILL_TEST_PG_DSN, else None
+    (the embedded PostgreSQL 18)."""
+    return os.environ.get(DSN_ENV) or None
+
+
+def use_dsn(dsn: str | None) -> None:
+    """Point every PostgreSQL helper of the lab at `dsn` (None: the embedded server)."""
+    if dsn:
+        os.environ[DSN_ENV] = dsn
+    else:
+        os.environ.pop(DSN_ENV, None)
+
+
+def tidy_tables(max_columns: int = 14, max_colwidth: int = 36) -> None:
+    """pandas display options under which a wide frame fits the notebook's width: long
+    values are cut at `max_colwidth` characters, columns beyond `max_columns` elided (…);
+    `save_frame` keeps every column and value."""
+    import pandas as pd
+
+    pd.set_option("display.max_columns", max_columns)
+    pd.set_option("display.max_colwidth", max_colwidth)
+    pd.set_option("display.width", 120)
+    pd.set_option("display.precision", 4)
+    pd.set_option("display.html.use_mathjax", False)  # `$` in values stays a dollar
+
+
+def notebook_name() -> str:
+    """This notebook's name: set by the runner, else the JupyterLab session's file (the
+    server gives kernels JPY_SESSION_NAME), else the script's, else "notebook"."""
+    for candidate in (os.environ.get(NAME_ENV), os.environ.get("JPY_SESSION_NAME")):
+        if candidate:
+            return Path(candidate).stem
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.suffix == ".py" and "ipykernel" not in script.name:
+        return script.stem
+    return "notebook"
+
+
+def output_dir(notebook: str | None = None) -> Path:
+    """`build/notebooks/<notebook>/` (the runner's `--out` when it runs the notebook),
+    created: where a notebook's figures, frames and other products go."""
+    base = Path(os.environ.get(OUT_ENV) or BUILD)
+    found = base / (notebook or notebook_name())
+    found.mkdir(parents=True, exist_ok=True)
+    return found
+
+
+def save_frame(name: str, frame: Any, notebook: str | None = None) -> Path:
+    """Write `frame` (the data behind a figure or table) to `<output_dir>/<name>.csv`, every
+    row and column; the index is written when it is named. Returns the path."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"a frame's name is a plain file name, not {name!r}")
+    path = output_dir(notebook) / f"{name}.csv"
+    named_index = any(level is not None for level in frame.index.names)
+    frame.to_csv(path, index=named_index)
+    return path
+
+
 def import_path_without_notebooks() -> None:
     """Take the notebooks directory (a kernel's working directory) off `sys.path`.
 
@@ -52,148 +165,66 @@ def import_path_without_notebooks() -> None:
     sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != here]
 
 
-@dataclass
-class Outcome:
-    """What executing one notebook produced."""
-
-    name: str
-    seconds: float
-    html: Path
-    figures: list[Path] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def sources(directory: Path = NOTEBOOKS, names: Sequence[str] = ()) -> list[Path]:
-    """The notebooks' `.py` sources, sorted; `names` (stems) narrows them, unknown ones fail."""
-    found = sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
-    if not names:
-        return found
-    by_name = {p.stem: p for p in found}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError(f"no notebook(s) {unknown} in {directory}; have {sorted(by_name)}")
-    return [by_name[n] for n in names]
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mempill.lab.notebooks")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("execute", help="execute notebooks headless; save them and HTML")
+    run.add_argument("names", nargs="*", help="notebook names (default: every notebook)")
+    run.add_argument(
+        "-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+        help="set a parameter (injected after the cell tagged parameters); repeatable",
+    )  # fmt: skip
+    run.add_argument("--small", action="store_true", help="the CI size: -p SIZE=small")
+    run.add_argument("--dir", type=Path, default=NOTEBOOKS, help="notebook sources")
+    run.add_argument("--out", type=Path, default=BUILD, help="where the results go")
+    run.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help="seconds per cell")
+    tidy = commands.add_parser("normalize", help="rewrite sources as JupyterLab saves them")
+    tidy.add_argument("names", nargs="*", help="notebook names (default: every notebook)")
+    tidy.add_argument("--dir", type=Path, default=NOTEBOOKS, help="notebook sources")
+    commands.add_parser("lab", help="JupyterLab on the checkout (other options go to jupyter lab)")
+    return parser
 
 
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for kernels started inside the block, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+def _normalize(args: argparse.Namespace) -> int:
+    from mempill.lab import nbrun
+
+    for path in nbrun.sources(args.dir, args.names):
+        print(f"{path.name}: {'rewritten' if nbrun.normalize(path) else 'unchanged'}")
+    return 0
 
 
-def execute(
-    path: Path, *, small_size: bool, timeout: int = CELL_TIMEOUT_S
-) -> tuple[Any, str | None]:
-    """Execute one jupytext source; returns the notebook (with outputs) and the error, if any."""
-    import jupytext
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+def _execute(args: argparse.Namespace) -> int:
+    from mempill.lab import nbrun
 
-    notebook = jupytext.read(path)
-    client = NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name="python3",
-        coalesce_streams=True,  # progress bars collapse to their last state in the HTML
-        resources={"metadata": {"path": str(path.parent)}},
+    parameters = dict(nbrun.parse_parameter(p) for p in args.parameter)
+    if args.small:
+        if parameters.get(SIZE, "small") != "small":
+            raise ValueError("--small contradicts -p SIZE=full")
+        parameters[SIZE] = "small"
+    outcomes = nbrun.execute_all(
+        args.names, parameters, directory=args.dir, out=args.out, timeout=args.timeout
     )
-    with _environment(**{SMALL_ENV: "1" if small_size else "0"}):
-        try:
-            client.execute()
-        except CellExecutionError as e:
-            return notebook, str(e)
-    return notebook, None
-
-
-def figures(notebook: Any) -> list[bytes]:
-    """Every PNG image among the notebook's outputs, in order."""
-    found = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", ()):
-            data = output.get("data", {})
-            if "image/png" in data:
-                found.append(base64.b64decode(data["image/png"]))
-    return found
-
-
-def write(notebook: Any, name: str, out: Path) -> tuple[Path, list[Path]]:
-    """The notebook as `out/<name>.html`, and its figures as `out/<name>/figure-NN.png`."""
-    from nbconvert import HTMLExporter
-
-    out.mkdir(parents=True, exist_ok=True)
-    html, _ = HTMLExporter().from_notebook_node(notebook)  # type: ignore[no-untyped-call]
-    target = out / f"{name}.html"
-    target.write_text(html, encoding="utf-8")
-    folder = out / name
-    folder.mkdir(exist_ok=True)
-    for old in folder.glob("figure-*.png"):
-        old.unlink()
-    saved = []
-    for i, image in enumerate(figures(notebook), start=1):
-        png = folder / f"figure-{i:02d}.png"
-        png.write_bytes(image)
-        saved.append(png)
-    return target, saved
-
-
-def execute_all(
-    names: Sequence[str] = (),
-    *,
-    small_size: bool = False,
-    directory: Path = NOTEBOOKS,
-    out: Path = BUILD,
-    timeout: int = CELL_TIMEOUT_S,
-    log: Any = sys.stderr,
-) -> list[Outcome]:
-    """Execute each notebook (a failure does not stop the others) and write its HTML."""
-    outcomes = []
-    chosen = sources(directory, names)
-    for i, path in enumerate(chosen, start=1):
-        print(f"[{i}/{len(chosen)}] {path.name} …", file=log, flush=True)
-        started = time.perf_counter()
-        notebook, error = execute(path, small_size=small_size, timeout=timeout)
-        html, saved = write(notebook, path.stem, out)
-        outcome = Outcome(path.stem, time.perf_counter() - started, html, saved, error)
-        status = "ok" if outcome.ok else "FAILED"
-        print(
-            f"[{i}/{len(chosen)}] {path.name}: {status} in {outcome.seconds:.1f}s, "
-            f"{len(saved)} figure(s) -> {html}",
-            file=log,
-            flush=True,
-        )
-        outcomes.append(outcome)
-    return outcomes
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        print(f"\n{outcome.name} failed:\n{outcome.error}", file=sys.stderr)
+    untidy = [o.name for o in outcomes if o.leftovers]
+    if untidy:
+        print(f"left temporary files behind: {', '.join(untidy)}", file=sys.stderr)
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebooks ran; results in {args.out}")
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Execute notebooks and write HTML; exit status 1 when any notebook failed."""
-    parser = argparse.ArgumentParser(prog="python -m mempill.lab.notebooks")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("execute", help="execute notebooks headless and write HTML")
-    run.add_argument("names", nargs="*", help="notebook names (default: every notebook)")
-    run.add_argument("--small", action="store_true", help=f"the CI size ({SMALL_ENV}=1)")
-    run.add_argument("--dir", type=Path, default=NOTEBOOKS, help="notebook sources")
-    run.add_argument("--out", type=Path, default=BUILD, help="where the HTML goes")
-    run.add_argument("--timeout", type=int, default=CELL_TIMEOUT_S, help="seconds per cell")
-    args = parser.parse_args(argv)
+    """Execute notebooks (exit status 1 when any failed), or start JupyterLab."""
+    args, rest = _parser().parse_known_args(argv)
     try:
-        outcomes = execute_all(
-            args.names, small_size=args.small, directory=args.dir, out=args.out,
-            timeout=args.timeout,
-        )  # fmt: skip
+        if args.command == "lab":
+            from mempill.lab import jupyterlab
+
+            return jupyterlab.run(rest)
+        if rest:
+            _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+        return _normalize(args) if args.command == "normalize" else _execute(args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -202,11 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {extras.missing('running notebooks', 'notebooks')}", file=sys.stderr)
         return 2
-    failed = [o for o in outcomes if not o.ok]
-    for outcome in failed:
-        print(f"\n{outcome.name} failed:\n{outcome.error}", file=sys.stderr)
-    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} notebooks ran; HTML in {args.out}")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

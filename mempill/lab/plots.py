@@ -2,7 +2,8 @@
 
 Figures are built with `matplotlib.figure.Figure` (not pyplot), so library code keeps no
 global state and works in threads and headless runs; a notebook shows one by leaving it
-as a cell's value. The bitemporal figures draw the engine's own answers:
+as a cell's value. The contention figures are in `mempill.lab.contention.plots`. The
+bitemporal figures draw the engine's own answers:
 `bitemporal_segments` (the line's `query_timeline` at every ledger position that touched
 it) feeds `bitemporal_timeline`, and `belief_strip` draws one `Timeline`.
 """
@@ -26,20 +27,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 LABEL_BOX = {"boxstyle": "round", "facecolor": "white", "alpha": 0.7, "linewidth": 0}
-ZERO_WAIT_MS = 0.001  # where a lock wait of 0 is drawn on a log axis
-
-
-def _writers_axis(ax: Axes, writers: Any) -> None:
-    """Writers on a log-2 axis with a tick at each count measured."""
-    ax.set_xscale("log", base=2)
-    ticks = sorted({int(w) for w in writers})
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set_xlabel("concurrent writers (count, log scale)")
-
-
-def _legend_outside(ax: Axes) -> None:
-    """The legend to the right of the axes, where it never hides a curve."""
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _figure(width: float = 10.0, height: float = 4.5) -> tuple[Figure, Axes]:
@@ -47,83 +34,6 @@ def _figure(width: float = 10.0, height: float = 4.5) -> tuple[Figure, Axes]:
 
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
-
-
-def _label(keys: Any, by: Sequence[str]) -> str:
-    values = keys if isinstance(keys, tuple) else (keys,)
-    return " · ".join(
-        f"{v} writers" if k == "writers" else str(v) for k, v in zip(by, values, strict=True)
-    )
-
-
-def lock_wait_ecdf(
-    frame: pd.DataFrame,
-    by: Sequence[str] = ("config", "layout"),
-    title: str = "Lock wait per write",
-) -> Figure:
-    """Empirical CDF of lock wait (ms, log scale), one curve per group: tails stay visible."""
-    import numpy as np
-
-    fig, ax = _figure()
-    for keys, group in frame.groupby(list(by), observed=True, sort=True):
-        waits = np.sort(np.maximum(group["lock_wait_us"].to_numpy() / 1000.0, ZERO_WAIT_MS))
-        share = np.arange(1, len(waits) + 1) / len(waits)
-        ax.step(waits, share, where="post", label=f"{_label(keys, by)} (n={len(waits)})")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"lock wait (ms, log scale; no wait drawn at {ZERO_WAIT_MS} ms)")
-    ax.set_ylabel("share of writes waiting at most x (fraction)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    _legend_outside(ax)
-    return fig
-
-
-def lock_wait_vs_writers(
-    summary: pd.DataFrame,
-    by: Sequence[str] = ("config", "layout"),
-    title: str = "Lock wait against writers",
-) -> Figure:
-    """Median (solid) and p99 (dashed) lock wait in ms against the number of writers."""
-    fig, ax = _figure()
-    for keys, unsorted in summary.groupby(list(by), observed=True, sort=True):
-        group = unsorted.sort_values("writers")
-        (line,) = ax.plot(group["writers"], group["p50_ms"].clip(lower=ZERO_WAIT_MS), marker="o")
-        line.set_label(f"{_label(keys, by)}: median")
-        ax.plot(
-            group["writers"],
-            group["p99_ms"].clip(lower=ZERO_WAIT_MS),
-            marker="x",
-            linestyle="--",
-            color=line.get_color(),
-            label=f"{_label(keys, by)}: p99",
-        )
-    ax.set_yscale("log")
-    _writers_axis(ax, summary["writers"])
-    ax.set_ylabel("lock wait (ms, log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    _legend_outside(ax)
-    return fig
-
-
-def throughput_vs_writers(
-    summary: pd.DataFrame,
-    by: Sequence[str] = ("config", "layout"),
-    title: str = "Write throughput against writers",
-) -> Figure:
-    """Committed writes per second of wall-clock time against the number of writers."""
-    fig, ax = _figure()
-    for keys, unsorted in summary.groupby(list(by), observed=True, sort=True):
-        group = unsorted.sort_values("writers")
-        ax.plot(group["writers"], group["writes_per_s"], marker="o", label=_label(keys, by))
-    _writers_axis(ax, summary["writers"])
-    ax.set_ylabel("throughput (writes/s)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    _legend_outside(ax)
-    return fig
 
 
 # ---------------------------------------------------------------- the bitemporal figures

@@ -69,7 +69,7 @@ THREAD_COLUMNS = (
     *COLUMNS[:8], "threads", "agents", "opener", *COLUMNS[8:22],
     "digest_mismatches", "disposition_mismatches", "commits", *COLUMNS[22:],
 )  # fmt: skip
-THREAD_KINDS = ("process-kill", "power-loss", "reorder", "torn-write")
+THREAD_KINDS = KINDS  # the threaded writer (group commit) goes through every model too
 #: The positive control of each kind: (sync, variant) that must lose acknowledged claims.
 CONTROLS = {
     "sqlite": {
@@ -370,7 +370,7 @@ def execute(
     chosen: list[tuple[Configuration, int]], args: argparse.Namespace, run: tuple[str, str]
 ) -> list[dict[str, Any]]:
     """Run every configuration (with one template cluster for PostgreSQL)."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     workdir = Path(tempfile.mkdtemp(prefix="mp-dur-run-"))
     try:

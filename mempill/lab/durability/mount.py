@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from stat import S_ISUID
 from types import TracebackType
@@ -120,9 +121,10 @@ class PowerMount:
     def stats(self) -> dict[str, Any]:
         return self._ask("stats")
 
-    def fail_fsync(self, nth: int) -> dict[str, Any]:
-        """The `nth` file fsync from now fails with EIO and loses its dirty data."""
-        return self._ask(f"fail-fsync {nth}")
+    def fail_fsync(self, nth: int, where: str = "", times: int = 1) -> dict[str, Any]:
+        """The `nth` fsync from now of a file whose path contains `where` (any file when
+        empty) fails with EIO and loses its dirty data, and the `times - 1` after it."""
+        return self._ask(f"fail-fsync {nth} {where or '-'} {times}")
 
     def unmount(self, timeout: float = 30.0) -> None:
         """Unmount (lazily, in case a killed process still held a file) and end the server."""
@@ -162,18 +164,45 @@ def mount_options(kind: str, rng: random.Random) -> dict[str, Any]:
     return {"model": kind, "seed": rng.randrange(2**31), "sector": sector}
 
 
-def arm(mount: PowerMount, kind: str, rng: random.Random, timeout: float = 30.0) -> None:
-    """The `fsync-error` model: one of the next few fsyncs fails; returns once it has (so
-    the trial's cut always comes after the failure). A failure that never came is an error
-    of the experiment, not a result."""
+def arm(
+    mount: PowerMount,
+    kind: str,
+    rng: random.Random,
+    *,
+    surfaced: Callable[[], int] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """The `fsync-error` model: one of the next few fsyncs fails — of the write-ahead log
+    (SQLite's `-wal`, PostgreSQL's `pg_wal/`) on a coin flip, else of any file (a
+    checkpoint's, say); returns once it has failed, so the trial's cut always comes after
+    the failure. A failure that never came is an error of the experiment.
+
+    `surfaced` (for a positive control): the writer's count of failed ingest calls; the
+    model is armed again, on the log, with one more failure in a row each time, until a
+    failure reaches an ingest — a failed checkpoint fsync is retried by SQLite, and a group
+    commit whose fsync failed reruns each call alone, so one failure never reaches the
+    caller there, and a control that acknowledges failed ingests would have nothing to
+    acknowledge."""
     if kind != "fsync-error":
         return
-    mount.fail_fsync(rng.randint(*FSYNC_ERROR_AFTER))
-    deadline = time.monotonic() + timeout
-    while mount.stats().get("fsync_errors", 0) < 1:
-        if time.monotonic() > deadline:
-            raise HarnessError(f"the armed fsync did not come within {timeout:.0f} s")
-        time.sleep(0.005)
+    where = "wal" if surfaced is not None or rng.random() < 0.5 else ""
+    failed = 0
+    for attempt in range(1, 11):
+        mount.fail_fsync(rng.randint(*FSYNC_ERROR_AFTER), where, attempt if surfaced else 1)
+        failed += attempt if surfaced else 1
+        deadline = time.monotonic() + timeout
+        while mount.stats().get("fsync_errors", 0) < failed:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"the armed fsync did not come within {timeout:.0f} s")
+            time.sleep(0.005)
+        if surfaced is None:
+            return
+        deadline = time.monotonic() + 1.0
+        while surfaced() == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if surfaced():
+            return
+    raise HarnessError("ten failed fsyncs reached no ingest call")
 
 
 def cut_detail(report: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ is opened relative to a descriptor of the backing root without following symlink
 Run as `python -m mempill.lab.durability.powerfs BACKING MOUNTPOINT [USER] [--model M
 --seed S --sector B]`; it prints `ready` when mounted and reads commands on stdin: `cut`
 (answers with a JSON line of what was discarded and what the model did), `stats`, and
-`fail-fsync N` (the N-th file fsync from now fails with EIO and loses its dirty data).
+`fail-fsync N PART TIMES` (the N-th fsync from now of a file whose path contains PART —
+`-`: any file — fails with EIO and loses its dirty data, and the TIMES - 1 after it).
 EOF on stdin unmounts. `mempill.lab.durability.mount.PowerMount`
 drives it.
 """
@@ -79,6 +80,8 @@ class VolatileFS:
         self._next_fh = 1
         self.frozen = False
         self._fail_in = 0  # > 0: the fsync that brings it to 0 fails (fsync-error)
+        self._fail_where = ""  # only fsyncs of paths containing this count
+        self._fail_more = 0  # after the failing fsync, this many more in a row fail
         self.counters = {
             "fsyncs": 0, "dir_fsyncs": 0, "synced_bytes": 0, "writes": 0, "fsync_errors": 0,
             "fsync_error_lost_bytes": 0,
@@ -309,9 +312,11 @@ class VolatileFS:
             self._check()
             self.counters["fsyncs"] += 1
             state = self._handles[fh]
-            if self._fail_in > 0:
+            if self._fail_in > 0 and self._fail_where in (path or ""):
                 self._fail_in -= 1
                 if self._fail_in == 0:  # Linux: EIO once, and the dirty pages marked clean
+                    if self._fail_more > 0:
+                        self._fail_in, self._fail_more = 1, self._fail_more - 1
                     self.counters["fsync_errors"] += 1
                     self.counters["fsync_error_lost_bytes"] += state.fail_sync()
                     raise _error(errno.EIO)
@@ -324,11 +329,14 @@ class VolatileFS:
             if self.names is not None and path is not None:
                 self.names.synced(path)
 
-    def fail_fsync(self, nth: int) -> dict[str, int]:
-        """Arm the `fsync-error` model: the `nth` file fsync from now fails."""
+    def fail_fsync(self, nth: int, where: str = "", times: int = 1) -> dict[str, Any]:
+        """Arm the `fsync-error` model: the `nth` fsync from now of a file whose path
+        contains `where` (any file when empty) fails, and the `times - 1` such fsyncs
+        after it."""
         with self._mutex:
-            self._fail_in = max(1, nth)
-            return {"armed": self._fail_in}
+            self._fail_in, self._fail_where = max(1, nth), where
+            self._fail_more = max(0, times - 1)
+            return {"armed": self._fail_in, "where": where, "times": times}
 
     def flush(self, path: str | None, fh: int) -> None:
         self._check()
@@ -377,8 +385,8 @@ def _control(fs: VolatileFS, mountpoint: str) -> None:
             answer = fs.cut()
         elif command == "stats":
             answer = fs.stats()
-        elif command == "fail-fsync" and len(rest) == 1 and rest[0].isdigit():
-            answer = fs.fail_fsync(int(rest[0]))
+        elif command == "fail-fsync" and len(rest) == 3 and rest[0].isdigit() and rest[2].isdigit():
+            answer = fs.fail_fsync(int(rest[0]), "" if rest[1] == "-" else rest[1], int(rest[2]))
         else:
             answer = {"error": f"unknown command {line.strip()!r}"}
         print(json.dumps(answer), flush=True)

@@ -113,18 +113,55 @@ def provenance(path: Path = SAVED) -> pd.DataFrame:
     return table
 
 
-def run_live(out: Path, trials: int) -> pd.DataFrame:
-    """A small live run of SQLite FULL (process kill, and power cut where FUSE works) with
-    its positive control, through the CLI in a child process (it becomes a subreaper)."""
-    kinds = "process-kill" if unavailable_reason() else "process-kill,power-loss"
+def live_kinds(wanted: str = "all") -> tuple[list[str], str | None]:
+    """The crash kinds a live run can use here, and why some were left out (FUSE)."""
+    chosen = list(KINDS) if wanted == "all" else [k.strip() for k in wanted.split(",")]
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown crash kinds {unknown}; choose from {', '.join(KINDS)}")
+    reason = unavailable_reason()
+    if reason is None:
+        return chosen, None
+    kept = [k for k in chosen if k == "process-kill"]
+    return kept, f"{', '.join(k for k in chosen if k not in kept)} left out: {reason}"
+
+
+def run_live(out: Path, trials: int, kinds: str = "all", control_trials: int = 6) -> pd.DataFrame:
+    """A small live run of SQLite FULL under `kinds` (those FUSE allows here; `live_kinds`
+    says which and why) with each kind's positive control, through the CLI in a child
+    process (it becomes a subreaper). Controls get at least 6 trials: one can be inert."""
+    chosen, _ = live_kinds(kinds)
     command = [
-        sys.executable, "-m", "mempill.lab", "crash", "--backend", "sqlite", "--kind", kinds,
-        "--sync", "FULL", "--trials", str(trials), "--json", "--out", str(out),
+        sys.executable, "-m", "mempill.lab", "crash", "--backend", "sqlite",
+        "--kind", ",".join(chosen), "--sync", "FULL", "--trials", str(trials),
+        "--control-trials", str(max(trials, control_trials)), "--json", "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode not in (0, 3):
         raise RuntimeError(f"the crash run failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return load_trials(out)
+
+
+def run_states(claims: int = 4, max_states: int = 40, seed: int = 0) -> pd.DataFrame:
+    """A small crash-state enumeration (`python -m mempill.lab crash-states --model all`)
+    through the CLI: one row per model and role with states checked and failed. Needs
+    strace; raises RuntimeError saying why when the command cannot run."""
+    import json
+
+    import pandas as pd
+
+    command = [
+        sys.executable, "-m", "mempill.lab", "crash-states", "--backend", "sqlite",
+        "--model", "all", "--claims", str(claims), "--max-states", str(max_states),
+        "--seed", str(seed), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1, 3):
+        raise RuntimeError(f"crash-states could not run ({done.returncode}): {done.stderr[-800:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    keys = ["model", "role", "sync", "claims", "crash_points", "states_checked",
+            "states_failed", "exhaustive"]  # fmt: skip
+    return pd.DataFrame([{k: r.get(k) for k in keys} for r in rows], columns=keys)
 
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -241,7 +278,8 @@ def plot_lost(
     right.set_xlim(0, max([100 * r["lost"] / r["acked"] for r in rows if r["acked"]] + [1]) * 1.3)
     right.set_xlabel("lost acknowledged claims (% of acknowledged; linear scale)")
     right.set_title("Lost / acknowledged claims", fontsize=10)
-    handles = [Patch(color=c, label=text) for c, text in ROLE_STYLE.values()]
+    drawn = {_role(r) for r in rows}  # the legend names only what is drawn
+    handles = [Patch(color=c, label=text) for r, (c, text) in ROLE_STYLE.items() if r in drawn]
     figure.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
     figure.suptitle(title + (f" — {source}" if source else ""))
     return figure

@@ -26,8 +26,8 @@ from mempill.engine import Engine
 from mempill.errors import MempillError
 from mempill.lab.durability import check as checks
 from mempill.lab.durability import procs, workload
-from mempill.lab.durability.harness import Configuration, HarnessError, Writer
-from mempill.lab.durability.mount import PowerMount, mount_options
+from mempill.lab.durability.harness import VARIANTS, Configuration, HarnessError, Writer
+from mempill.lab.durability.mount import PowerMount, arm, cut_detail, mount_options
 from mempill.stores.sqlite import SQLiteStore
 
 FILE_NAME = "store.db"  # the one file of an `open_default` store, under the trial's `agents`
@@ -52,7 +52,7 @@ def location(config: Configuration, base: Path) -> Path:
 def writer_options(config: Configuration) -> tuple[str, ...]:
     return (
         "--threads", str(config.threads), "--agents", str(config.agents),
-        "--opener", config.opener,
+        "--opener", config.opener, *VARIANTS[config.variant],
     )  # fmt: skip
 
 
@@ -118,9 +118,10 @@ def _thread_failures(writer: Writer) -> None:
 
 def trial(
     config: Configuration, root: Path, seed: int, delay: float
-) -> tuple[checks.CheckResult, int]:
+) -> tuple[checks.CheckResult, int, int, str]:
     """Run the threaded writer, SIGKILL it (or cut the power under it) `delay` seconds
-    after its first acknowledgement, and check the store; also the discarded bytes."""
+    after its first acknowledgement, and check the store; also the discarded bytes, the
+    failed ingest calls and what the crash model did."""
     extra = writer_options(config)
     if config.kind == "process-kill":
         base = root / "agents"
@@ -129,13 +130,17 @@ def trial(
         time.sleep(delay)
         writer.kill()
         _thread_failures(writer)
-        return check_store(config, location(config, base), writer.acks.receipts), 0
-    options = mount_options(config.kind, random.Random(seed))
+        result = check_store(config, location(config, base), writer.acks.receipts)
+        return result, 0, writer.acks.errors, ""
+    rng = random.Random(seed)
+    options = mount_options(config.kind, rng)
     with PowerMount(root / "backing", root / "mnt", **options) as mount:
         target = location(config, mount.mountpoint / "agents")
         writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         try:
             writer.wait_first_ack()
+            control = config.variant == "ack-on-error"
+            arm(mount, config.kind, rng, surfaced=(lambda: writer.acks.errors) if control else None)
             time.sleep(delay)
             procs.freeze([writer.pid])  # every thread stopped: no acknowledgement after this
             report = mount.cut()
@@ -143,4 +148,5 @@ def trial(
             writer.kill()
     _thread_failures(writer)
     recovered = location(config, mount.backing / "agents")
-    return check_store(config, recovered, writer.acks.receipts), int(report["discarded_bytes"])
+    result = check_store(config, recovered, writer.acks.receipts)
+    return result, int(report["discarded_bytes"]), writer.acks.errors, cut_detail(report)

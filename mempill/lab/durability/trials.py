@@ -55,7 +55,8 @@ def _sqlite_trial(
         writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         try:
             writer.wait_first_ack()
-            arm(mount, config.kind, rng)
+            control = config.variant == "ack-on-error"
+            arm(mount, config.kind, rng, surfaced=(lambda: writer.acks.errors) if control else None)
             time.sleep(delay)
             procs.freeze([writer.pid])
             report = mount.cut()
@@ -76,8 +77,7 @@ def run_trial(
         if config.threaded:
             from mempill.lab.durability import threaded
 
-            result, discarded = threaded.trial(config, root, seed, delay)
-            errors, cut = 0, ""
+            result, discarded, errors, cut = threaded.trial(config, root, seed, delay)
         elif config.backend == "sqlite":
             result, discarded, errors, cut = _sqlite_trial(config, root, seed, delay, rng)
         else:

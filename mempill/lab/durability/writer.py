@@ -55,7 +55,7 @@ def open_engine(backend: str, target: str, sync: str, *, dirsync: bool = True) -
 ATTEMPTS = 3  # ingest calls per claim before the writer gives up (the fsync-error model)
 
 
-def _ingest(engine: Engine, request: Any, ack_on_error: bool) -> Any:
+def _ingest(engine: Engine, request: Any, ack_on_error: bool, tail: str = "") -> Any:
     """The receipt of `request`, trying again after a failed ingest (a failed fsync): each
     failure is reported as `error <claim_ref>` on stdout and the claim is not acknowledged
     — unless `ack_on_error` (the positive control: an engine that ignores a failed fsync),
@@ -67,9 +67,15 @@ def _ingest(engine: Engine, request: Any, ack_on_error: bool) -> Any:
             print(f"writer: ingest of {request.claim_ref} failed: {e}", file=sys.stderr)
             os.write(1, f"error {request.claim_ref}\n".encode("ascii"))
             if ack_on_error:
-                os.write(1, f"ack {request.claim_ref} 0\n".encode("ascii"))
+                os.write(1, f"ack {request.claim_ref} 0{tail}\n".encode("ascii"))
                 return None
     raise SystemExit(f"writer: ingest of {request.claim_ref} failed {ATTEMPTS} times")
+
+
+def _skipped_parent(receipt: Any, ack_on_error: bool) -> bool:
+    """In the `ack-on-error` control a claim whose ingest failed is skipped, so a later
+    claim that names it as its parent is rejected: expected there, and not acknowledged."""
+    return ack_on_error and receipt.disposition is Disposition.REJECTED
 
 
 def run(
@@ -87,7 +93,7 @@ def run(
     os.write(1, b"open\n")
     for count, request in enumerate(workload.requests(seed), start=1):
         receipt = _ingest(engine, request, ack_on_error)
-        if receipt is None:
+        if receipt is None or _skipped_parent(receipt, ack_on_error):
             continue
         if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
             print(f"writer: unexpected receipt {receipt.to_dict()}", file=sys.stderr)
@@ -100,34 +106,43 @@ def run(
     return 0
 
 
-def open_threaded(target: str, opener: str, sync: str) -> Engine:
+def open_threaded(target: str, opener: str, sync: str, *, dirsync: bool = True) -> Engine:
     """One engine for every thread: the public opener of the layout as shipped (FULL),
-    the lab-only store of the same layout for another synchronous mode."""
+    the lab-only store of the same layout for another synchronous mode (or, `dirsync`
+    False, for a store that never fsyncs a directory)."""
     from mempill.openers import open_default, open_directory
     from mempill.stores.sqlite import SQLiteStore
 
     clock = SteppingClock(workload.START, workload.STEP)
     ids = SeededIds("durability-writer")
     # write_stats rows (one per transaction) let the checker count commits
-    if sync.upper() == "FULL":
+    if sync.upper() == "FULL" and dirsync:
         if opener == "file":
             return open_default(Path(target), clock=clock, ids=ids, record_write_stats=True)
         return open_directory(target, clock=clock, ids=ids, record_write_stats=True)
-    if opener == "file":
-        store = SQLiteStore(path=target, lab_synchronous=sync, record_stats=True)
-    else:
-        store = SQLiteStore(directory=target, lab_synchronous=sync, record_stats=True)
+    store = SQLiteStore(
+        path=target if opener == "file" else None,
+        directory=None if opener == "file" else target,
+        lab_synchronous=sync,
+        lab_directory_sync=dirsync,
+        record_stats=True,
+    )
     return Engine(store, clock=clock, ids=ids)
 
 
-def _thread(engine: Engine, seed: int, index: int, agents: int, limit: int | None) -> None:
+def _thread(
+    engine: Engine, seed: int, index: int, agents: int, limit: int | None, ack_on_error: bool
+) -> None:
     """One writer thread: its own stream into its agent, each receipt acknowledged only
-    after `ingest` returned it (and its stream_seq was read back)."""
+    after `ingest` returned it (and its stream_seq was read back); a failed ingest is
+    reported and tried again (`_ingest`)."""
     agent = workload.agent_name(index, agents)
     for count, request in enumerate(
         workload.requests(workload.thread_seed(seed, index), agent), start=1
     ):
-        receipt = engine.ingest(request)
+        receipt = _ingest(engine, request, ack_on_error, f" {agent} failed")
+        if receipt is None or _skipped_parent(receipt, ack_on_error):
+            continue
         if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
             raise RuntimeError(f"unexpected receipt {receipt.to_dict()}")
         entries = engine.query_audit(agent, claim_ref=receipt.claim_ref, limit=1).entries
@@ -138,17 +153,26 @@ def _thread(engine: Engine, seed: int, index: int, agents: int, limit: int | Non
 
 
 def run_threads(
-    target: str, opener: str, sync: str, seed: int, threads: int, agents: int, limit: int | None
+    target: str,
+    opener: str,
+    sync: str,
+    seed: int,
+    threads: int,
+    agents: int,
+    limit: int | None,
+    *,
+    dirsync: bool = True,
+    ack_on_error: bool = False,
 ) -> int:
     """N threads ingesting into M agents of one engine until killed (or `limit` each)."""
-    engine = open_threaded(target, opener, sync)
+    engine = open_threaded(target, opener, sync, dirsync=dirsync)
     start = threading.Barrier(threads)
     failed: list[int] = []
 
     def body(index: int) -> None:
         try:
             start.wait()
-            _thread(engine, seed, index, agents, limit)
+            _thread(engine, seed, index, agents, limit, ack_on_error)
         except BaseException:
             failed.append(index)
             print(f"writer thread {index}:\n{traceback.format_exc()}", file=sys.stderr)
@@ -189,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.opener == "file" and args.agents != 1:
             parser.error("--opener file (open_default) holds one agent: use --agents 1")
         return run_threads(
-            args.target, args.opener, args.sync, args.seed, args.threads, args.agents, args.limit
-        )
+            args.target, args.opener, args.sync, args.seed, args.threads, args.agents, args.limit,
+            dirsync=not args.no_dirsync, ack_on_error=args.ack_on_error,
+        )  # fmt: skip
     return run(
         args.backend, args.target, args.sync, args.seed, args.limit,
         dirsync=not args.no_dirsync, ack_on_error=args.ack_on_error,

@@ -61,8 +61,9 @@ class SQLiteStore:
         `read_only` opens existing databases with `mode=ro` and runs no migration (an
         in-memory store cannot be read-only: it would always be empty). `max_open_agents`
         bounds the agent databases a directory store keeps open (default
-        `default_max_open()`). `lab_synchronous` and `lab_directory_sync` (False: never fsync a directory, the
-        `lost-dirent` model's positive control) exist for the durability lab only.
+        `default_max_open()`). `lab_synchronous` and `lab_directory_sync` (False: never fsync
+        a directory, the `lost-dirent` model's positive control) exist for the durability lab
+        only.
         """
         if path is not None and directory is not None:
             raise ConfigError("give a path or a directory, not both")

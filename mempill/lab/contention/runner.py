@@ -1,21 +1,21 @@
-"""Lock-contention experiments: concurrent writers through the engine, every write recorded.
+"""Run lock-contention experiments: concurrent writers through the engine, every write and
+every writer's progress recorded.
 
 `run` starts `writers` writers (threads sharing one engine, or processes with an engine
 each) that ingest `claims_per_writer` new facts each, writer `i` writing to agent
-`i % agents`, all released together by a barrier. Every write transaction leaves a row in
-`write_stats` (lock wait and transaction time, measured by the store itself), which `run`
-returns as a DataFrame with the experiment's parameters as extra columns. `summary`,
-`lock_wait_percentiles` and `throughput` reduce such frames; `sweep` runs a grid.
-
-Configurations: `sqlite-store-lock` (directory topology, the store-wide write lock of
-`open_directory`), `sqlite-agent-lock` (directory, `serialize_all_writes=False`: only the
-per-agent lock and SQLite's own file lock) and `postgres` (per-agent advisory locks).
+`i % agents`, all released together. It returns an `Experiment`: the store's `write_stats`
+rows (one per write transaction: lock wait and transaction time, measured by the store
+itself), one row per writer (its span, its claims' latencies as the caller saw them, and
+how many it had committed when the first writer finished: the fairness measure) and one
+row describing the run. `sweep` runs a grid of them, in a seeded random order, into a
+`Recording`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
+import random
 import select
 import subprocess
 import sys
@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
@@ -46,10 +46,13 @@ LAYOUTS: dict[str, Callable[[int], int]] = {
     "one agent": lambda writers: 1,
     "agent per writer": lambda writers: writers,
 }
-GROUP = ("config", "mode", "layout", "writers")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 STARTUP_TIMEOUT_S = 300.0  # for a writer to open its engine
 WRITE_TIMEOUT_S = 6 * 3600.0  # for a writer to finish its claims
+#: The columns of a saved transaction row (the rest comes from its run's row).
+TRANSACTION_COLUMNS = (
+    "run_id", "agent", "writer", "first_seq", "claims", "lock_wait_us", "txn_us", "t_us",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,39 @@ class Plan:
 
     def agent_ids(self) -> tuple[str, ...]:
         return tuple(self.agent(w) for w in range(min(self.agents, self.writers)))
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One writer's claims as it saw them: its start and each claim's end (wall clock, ns
+    since the epoch, comparable across processes) and each ingest call's latency (ns)."""
+
+    start_ns: int
+    ends_ns: list[int]
+    latencies_ns: list[int]
+    pid: int
+
+
+@dataclass
+class Experiment:
+    """What one run produced: its row of parameters and outcome, its transactions (the
+    store's `write_stats` with the parameters as columns) and one row per writer."""
+
+    run: dict[str, Any]
+    transactions: pd.DataFrame
+    writers: pd.DataFrame
+
+
+@dataclass
+class Recording:
+    """Experiments side by side: `runs` (a row per run), `transactions` (a row per write
+    transaction, with its run's parameters), `writers` (a row per writer of each run) and
+    `provenance` (a dict per recording session, from `runs.jsonl`; empty when not saved)."""
+
+    runs: pd.DataFrame
+    transactions: pd.DataFrame
+    writers: pd.DataFrame
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
 
 def layout_of(writers: int, agents: int) -> str:
@@ -92,28 +128,33 @@ def open_engine(plan: Plan, pool_size: int, writer: int | None = None) -> Engine
     return mempill.open_directory(plan.location, serialize_all_writes=serialize, **options)
 
 
-def write_claims(engine: Engine, plan: Plan, writer: int) -> tuple[int, int]:
-    """Ingest the writer's claims (each a new line); returns wall-clock (start, end) in ns."""
+def write_claims(engine: Engine, plan: Plan, writer: int) -> Progress:
+    """Ingest the writer's claims (each a new line), timing every call."""
     agent = plan.agent(writer)
+    ends: list[int] = []
+    latencies: list[int] = []
     start = time.time_ns()
     for k in range(plan.claims_per_writer):
+        asked = time.perf_counter_ns()
         engine.ingest(
             {"agent_id": agent, "subject": f"w{writer:02d}-s{k:05d}", "predicate": "v", "value": k}
         )
-    return start, time.time_ns()
+        latencies.append(time.perf_counter_ns() - asked)
+        ends.append(time.time_ns())
+    return Progress(start, ends, latencies, os.getpid())
 
 
-def _threads(plan: Plan) -> list[tuple[int, int]]:
+def _threads(plan: Plan) -> list[Progress]:
     """All writers as threads of this process, sharing one engine (and its pool)."""
     engine = open_engine(plan, pool_size=plan.writers + 1)
     barrier = threading.Barrier(plan.writers)
-    spans: list[tuple[int, int]] = []
+    done: list[Progress | None] = [None] * plan.writers
     errors: list[BaseException] = []
 
     def body(writer: int) -> None:
         try:
             barrier.wait(timeout=STARTUP_TIMEOUT_S)
-            spans.append(write_claims(engine, plan, writer))
+            done[writer] = write_claims(engine, plan, writer)
         except BaseException as e:
             errors.append(e)
             barrier.abort()
@@ -128,14 +169,14 @@ def _threads(plan: Plan) -> list[tuple[int, int]]:
         engine.close()
     if errors:
         raise RuntimeError(f"a writer thread failed: {errors[0]!r}") from errors[0]
-    return spans
+    return [progress for progress in done if progress is not None]
 
 
 def writer_process() -> None:
     """Entry point of one writer process (`python -c`): a line protocol on stdin/stdout.
 
     Reads its plan (JSON) from stdin, opens its own engine, prints `ready`, waits for `go`
-    (the common start), writes, then prints its wall-clock span as JSON.
+    (the common start), writes, then prints its `Progress` as JSON.
     """
     job = json.loads(sys.stdin.readline())
     writer = int(job.pop("writer"))
@@ -144,8 +185,8 @@ def writer_process() -> None:
         print("ready", flush=True)
         if sys.stdin.readline().strip() != "go":
             return
-        start, end = write_claims(engine, plan, writer)
-    print(json.dumps([start, end]), flush=True)
+        progress = write_claims(engine, plan, writer)
+    print(json.dumps(asdict(progress)), flush=True)
 
 
 @dataclass
@@ -173,14 +214,14 @@ class _Child:
         raise RuntimeError(f"a writer process failed before {what}:\n{self.stderr.read()[-4000:]}")
 
 
-def _processes(plan: Plan) -> list[tuple[int, int]]:
+def _processes(plan: Plan) -> list[Progress]:
     """All writers as separate interpreters, each with its own engine, started together.
 
     Plain subprocesses and pipes, not `multiprocessing`: no `__main__` re-import (scripts
     need no guard) and no resource-tracker child, which would delay a Jupyter kernel's
     shutdown until it is killed, skipping its exit handlers (the embedded server's stop).
     """
-    code = "from mempill.lab.contention import writer_process; writer_process()"
+    code = "from mempill.lab.contention.runner import writer_process; writer_process()"
     with ExitStack() as stack:
         children = []
         for writer in range(plan.writers):
@@ -198,8 +239,7 @@ def _processes(plan: Plan) -> list[tuple[int, int]]:
                 raise RuntimeError("a writer process did not report ready")
         for child in children:  # the common start
             child.send("go")
-        spans = [json.loads(child.receive("finishing", WRITE_TIMEOUT_S)) for child in children]
-        return [(int(start), int(end)) for start, end in spans]
+        return [Progress(**json.loads(c.receive("finishing", WRITE_TIMEOUT_S))) for c in children]
     raise AssertionError("unreachable")
 
 
@@ -225,14 +265,52 @@ def _location(config: str, directory: str | None, dsn: str | None) -> Iterator[s
             yield tmp
 
 
+def _positive(name: str, number: Any) -> None:
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {number!r}")
+
+
 def _check(config: str, writers: int, agents: int, claims: int, mode: str) -> None:
     if config not in CONFIGS:
         raise ValueError(f"backend {config!r}: choose one of {', '.join(CONFIGS)}")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     for name, number in (("writers", writers), ("agents", agents), ("claims", claims)):
-        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {number!r}")
+        _positive(name, number)
+
+
+def writer_rows(progress: Sequence[Progress], plan: Plan, t0_ns: int) -> pd.DataFrame:
+    """One row per writer: its span (µs from the run's start), claims, claims committed by
+    the moment the first writer finished (equal shares: a fair lock), latency quantiles."""
+    import numpy as np
+    import pandas as pd
+
+    first_done = min(p.ends_ns[-1] for p in progress)
+    rows = []
+    for writer, p in enumerate(progress):
+        latency = np.asarray(p.latencies_ns, dtype=np.int64) // 1000
+        rows.append({
+            "writer": writer, "agent": writer % plan.agents, "pid": p.pid,
+            "start_us": (p.start_ns - t0_ns) // 1000, "end_us": (p.ends_ns[-1] - t0_ns) // 1000,
+            "claims": len(p.ends_ns),
+            "claims_by_first_finish": int(sum(end <= first_done for end in p.ends_ns)),
+            "latency_p50_us": int(np.quantile(latency, 0.5)),
+            "latency_p99_us": int(np.quantile(latency, 0.99)),
+            "latency_max_us": int(latency.max()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _writer_of(frame: pd.DataFrame, plan: Plan, mode: str, pids: dict[int, int]) -> pd.Series:
+    """The writer behind each transaction, where it is known: its process, or its agent
+    when each writer has one; threads sharing an agent are group committed (NA)."""
+    import pandas as pd
+
+    if mode == "processes":
+        return frame["pid"].map(pids).astype("Int64")
+    if plan.agents >= plan.writers:
+        return frame["agent"].astype("Int64")
+    return pd.Series(pd.NA, index=frame.index, dtype="Int64")
 
 
 def run(
@@ -245,21 +323,25 @@ def run(
     directory: str | None = None,
     dsn: str | None = None,
     seed: int | None = None,
-) -> pd.DataFrame:
-    """Run one experiment and return its `write_stats` rows with the parameters as columns.
+    layout: str | None = None,
+) -> Experiment:
+    """Run one experiment (see the module's description).
 
     `directory` is the SQLite store (default: a temporary directory; agents get ids unique
     to the run, so a store may be reused); on PostgreSQL every run writes to a fresh schema
     on `dsn`'s server (default `mempill.lab.servers.postgres_dsn()`), dropped afterwards.
-    `seed` injects a stepping clock and seeded ids.
+    `seed` injects a stepping clock and seeded ids. `layout` names how writers share agents
+    (default `layout_of(writers, agents)`; one writer fits both named layouts).
     """
     from mempill.lab import ledgers
 
     _check(backend, writers, agents, claims_per_writer, mode)
     prefix = f"c{uuid.uuid4().hex[:8]}" if seed is None else f"c{seed}"
+    load = os.getloadavg()[0]
+    started = datetime.now(UTC)
     with _location(backend, directory, dsn) as location:
         plan = Plan(backend, location, writers, agents, claims_per_writer, prefix, seed)
-        spans = (_threads if mode == "threads" else _processes)(plan)
+        progress = (_threads if mode == "threads" else _processes)(plan)
         frame = ledgers.write_stats(location, agents=plan.agent_ids())
     expected = writers * claims_per_writer
     # one row per transaction; a group commit covers the claims of several waiting writers
@@ -268,18 +350,54 @@ def run(
         raise RuntimeError(
             f"{backend}: write_stats cover {covered} ledger entries, expected {expected}"
         )
-    elapsed = (max(end for _, end in spans) - min(start for start, _ in spans)) / 1e9
-    return frame.assign(
-        claims=frame["last_seq"] - frame["first_seq"] + 1,  # a group commit holds several
-        run_id=prefix,
-        config=backend,
-        mode=mode,
-        layout=layout_of(writers, agents),
-        writers=writers,
-        agents=agents,
-        claims_per_writer=claims_per_writer,
-        elapsed_s=elapsed,
+    t0 = min(p.start_ns for p in progress)
+    parameters: dict[str, Any] = {
+        "run_id": prefix, "config": backend, "mode": mode,
+        "layout": layout or layout_of(writers, agents), "writers": writers, "agents": agents,
+        "claims_per_writer": claims_per_writer,
+        "elapsed_s": (max(p.ends_ns[-1] for p in progress) - t0) / 1e9,
+    }  # fmt: skip
+    agent = frame["agent_id"].astype(str).str.rsplit("-a", n=1).str[1].astype(int)
+    frame = frame.assign(agent=agent, claims=frame["last_seq"] - frame["first_seq"] + 1)
+    pids = {p.pid: w for w, p in enumerate(progress)}
+    frame = frame.assign(
+        writer=_writer_of(frame, plan, mode, pids),
+        t_us=frame["recorded_at"].astype("int64") - t0 // 1000,  # µs since the run's start
+        **parameters,
     )
+    row = {**parameters, "started_at": started.isoformat(timespec="seconds"),
+           "start_unix_us": t0 // 1000, "load_1min": round(load, 2)}  # fmt: skip
+    writers_frame = writer_rows(progress, plan, t0).assign(run_id=prefix)
+    return Experiment(row, frame, writers_frame)
+
+
+def grid(
+    backends: Sequence[str],
+    writer_counts: Sequence[int],
+    modes: Sequence[str],
+    layouts: Sequence[str],
+    repeats: int,
+    seed: int | None,
+) -> list[tuple[str, str, str, int, int]]:
+    """Every (backend, mode, layout, writers, repeat), shuffled by `seed` (None: in order):
+    a slow drift of the machine's load then spreads over every configuration alike."""
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        raise ValueError(f"layouts {sorted(unknown)}: choose from {', '.join(LAYOUTS)}")
+    _positive("repeats", repeats)
+    for backend, mode, count in ((b, m, w) for b in backends for m in modes for w in writer_counts):
+        _check(backend, count, 1, 1, mode)
+    cells = [
+        (b, m, lay, w, r)
+        for r in range(repeats)
+        for b in backends
+        for m in modes
+        for lay in layouts
+        for w in writer_counts
+    ]
+    if seed is not None:
+        random.Random(seed).shuffle(cells)
+    return cells
 
 
 def sweep(
@@ -291,121 +409,25 @@ def sweep(
     layouts: Sequence[str] = tuple(LAYOUTS),
     repeats: int = 1,
     dsn: str | None = None,
+    seed: int | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
-    """Run every (backend, mode, layout, writers) combination `repeats` times (summaries
-    pool the repeats; more of them steady a noisy machine); one frame, a progress bar."""
+) -> Recording:
+    """Run every (backend, mode, layout, writers) combination `repeats` times, in an order
+    shuffled by `seed` (None: grid order), with a progress bar on stderr."""
     import pandas as pd
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
-    unknown = set(layouts) - set(LAYOUTS)
-    if unknown:
-        raise ValueError(f"layouts {sorted(unknown)}: choose from {', '.join(LAYOUTS)}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats: expected an integer >= 1, got {repeats!r}")
-    grid = [
-        (b, m, lay, w)
-        for b in backends
-        for m in modes
-        for lay in layouts
-        for w in writer_counts
-        for _ in range(repeats)
-    ]
-    frames = []
-    for backend, mode, layout, writers in tqdm(grid, desc="contention", disable=not progress):
-        frame = run(backend, writers, LAYOUTS[layout](writers), claims_per_writer, mode, dsn=dsn)
-        frames.append(frame.assign(layout=layout))  # one writer fits both layouts: keep the name
-    return pd.concat(frames, ignore_index=True)
-
-
-def lock_wait_percentiles(
-    frame: pd.DataFrame,
-    by: Sequence[str] = GROUP,
-    quantiles: Sequence[float] = (0.5, 0.9, 0.99),
-    waited_us: int = 100,
-) -> pd.DataFrame:
-    """Per group: writes, share of writes that waited more than `waited_us` µs for the lock,
-    lock-wait quantiles and maximum in milliseconds."""
-    groups = frame.groupby(list(by), observed=True, sort=True)["lock_wait_us"]
-    out = groups.agg(writes="count", waited_share=lambda s: float((s > waited_us).mean()))
-    for q in quantiles:
-        out[f"p{round(q * 100):d}_ms"] = groups.quantile(q) / 1000.0
-    out["max_ms"] = groups.max() / 1000.0
-    return out.reset_index()
-
-
-def throughput(frame: pd.DataFrame, by: Sequence[str] = GROUP) -> pd.DataFrame:
-    """Per group: committed writes (claims) per second of wall-clock time (pooled over the
-    group's runs: all their claims over all their elapsed time), and median txn time (ms)."""
-    runs = frame.groupby([*by, "run_id"], observed=True, sort=True).agg(
-        writes=("claims", "sum"), elapsed_s=("elapsed_s", "max")
+    cells = grid(backends, writer_counts, modes, layouts, repeats, seed)
+    done: list[Experiment] = []
+    bar = tqdm(cells, desc="contention", unit="run", disable=not progress)
+    for order, (backend, mode, layout, writers, repeat) in enumerate(bar):
+        bar.set_postfix_str(f"{backend} {mode} {layout} {writers}w")
+        found = run(backend, writers, LAYOUTS[layout](writers), claims_per_writer, mode,
+                    dsn=dsn, layout=layout)  # fmt: skip
+        found.run.update(order=order, repeat=repeat)
+        done.append(found)
+    return Recording(
+        runs=pd.DataFrame([e.run for e in done]),
+        transactions=pd.concat([e.transactions for e in done], ignore_index=True),
+        writers=pd.concat([e.writers for e in done], ignore_index=True),
     )
-    out = runs.groupby(list(by), observed=True, sort=True).sum()
-    out["writes_per_s"] = out["writes"] / out["elapsed_s"]
-    out["txn_p50_ms"] = frame.groupby(list(by), observed=True, sort=True)["txn_us"].median() / 1e3
-    return out.reset_index()
-
-
-def summary(frame: pd.DataFrame, by: Sequence[str] = GROUP) -> pd.DataFrame:
-    """Lock-wait percentiles and throughput side by side, one row per group."""
-    speed = throughput(frame, by).drop(columns=["writes"])
-    return lock_wait_percentiles(frame, by).merge(speed, on=list(by))
-
-
-def _numbers(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mempill.lab contention",
-        description="Concurrent writers through the engine; prints lock-wait percentiles "
-        "and throughput per configuration.",
-    )
-    parser.add_argument(
-        "--backends", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}"
-    )
-    parser.add_argument(
-        "--writers", type=_numbers, default=[1, 2, 4, 8, 16], help="writer counts, e.g. 1,4,16"
-    )
-    parser.add_argument("--claims", type=int, default=50, help="claims per writer")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per configuration")
-    parser.add_argument("--mode", choices=[*MODES, "both"], default="threads")
-    parser.add_argument(
-        "--layouts", default="one,each", help="one (all writers on one agent), each (an agent each)"
-    )
-    parser.add_argument("--dsn", help="PostgreSQL conninfo (default: MEMPILL_TEST_PG_DSN/embedded)")
-    parser.add_argument("--out", help="write every write_stats row to this .csv or .parquet")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mempill.lab contention`: run a sweep, print its summary, optionally save it."""
-    import pandas as pd
-
-    args = _parser().parse_args(argv)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    for backend in backends:
-        if backend not in CONFIGS:
-            print(f"unknown backend {backend!r}; choose from {', '.join(CONFIGS)}", file=sys.stderr)
-            return 2
-    modes = MODES if args.mode == "both" else (args.mode,)
-    aliases = {"one": "one agent", "each": "agent per writer"}
-    layouts = [aliases.get(lay.strip(), lay.strip()) for lay in args.layouts.split(",") if lay]
-    frame = sweep(
-        backends, args.writers, args.claims, modes=modes, layouts=layouts,
-        repeats=args.repeats, dsn=args.dsn, progress=not args.quiet,
-    )  # fmt: skip
-    if args.out:
-        if args.out.endswith(".parquet"):
-            frame.to_parquet(args.out)
-        else:
-            frame.to_csv(args.out, index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summary(frame).round(3).to_string(index=False))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
