@@ -27,9 +27,13 @@ BACKEND = "sqlite-mem"
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+#: The folders of `data/` that hold claim streams (others hold recorded runs' metadata).
+STREAM_FOLDERS = ("regressions", "scenarios")
+
+
 def corpus(data: Path = DATA) -> list[Path]:
-    """Stream files of every directory under `data` that holds any."""
-    folders = sorted(d for d in data.iterdir() if d.is_dir() and any(d.glob("*.jsonl")))
+    """Stream files of the stream folders under `data` (`STREAM_FOLDERS`)."""
+    folders = [data / name for name in STREAM_FOLDERS if (data / name).is_dir()]
     return stream_paths(folders)
 
 

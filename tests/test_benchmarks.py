@@ -23,6 +23,7 @@ from benchmarks.streams import fresh, line_query, succession, to_reference
 from benchmarks.targets import judge
 from benchmarks.timing import Progress, median, percentile
 from mempill.stores.sql import CLAIM_COLUMNS
+from mempill.streams import StreamError, read_stream
 
 TARGET_KEYS = [
     "durable",
@@ -442,9 +443,18 @@ def claim_row(ref: str, seq: int) -> tuple[Any, ...]:
 
 
 def test_corpus_is_every_stream_under_data() -> None:
+    """Every stream of the stream folders, and nothing else: the recorded runs' metadata
+    (`data/contention/recordings.jsonl`, `data/durability/runs.jsonl`) is JSON lines too."""
     paths = replaycost.corpus()
     streams = {
-        p for p in replaycost.DATA.glob("*/*.jsonl") if not p.name.endswith(".expected.jsonl")
+        p
+        for name in replaycost.STREAM_FOLDERS
+        for p in (replaycost.DATA / name).glob("*.jsonl")
+        if not p.name.endswith(".expected.jsonl")
     }
-    assert set(paths) == streams and len(paths) == len(streams)
-    assert {"scenarios", "regressions"} <= {p.parent.name for p in paths}
+    assert set(paths) == streams and len(paths) == len(streams) >= 98
+    assert {"scenarios", "regressions"} == {p.parent.name for p in paths}
+    for other in set(replaycost.DATA.glob("*/*.jsonl")) - streams:
+        if not other.name.endswith(".expected.jsonl"):
+            with pytest.raises(StreamError):  # what is left out is not a stream
+                read_stream(other)

@@ -107,9 +107,10 @@ def provenance(path: Path = SAVED) -> pd.DataFrame:
                 })  # fmt: skip
     table = pd.DataFrame(runs, columns=["run_id", "started_at", "revision", "command", "seed",
                                         "cpu", "cores"])  # fmt: skip
-    if path.exists():
-        counts = pd.read_csv(path, usecols=["run_id"])["run_id"].value_counts()
-        table["rows"] = table["run_id"].map(counts).fillna(0).astype(int)
+    csvs = [p for p in (path, path.parent / "threads.csv") if p.exists()]
+    if csvs:  # the threaded writer's rows sit beside the single writer's
+        ids = pd.concat([pd.read_csv(p, usecols=["run_id"])["run_id"] for p in csvs])
+        table["rows"] = table["run_id"].map(ids.value_counts()).fillna(0).astype(int)
     return table
 
 
@@ -264,17 +265,27 @@ def plot_lost(
         low, high = row["loss_rate_ci95_low_pct"], row["loss_rate_ci95_high_pct"]
         left.errorbar(rate, y, xerr=[[rate - low], [high - rate]], fmt="o", color=colour,
                       capsize=3)  # fmt: skip
-        left.annotate(f"{k}/{n}", (high, y), xytext=(4, -3), textcoords="offset points",
-                      fontsize=7)  # fmt: skip
+        broken = int(row["integrity_failures"])  # unsound stores are shown, not just losses
+        left.annotate(
+            f"{k}/{n}" + (f"  ✗ {broken} integrity failure(s)" if broken else ""),
+            (high, y), xytext=(4, -3), textcoords="offset points", fontsize=7,
+            color="black" if not broken else "#8c0000", fontweight="bold" if broken else None,
+        )  # fmt: skip
         share = 100 * row["lost"] / row["acked"] if row["acked"] else 0.0
         right.barh(y, share, color=colour, height=0.6)
         right.annotate(f"{int(row['lost'])}/{int(row['acked'])}", (share, y), xytext=(3, -3),
                        textcoords="offset points", fontsize=7)  # fmt: skip
     left.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)
     left.invert_yaxis()
-    left.set_xlim(-2, 118)
+    any_broken = any(int(r["integrity_failures"]) for r in rows)
+    left.set_xlim(-2, 175 if any_broken else 118)  # room for the labels right of the dots
+    left.set_xticks(range(0, 101, 20))
     left.set_xlabel("trials that lost an acknowledged claim (%, dot; bar: 95 % Wilson interval)")
-    left.set_title("Trials with any loss (labels: with loss / trials)", fontsize=10)
+    left.set_title(
+        "Trials with any loss (labels: with loss / trials; ✗ stores that failed the integrity "
+        "check)",
+        fontsize=9,
+    )
     right.set_xlim(0, max([100 * r["lost"] / r["acked"] for r in rows if r["acked"]] + [1]) * 1.3)
     right.set_xlabel("lost acknowledged claims (% of acknowledged; linear scale)")
     right.set_title("Lost / acknowledged claims", fontsize=10)
