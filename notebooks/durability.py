@@ -148,7 +148,7 @@ else:
 #
 # No shipped setting lost an acknowledged claim under any model. Every recovered store was
 # sound but for one finding, marked ✗ in the figure: under `torn-write`, PostgreSQL `on`
-# came back with an unreadable page ("invalid page") in 6 of 100 trials — a page whose
+# came back with an unreadable page ("invalid page") in 8 of 200 trials — a page whose
 # unsynced write got a garbage sector and that no WAL record rebuilt; nothing acknowledged
 # was lost, and PostgreSQL's full-page writes do not claim to survive garbage sectors
 # (docs/durability.md). SQLite's checksummed WAL came through the same model untouched.

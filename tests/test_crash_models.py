@@ -283,7 +283,7 @@ def test_torn_garbage_sectors_can_leave_postgres_pages_unreadable_but_lose_nothi
 ) -> None:
     """The finding of the recorded runs (docs/durability.md): a sector of an unsynced page
     write filled with garbage can leave a PostgreSQL page that no WAL record rebuilds
-    unreadable ("invalid page", about 6 trials in 100); no acknowledged claim is lost and
+    unreadable ("invalid page", 8 trials in 200 recorded); no acknowledged claim is lost and
     every line's belief is right. So the run may end FAILED, only ever for that reason."""
     out = tmp_path / "trials.csv"
     done = subprocess.run(
