@@ -83,6 +83,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {terminal.visible(message)} (see {self.prog} --help)\n")
 
 
+def _limit(p: argparse.ArgumentParser, default: int, what: str = "") -> None:
+    """`--limit N`: at most N `what` (1..MAX_CLI_LIMIT), `default` when not given."""
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_CLI_LIMIT),
+        default=default,
+        metavar="N",
+        help=f"at most N{what} ({default}; 1..{MAX_CLI_LIMIT})",
+    )
+
+
 def _common(suppress: bool) -> Parser:
     """--db/--pg/--agent/--json, accepted before and after the command name."""
     common = Parser(add_help=False)
@@ -145,13 +156,7 @@ def _memory_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--after", type=bounded(0, MAX_SEQ), default=0, metavar="SEQ", help="after this stream_seq"
     )
-    p.add_argument(
-        "--limit",
-        type=bounded(1, MAX_CLI_LIMIT),
-        default=100,
-        metavar="N",
-        help=f"at most N (100; 1..{MAX_CLI_LIMIT})",
-    )
+    _limit(p, 100)
 
 
 def _travel_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -168,13 +173,7 @@ def _travel_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--subject", help="only this subject")
     p.add_argument("--predicate", help="only this predicate (with --subject)")
     p.add_argument("--valid-at", metavar="DATE", help="the beliefs at this valid time (now)")
-    p.add_argument(
-        "--limit",
-        type=bounded(1, MAX_CLI_LIMIT),
-        default=100,
-        metavar="N",
-        help=f"at most N facts a page (100; 1..{MAX_CLI_LIMIT})",
-    )
+    _limit(p, 100, " facts a page")
     p.add_argument(
         "--cursor", type=bounded(0, MAX_SEQ), default=0, metavar="N", help="the next page's cursor"
     )
@@ -189,24 +188,12 @@ def _travel_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
 def _finding_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("search", "find facts by words of their subject, predicate or value")
     p.add_argument("text", help="the words to look for (city finds home_city)")
-    p.add_argument(
-        "--limit",
-        type=bounded(1, MAX_CLI_LIMIT),
-        default=20,
-        metavar="N",
-        help=f"at most N facts (20; 1..{MAX_CLI_LIMIT})",
-    )
+    _limit(p, 20, " facts")
     _times(p)
     p.add_argument("--history", action="store_true", help="also match values no longer believed")
     p = add("subjects", "the subjects remembered, with their facts and beliefs")
     p.add_argument("--prefix", metavar="P", help="only subjects starting with P")
-    p.add_argument(
-        "--limit",
-        type=bounded(1, MAX_CLI_LIMIT),
-        default=100,
-        metavar="N",
-        help=f"at most N subjects a page (100; 1..{MAX_CLI_LIMIT})",
-    )
+    _limit(p, 100, " subjects a page")
     p.add_argument("--after", metavar="S", help="the subjects after S (the next page)")
     p.add_argument("--all", action="store_true", help="follow the cursor through every page")
     p = add("predicates", "the predicates in use (of one subject, or of every subject)")

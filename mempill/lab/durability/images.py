@@ -14,12 +14,13 @@ each of which a crash may persist (1), drop (0) or, for torn writes, fill with g
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from mempill.lab.durability.models import sectors
 
 ROOT = 0  # the inode of the recording's root folder, present (and empty) before it starts
 MODELS = ("reorder", "torn-write", "lost-dirent")
@@ -238,13 +239,8 @@ class Replay:
         op = self.ops[index]
         if self.model == "reorder" or op.kind == "truncate":
             return [Unit(index, 2, 0, len(op.data))]
-        cuts = [0]
-        edge = (op.offset // self.sector + 1) * self.sector - op.offset
-        while edge < len(op.data):
-            cuts.append(edge)
-            edge += self.sector
-        cuts.append(len(op.data))
-        return [Unit(index, 3, a, b) for a, b in itertools.pairwise(cuts) if b > a]
+        pieces = sectors(op.offset, len(op.data), self.sector)
+        return [Unit(index, 3, a - op.offset, b - op.offset) for a, b in pieces]
 
     def image(self, point: CrashPoint, vector: Vector, garbage: Callable[[int], bytes]) -> Image:
         """The files and folders a recovery sees after crashing at `point` with one choice

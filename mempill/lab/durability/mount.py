@@ -21,14 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from stat import S_ISUID
 from types import TracebackType
 from typing import Any
 
 from mempill.lab.durability import fusedev, procs
-from mempill.lab.durability.harness import HarnessError
+from mempill.lab.durability.harness import Configuration, HarnessError, Writer
 from mempill.lab.durability.models import SECTORS
 
 FUSE_DEVICE = fusedev.FUSE_DEVICE
@@ -166,10 +165,9 @@ def mount_options(kind: str, rng: random.Random) -> dict[str, Any]:
 
 def arm(
     mount: PowerMount,
-    kind: str,
+    config: Configuration,
+    writer: Writer,
     rng: random.Random,
-    *,
-    surfaced: Callable[[], int] | None = None,
     timeout: float = 30.0,
 ) -> None:
     """The `fsync-error` model: one of the next few fsyncs fails — of the write-ahead log
@@ -177,30 +175,32 @@ def arm(
     checkpoint's, say); returns once it has failed, so the trial's cut always comes after
     the failure. A failure that never came is an error of the experiment.
 
-    `surfaced` (for a positive control): the writer's count of failed ingest calls; the
-    model is armed again, on the log, with one more failure in a row each time, until a
-    failure reaches an ingest — a failed checkpoint fsync is retried by SQLite, and a group
-    commit whose fsync failed reruns each call alone, so one failure never reaches the
+    For the `ack-on-error` control, the model is armed again, on the log, with one more
+    failure in a row each time, until a failure reaches an ingest (the writer's failed
+    ingest calls) — a failed checkpoint fsync is retried by SQLite, and a group commit
+    whose fsync failed reruns each call alone, so one failure never reaches the
     caller there, and a control that acknowledges failed ingests would have nothing to
     acknowledge."""
-    if kind != "fsync-error":
+    if config.kind != "fsync-error":
         return
-    where = "wal" if surfaced is not None or rng.random() < 0.5 else ""
+    control = config.variant == "ack-on-error"
+    where = "wal" if control or rng.random() < 0.5 else ""
     failed = 0
     for attempt in range(1, 11):
-        mount.fail_fsync(rng.randint(*FSYNC_ERROR_AFTER), where, attempt if surfaced else 1)
-        failed += attempt if surfaced else 1
+        times = attempt if control else 1
+        mount.fail_fsync(rng.randint(*FSYNC_ERROR_AFTER), where, times)
+        failed += times
         deadline = time.monotonic() + timeout
         while mount.stats().get("fsync_errors", 0) < failed:
             if time.monotonic() > deadline:
                 raise HarnessError(f"the armed fsync did not come within {timeout:.0f} s")
             time.sleep(0.005)
-        if surfaced is None:
+        if not control:
             return
         deadline = time.monotonic() + 1.0
-        while surfaced() == 0 and time.monotonic() < deadline:
+        while writer.acks.errors == 0 and time.monotonic() < deadline:
             time.sleep(0.005)
-        if surfaced():
+        if writer.acks.errors:
             return
     raise HarnessError("ten failed fsyncs reached no ingest call")
 

@@ -293,8 +293,7 @@ def _run(
         writer = Writer(root, "postgres", server.dsn, config.sync, seed, VARIANTS[config.variant])
         writer.wait_first_ack()
         if mount is not None:
-            control = config.variant == "ack-on-error"
-            arm(mount, config.kind, rng, surfaced=(lambda: writer.acks.errors) if control else None)
+            arm(mount, config, writer, rng)
         time.sleep(delay)
         if mount is not None:
             procs.freeze([writer.pid])

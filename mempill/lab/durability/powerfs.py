@@ -123,6 +123,13 @@ class VolatileFS:
         if state is not None and state.opens == 0:
             os.close(state.fd)
 
+    def _exists(self, path: str) -> bool:
+        try:
+            self.backing.lstat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _owned(self, path: str) -> None:
         """Give a new entry to the calling process's user (PostgreSQL must open it later)."""
         from mfusepy import fuse_get_context
@@ -262,11 +269,7 @@ class VolatileFS:
             self._check()
             # keep the creating descriptor: a file created 0400 cannot be reopened O_RDWR
             # by a server that is not root
-            try:
-                self.backing.lstat(path)
-                new = False
-            except FileNotFoundError:
-                new = True
+            new = self.names is not None and not self._exists(path)
             fd = self.backing.open(path, os.O_CREAT | os.O_RDWR, mode)
             self._owned(path)
             if new and self.names is not None:

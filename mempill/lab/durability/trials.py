@@ -55,8 +55,7 @@ def _sqlite_trial(
         writer = Writer(root, "sqlite", str(target), config.sync, seed, extra)
         try:
             writer.wait_first_ack()
-            control = config.variant == "ack-on-error"
-            arm(mount, config.kind, rng, surfaced=(lambda: writer.acks.errors) if control else None)
+            arm(mount, config, writer, rng)
             time.sleep(delay)
             procs.freeze([writer.pid])
             report = mount.cut()
