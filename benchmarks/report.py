@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks import rls, search, tables
+from benchmarks import pgperf, rls, search, tables
+from benchmarks.targets import judge_postgres
 
 Row = Sequence[str]
 
@@ -54,7 +55,16 @@ def console(results: dict[str, Any]) -> str:
     ]
     if tables.concurrency(results):
         parts += ["", text_table(concurrency_header(results), tables.concurrency(results))]
+    if (results.get("postgres") or {}).get("servers"):
+        parts += ["", "PostgreSQL (issue 14)", "", text_table(TARGETS, postgres_targets(results))]
+        parts += ["", text_table(*pgperf.trip_rows(results))]
+        parts += ["", text_table(*pgperf.server_rows(results))]
     return "\n".join(parts)
+
+
+def postgres_targets(results: dict[str, Any]) -> list[list[str]]:
+    """Rows of issue 14's PostgreSQL targets (judged from the results, one set per server)."""
+    return tables.targets({"targets": [t.to_dict() for t in judge_postgres(results)]})
 
 
 def machine_lines(machine: dict[str, Any]) -> list[str]:
@@ -148,7 +158,13 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += [markdown_table(concurrency_header(results), tables.concurrency(results)), ""]
-    out += _postgres(results) + rls.report(results) + search.report(results) + _replay(results)
+    out += (
+        _postgres(results)
+        + _pgperf(results)
+        + rls.report(results)
+        + search.report(results)
+        + _replay(results)
+    )
     return "\n".join(out + _plans(results) + _profiles(results) + _notes(results))
 
 
@@ -208,6 +224,55 @@ def _postgres(results: dict[str, Any]) -> list[str]:
         ]
     else:
         out += [f"Not measured: {skipped}", ""]
+    return out
+
+
+def _pgperf(results: dict[str, Any]) -> list[str]:
+    """Issue 14: round trips, latency, writers and a store at scale, per server."""
+    section = results.get("postgres") or {}
+    if not section:
+        return []
+    out = ["## PostgreSQL round trips, writers and scale (issue 14)", ""]
+    skipped = section.get("skipped") or {}
+    out += [f"* Not measured: {what}: {why}" for what, why in skipped.items()]
+    servers = section.get("servers") or {}
+    if not servers:
+        return [*out, ""]
+    for label, found in servers.items():
+        server = found.get("server") or {}
+        out.append(
+            f"* `{label}`: PostgreSQL {server.get('server_version')} ({server.get('source')} "
+            f"server; fsync={server.get('fsync')}, synchronous_commit="
+            f"{server.get('synchronous_commit')}, wal_sync_method={server.get('wal_sync_method')}"
+            f", shared_buffers={server.get('shared_buffers')})"
+        )
+    sizes = results.get("sizes") or {}
+    out += [
+        "",
+        "Targets per server (reported, never asserted):",
+        "",
+        markdown_table(TARGETS, postgres_targets(results)),
+        "",
+        "Round trips (the client waiting for the server) and statements of one call, from "
+        "libpq's protocol trace (`mempill.lab.pgtrace`) on an engine with a one-connection "
+        f"pool, after a warm-up; the most over {pgperf.TRACE_REPEATS} runs (each run's count "
+        "is in results.json).",
+        "",
+        markdown_table(*pgperf.trip_rows(results)),
+        "",
+        f"Latency: {_number(sizes.get('pg_latency_ingests'), ',d')} single-thread ingests "
+        "(one claim each, new lines of one agent), then a query of each line; client CPU is "
+        "`time.process_time` ÷ calls. Writers: per round, in rotating order (median of "
+        "per-round ratios). Scale: see `benchmarks.pgscale` (probe rates are claims per call "
+        "÷ the median call; first read on a fresh engine).",
+        "",
+        markdown_table(*pgperf.server_rows(results)),
+        "",
+        "Bytes per stored claim of each table (with its TOAST) of the scale store:",
+        "",
+        markdown_table(*pgperf.relation_rows(results)),
+        "",
+    ]
     return out
 
 

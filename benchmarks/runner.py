@@ -20,6 +20,7 @@ from benchmarks import (
     inmemory,
     machine,
     memory,
+    pgperf,
     plans,
     profiles,
     replaycost,
@@ -48,6 +49,7 @@ SECTIONS = (
     "plans",
     "rls",
     "search",
+    "postgres",
 )
 
 
@@ -117,6 +119,7 @@ def sections(bench: Bench, results: dict[str, Any]) -> dict[str, Callable[[], An
         "plans": plan,
         "rls": lambda: rls.run(bench),
         "search": lambda: search.run(bench),
+        "postgres": lambda: pgperf.run(bench),
     }
 
 

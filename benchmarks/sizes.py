@@ -40,6 +40,19 @@ class Sizes:
     #: (6) memory
     memory_claims: int
     memory_queries: int
+    #: PostgreSQL II (issue 14, `benchmarks.pgperf`): single-thread ingests timed, writer
+    #: threads (as many agents, and raw INSERT connections), claims per writer, rounds
+    pg_latency_ingests: int
+    pg_writers: int
+    pg_writer_claims: int
+    pg_rounds: int
+    #: the store at scale (`benchmarks.pgscale`): claims over agents (one ingest_many call
+    #: per agent), builder threads, probe calls at each size, lines queried at full size
+    scale_claims: int
+    scale_agents: int
+    scale_threads: int
+    scale_probe_calls: int
+    scale_queries: int
 
     def lines_for(self, length: int) -> int:
         """How many long lines of `length` claims the line benchmark builds.
@@ -76,6 +89,15 @@ FULL = Sizes(
     replay_rounds=5,
     memory_claims=100_000,
     memory_queries=1_000,
+    pg_latency_ingests=2_000,
+    pg_writers=16,
+    pg_writer_claims=50,
+    pg_rounds=5,
+    scale_claims=1_000_000,
+    scale_agents=100_000,
+    scale_threads=4,
+    scale_probe_calls=100,
+    scale_queries=1_000,
 )
 
 QUICK = Sizes(
@@ -100,6 +122,15 @@ QUICK = Sizes(
     replay_rounds=3,
     memory_claims=5_000,
     memory_queries=200,
+    pg_latency_ingests=500,
+    pg_writers=16,
+    pg_writer_claims=30,
+    pg_rounds=3,
+    scale_claims=20_000,
+    scale_agents=2_000,
+    scale_threads=4,
+    scale_probe_calls=50,
+    scale_queries=1_000,
 )
 
 TINY = Sizes(
@@ -124,6 +155,15 @@ TINY = Sizes(
     replay_rounds=1,
     memory_claims=200,
     memory_queries=20,
+    pg_latency_ingests=20,
+    pg_writers=2,
+    pg_writer_claims=3,
+    pg_rounds=1,
+    scale_claims=500,
+    scale_agents=50,
+    scale_threads=2,
+    scale_probe_calls=5,
+    scale_queries=20,
 )
 
 PROFILES = {s.name: s for s in (FULL, QUICK, TINY)}

@@ -3,7 +3,9 @@
 Each target is a ratio measured within one run (both sides interleaved round by round
 where they are timed), except the conformance replay's µs per operation and the one-claim
 query's milliseconds. PostgreSQL is measured (`concurrency.postgres_vs_raw`) but is not
-one of these targets: the report shows it under a heading of its own.
+one of these targets: the report shows it under a heading of its own. The PostgreSQL
+section of issue 14 (`benchmarks.pgperf`) has targets of its own, `judge_postgres`, one set
+per server, shown with that section.
 """
 
 from __future__ import annotations
@@ -127,3 +129,47 @@ def judge(results: dict[str, Any]) -> list[Target]:
                reference_build_rss(results)), "≤", 2),
     ]  # fmt: skip
     return [_target(*spec) for spec in specs]
+
+
+def _worst(found: dict[str, Any], *operations: str) -> float:
+    """The most round trips of the named operations (NaN when one is missing)."""
+    counts = [_num(_get(found, "round_trips", op, "round_trips")) for op in operations]
+    return max(counts) if counts and all(math.isfinite(c) for c in counts) else math.nan
+
+
+def judge_postgres(results: dict[str, Any]) -> list[Target]:
+    """Issue 14's PostgreSQL targets, for each server of `results["postgres"]` (pg15, pg18)."""
+    sizes = results.get("sizes", {})
+    targets = []
+    for label, found in (_get(results, "postgres", "servers") or {}).items():
+        writers = _get(found, "writers", "writers") or sizes.get("pg_writers", 0)
+        scale = found.get("scale") or {}
+        early, late, stored = (
+            f"{n:,}" if isinstance(n, int) else "?"
+            for n in (
+                _get(scale, "early", "stored_before"),
+                _get(scale, "late", "stored_before"),
+                scale.get("stored"),
+            )
+        )
+        specs = [
+            ("round_trips_ingest", "round trips per ingest (new line; cached line), the more",
+             _worst(found, "ingest_new_line", "ingest_cached_line"), "≤", 3),
+            ("round_trips_query", "round trips per query_memory (cached line; line or agent "
+             "another engine wrote), the most",
+             _worst(found, "query_cached_line", "query_unread_line", "query_unread_agent"),
+             "≤", 1),
+            ("writers_over_raw", f"{writers} writer threads into {writers} agents ÷ raw one-row "
+             f"INSERTs from {writers} connections",
+             _num(_get(found, "writers", "agents_over_raw")), "≥", 0.5),
+            ("one_agent_writers", f"{writers} writer threads into one agent ÷ 1 thread",
+             _num(_get(found, "writers", "one_agent_over_one_writer")), "≥", 1),
+            ("scale_ingest", f"ingest_many rate at {late} stored claims ÷ at {early}",
+             _num(scale.get("late_over_early")), "≥", 0.8),
+            ("scale_query_p99_ms", f"one-line query p99 in a {stored}-claim store, ms "
+             "(first read)",
+             _num(_get(scale, "query_first", "p99_s")) * 1000, "≤", 2),
+        ]  # fmt: skip
+        for key, what, value, op, bound in specs:
+            targets.append(_target(f"{label}_{key}", f"{label}: {what}", value, op, bound))
+    return targets

@@ -143,6 +143,14 @@ class Store(Protocol):
         """A consistent read snapshot of one agent."""
         ...
 
+    def read_line(
+        self, agent_id: str, subject: str, predicate: str, after: int
+    ) -> tuple[int, LineRows]:
+        """One line's version and its rows written after stream_seq `after` (none when the
+        version is not past it), in one snapshot: a point query's only read (PostgreSQL:
+        one round trip)."""
+        ...
+
     def may_write(self, agent_id: str) -> bool:
         """False when the store is bound to another agent (reference §8.1 write authority)."""
         ...

@@ -1,7 +1,8 @@
 """A TCP proxy in front of PostgreSQL that can cut a connection around its COMMIT.
 
 Real network failure injection for the lost-commit tests: the client talks to the
-proxy over TCP (TLS off, so the proxy can see the simple-query `COMMIT`), the proxy
+proxy over TCP (TLS off, so the proxy can see the `COMMIT`, alone or at the end of the
+message that carries the transaction's inserts), the proxy
 relays to the real server (TCP or Unix socket). When armed, the next connection that
 sends `COMMIT` is cut either before the COMMIT reaches the server (`before`: the
 server rolls back) or after the server answered it (`after`: the commit is durable
@@ -19,7 +20,14 @@ from typing import Literal
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 Cut = Literal["before", "after"]
-COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol Query message: "COMMIT"
+#: "COMMIT" as a simple-protocol Query message of its own, at the end of a Query message
+#: of several statements (what a write sends: its inserts, then COMMIT), and as the Parse of
+#: the unnamed statement (extended protocol, pipelined)
+COMMITS = (
+    b"Q\x00\x00\x00\x0bCOMMIT\x00",
+    b"; COMMIT\x00",
+    b"P\x00\x00\x00\x0e\x00COMMIT\x00\x00\x00",
+)
 
 
 class CommitCutter:
@@ -86,7 +94,8 @@ class CommitCutter:
     ) -> None:
         with contextlib.suppress(OSError):
             while data := client.recv(65536):
-                mode = self._take() if COMMIT in data and self._armed else None
+                commit = any(c in data for c in COMMITS)
+                mode = self._take() if commit and self._armed else None
                 if mode == "before":
                     break
                 if mode == "after":

@@ -14,8 +14,9 @@ from mempill import AdjudicationRequest, StorageError
 from mempill.core.dates import END_OF_TIME
 from mempill.lab.servers import fresh_schema, with_options
 from mempill.openers import open_postgres
+from mempill.stores.pgdialect import DIALECT
 from mempill.stores.pgschema import migrations
-from mempill.stores.postgres import DIALECT, PoolSettings, PostgresStore
+from mempill.stores.postgres import PoolSettings, PostgresStore
 
 pytestmark = POSTGRES_ONLY
 

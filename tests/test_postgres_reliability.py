@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -124,20 +125,58 @@ def test_idle_connections_killed_in_the_pool_are_replaced_by_the_check(
 ) -> None:
     caplog.set_level(logging.INFO, logger="mempill")
     name = f"mempill-idle-{uuid.uuid4().hex[:8]}"
-    with open_postgres(
-        with_params(dsn, application_name=name), pool_min_size=2, pool_max_size=2
-    ) as engine:
+    with named_engine(dsn, name, pool=2) as engine:
         for i in range(5):
-            killed = fetch(
-                dsn,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s",
-                (name,),
-            )
-            assert killed and all(done for (done,) in killed)
+            assert terminate(dsn, name) == 2
+            gone(dsn, name)  # the backends have exited: their FATAL and EOF are on the sockets
             engine.ingest(request(AGENT, f"s{i}", i))
     assert retries(caplog) == 0  # the pool's check caught every dead connection first
     assert [seq for seq, _, _ in ledger_rows(dsn)] == [1, 2, 3, 4, 5]
+
+
+def test_a_connection_killed_just_before_checkout_costs_one_retry_not_an_error(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check asks the server nothing (no round trip): a backend killed in the instant
+    before checkout passes it, fails its first statement, and the whole transaction is
+    retried on a fresh connection; the caller sees a normal receipt."""
+    caplog.set_level(logging.INFO, logger="mempill")
+    name = f"mempill-race-{uuid.uuid4().hex[:8]}"
+    with named_engine(dsn, name, pool=1) as engine:
+        for i in range(5):
+            terminate(dsn, name)
+            receipt = engine.ingest(request(AGENT, f"s{i}", i))
+            assert receipt.disposition is Disposition.COMMITTED_CHEAP
+    assert retries(caplog) <= 5
+    assert [seq for seq, _, _ in ledger_rows(dsn)] == [1, 2, 3, 4, 5]
+
+
+def named_engine(dsn: str, application_name: str, pool: int) -> mempill.Engine:
+    return open_postgres(
+        with_params(dsn, application_name=application_name),
+        pool_min_size=pool,
+        pool_max_size=pool,
+    )
+
+
+def terminate(dsn: str, application_name: str) -> int:
+    """Terminate every backend of `application_name`; how many were."""
+    killed = fetch(
+        dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        (application_name,),
+    )
+    assert all(done for (done,) in killed)
+    return len(killed)
+
+
+def gone(dsn: str, application_name: str) -> None:
+    """Wait until no backend of `application_name` is left."""
+    deadline = time.monotonic() + 30
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    while fetch(dsn, query, (application_name,))[0][0]:
+        assert time.monotonic() < deadline, "terminated backends did not exit"
+        time.sleep(0.005)
 
 
 Write = Callable[[mempill.Engine, Callable[[], None]], Any]

@@ -306,7 +306,8 @@ def test_a_lock_timeout_is_transient(store: PostgresStore) -> None:
     holding, done = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with store.write("a"):
+        with store.write("a") as txn:
+            txn.head()  # BEGIN and the lock are sent with the first statement
             holding.set()
             done.wait(timeout=10)
 

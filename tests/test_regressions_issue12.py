@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from mempill import (
 )
 from mempill.core.config import MAX_DAYS, MAX_SECONDS
 from mempill.core.dates import END_OF_TIME
-from mempill.stores.postgres import DIALECT
+from mempill.stores.pgdialect import DIALECT
 from mempill.stores.sql import SQL
 
 CJK = "".join(chr(0x4E00 + (i * 7919) % 20_000) for i in range(1024))
@@ -359,7 +360,8 @@ def test_end_fact_values_no_claim_could_hold_are_validation_errors(
 
 @contextmanager
 def killing_reads(engine: mempill.Engine, dsn: str, times: int) -> Iterator[list[int]]:
-    """The first `times` read snapshots lose their connection after their BEGIN."""
+    """The first `times` read snapshots lose their connection after their BEGIN (a point
+    query's one message: after checkout, before it is sent)."""
     import psycopg
 
     real = engine.store.read
@@ -375,11 +377,36 @@ def killing_reads(engine: mempill.Engine, dsn: str, times: int) -> Iterator[list
                 killed.append(row[0])
             yield session
 
-    engine.store.read = read  # type: ignore[method-assign]
+    store: Any = engine.store
+    real_line, real_connection = store.read_line, store._connection
+
+    @contextmanager
+    def losing_connection() -> Iterator[Any]:
+        with real_connection() as conn:  # checked out (and checked) by the pool
+            if len(killed) < times:
+                pid = conn.info.backend_pid
+                with psycopg.connect(dsn, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+                    while admin.execute(gone, (pid,)).fetchone()[0]:
+                        time.sleep(0.005)
+                killed.append(pid)
+            yield conn
+
+    def read_line(*args: Any) -> Any:
+        """A point query's one-message read, on a connection lost after checkout."""
+        store._connection = losing_connection
+        try:
+            return real_line(*args)
+        finally:
+            del store._connection
+
+    store.read = read
+    store.read_line = read_line
     try:
         yield killed
     finally:
-        engine.store.read = real  # type: ignore[method-assign]
+        store.read, store.read_line = real, real_line
 
 
 @pytest.mark.postgres_only

@@ -60,6 +60,16 @@ class LineCache:
         self._account(key, state)
         return state
 
+    def version(self, key: Key) -> int:
+        """The version a read can bring the cached line up from (0: not cached, or a write
+        holds it and the read folds its own rows)."""
+        with self._lock:
+            state = self._lines.get(key)
+        if state is None:
+            return 0
+        with state.lock:
+            return 0 if state.dirty else state.version
+
     @contextmanager
     def reading(self, state: LineState) -> Iterator[LineState | None]:
         """Hold a shared state still while the fold reads it; None while a write has it."""

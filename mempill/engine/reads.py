@@ -20,7 +20,7 @@ from mempill.core.travel import ChangesPage, Snapshot, Timeline
 from mempill.engine import finding, travel
 from mempill.engine.assertions import Instant, key
 from mempill.engine.digests import content_digest, ledger_digest
-from mempill.engine.oracle import read_snapshot
+from mempill.engine.oracle import read_snapshot, retrying
 from mempill.engine.runner import TransactionRunner
 from mempill.engine.travel import read_cut
 from mempill.ports import Reader
@@ -56,9 +56,9 @@ class Reads:
         cut = read_cut(as_of, agent, "as_of")
         valid = parse.optional_moment(valid_at, "valid_at")
         now = self.runner.clock()
-        return self.read(
-            agent,
-            lambda r: self.runner.project(r, agent, subject, predicate, cut, valid, now),
+        return retrying(
+            self.runner,
+            lambda: self.runner.project(None, agent, subject, predicate, cut, valid, now),
         )
 
     def query_subject(

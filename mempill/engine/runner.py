@@ -23,7 +23,8 @@ from mempill.clock import Clock
 from mempill.core import parse
 from mempill.core.config import EngineConfig
 from mempill.core.fold import Line, Scan, project, views
-from mempill.core.model import Projection
+from mempill.core.linestate import LineState
+from mempill.core.model import LineRows, Projection
 from mempill.core.travel import Cut
 from mempill.engine.batch import Batch, Committed
 from mempill.engine.linecache import LineCache
@@ -222,7 +223,7 @@ class TransactionRunner:
 
     def project(
         self,
-        reader: Reader,
+        reader: Reader | None,
         agent: str,
         subject: str,
         predicate: str,
@@ -230,8 +231,13 @@ class TransactionRunner:
         valid_at: datetime | None,
         now: datetime,
     ) -> Projection:
-        """The belief of one line in the reader's snapshot, as of `cut` (None: everything)."""
-        with self.line(reader, agent, subject, predicate, cut) as line:
+        """The belief of one line as of `cut` (None: everything): in the reader's snapshot,
+        or, without a reader, in a snapshot of its own (`read_line`)."""
+        with (
+            self.line(reader, agent, subject, predicate, cut)
+            if reader is not None
+            else self.read_line(agent, subject, predicate, cut)
+        ) as line:
             return project(
                 line,
                 agent_id=agent,
@@ -244,6 +250,28 @@ class TransactionRunner:
             )
 
     @contextmanager
+    def read_line(
+        self, agent: str, subject: str, predicate: str, cut: Cut | None
+    ) -> Iterator[Line]:
+        """The line in a snapshot of its own with one read (`Store.read_line`): its version
+        and the rows the cache lacks (PostgreSQL: one round trip)."""
+        key = (agent, subject, predicate)
+        after = self.lines.version(key)
+        version, delta = self.store.read_line(agent, subject, predicate, after)
+
+        def since(seq: int) -> LineRows:  # the cached state's rows after `seq`
+            if seq >= after:
+                return _after(delta, seq)
+            return self.store.read_line(agent, subject, predicate, seq)[1]
+
+        def whole() -> LineRows:  # a write holds the cached line: fold a snapshot's rows
+            return delta if after == 0 else self.store.read_line(agent, subject, predicate, 0)[1]
+
+        state = self.lines.refreshed(key, version, since)
+        with self._folded(state, cut, whole) as line:
+            yield line
+
+    @contextmanager
     def line(
         self, reader: Reader, agent: str, subject: str, predicate: str, cut: Cut | None
     ) -> Iterator[Line]:
@@ -253,6 +281,15 @@ class TransactionRunner:
             reader.line_version(subject, predicate),
             lambda after: reader.line_since(subject, predicate, after),
         )
+        with self._folded(state, cut, lambda: reader.line(subject, predicate)) as line:
+            yield line
+
+    @contextmanager
+    def _folded(
+        self, state: LineState, cut: Cut | None, whole: Callable[[], LineRows]
+    ) -> Iterator[Line]:
+        """The cached state as a line to fold (held still), cut when asked; while a write in
+        this engine holds the state, the `whole` rows of the reader's own snapshot."""
         if cut is None:
             with self.lines.reading(state) as line:
                 if line is not None:
@@ -263,9 +300,17 @@ class TransactionRunner:
             if rows is not None:
                 yield Scan(views(rows, self.config))
                 return
-        # a write in this engine holds the cached line: fold our own snapshot instead
-        rows = reader.line(subject, predicate)
+        rows = whole()
         yield Scan(views(rows if cut is None else cut.rows(rows), self.config))
+
+
+def _after(rows: LineRows, seq: int) -> LineRows:
+    """The rows written after stream_seq `seq`."""
+    return LineRows(
+        claims=tuple(c for c in rows.claims if c.stream_seq > seq),
+        entries=tuple(e for e in rows.entries if e.stream_seq > seq),
+        assertions=tuple(a for a in rows.assertions if a.stream_seq > seq),
+    )
 
 
 @dataclass(eq=False)

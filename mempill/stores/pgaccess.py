@@ -22,10 +22,17 @@ from mempill.errors import PermissionDeniedError
 #: The transaction-local setting the policies read; '*' scopes to every agent (store-wide).
 SCOPE = "mempill.agent_id"
 EVERY_AGENT = "*"
-#: Scope the write transaction and try the agent's lock in one round trip.
+#: Scope the write transaction and try the agent's lock in one statement.
 SCOPED_TRY_LOCK = (
     f"SELECT set_config('{SCOPE}', %s, true), pg_try_advisory_xact_lock(hashtextextended(%s, 0))"
 )
+#: Scope the write transaction and wait for the agent's lock in one statement.
+SCOPED_LOCK = (
+    f"SELECT set_config('{SCOPE}', %s, true), pg_advisory_xact_lock(hashtextextended(%s, 0))"
+)
+#: A read: one snapshot, scoped to the agent (two statements, sent together).
+BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+SCOPE_READ = f"SELECT set_config('{SCOPE}', %s, true)"
 #: The tables a runtime role writes (INSERT) and reads; append-only but for the outbox
 #: and the word index `terms` (derived rows, migration 4).
 AGENT_TABLES = (
@@ -85,13 +92,6 @@ def read_access(conn: Any) -> Access:
     if bypass or kinds & {"admin", "service"}:
         return Access(role, None)
     return Access(role, frozenset(g.split(":", 1)[1] for g in grants if g.startswith("agent:")))
-
-
-def begin_read(agent_id: str) -> sql.Composed:
-    """BEGIN a one-snapshot read scoped to the agent: one round trip (simple protocol)."""
-    return sql.SQL(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT set_config({}, {}, true)"
-    ).format(sql.Literal(SCOPE), sql.Literal(agent_id))
 
 
 # ---------------------------------------------------------------- granting roles

@@ -12,13 +12,12 @@ connect, under an advisory lock keyed by the current schema.
 from __future__ import annotations
 
 import math
-import re
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from mempill.clock import system_clock
+from mempill.core.model import LineRows
 from mempill.core.parse import show
 from mempill.errors import (
     ConfigError,
@@ -37,14 +37,18 @@ from mempill.errors import (
 from mempill.ports import read_only_error
 from mempill.secrets import check_transport, redact, scrub
 from mempill.stores.pgaccess import (
+    BEGIN_READ,
     EVERY_AGENT,
+    SCOPE_READ,
+    SCOPED_LOCK,
     SCOPED_TRY_LOCK,
     Access,
-    begin_read,
     read_access,
 )
+from mempill.stores.pgcursor import HeldCursor
+from mempill.stores.pgdialect import PREPARED
 from mempill.stores.pgschema import apply_migrations, check_schema
-from mempill.stores.sql import SQL, SqlSession
+from mempill.stores.sql import EMPTY_LINE, LINE_QUERIES, SqlSession
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 LAB_SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
@@ -60,78 +64,23 @@ TRANSIENT_SQLSTATES = {
 }
 LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-ZERO = timedelta(0)
 MAX_TIMEOUT = 86_400  # seconds: longer waits are refused (and would overflow libpq's int)
 
 
-#: Subject and predicate are found through 64-bit hashes (migration 2: a btree index row
-#: cannot hold 1,024 characters of CJK text), stored as the columns subject_key and
-#: predicate_key (migration 3: under row-level security only a condition without a
-#: non-LEAKPROOF function of a column can seek an index). The line's parameters, in the
-#: order the shared SQL passes them, become a one-row subquery `k`, so each is used twice:
-#: hashed, to seek the index, and as text, to compare on the rows it finds.
-HASH = "hashtextextended({}, 0)"
-_LINE = re.compile(r"FROM (\w+) WHERE agent_id = \? AND subject = \?( AND predicate = \?)?")
+LineRefresh = tuple[int, LineRows]
 
 
-def _by_hash(match: re.Match[str]) -> str:
-    table, predicate = match.group(1), match.group(2) is not None
-    keys = ["?::text AS k_agent", "?::text AS k_subject"]
-    on = [
-        "agent_id = k.k_agent",
-        f"subject_key = {HASH.format('k.k_subject')}",
-        "subject = k.k_subject",
-    ]
-    if predicate:
-        keys.append("?::text AS k_predicate")
-        on[2:2] = [f"predicate_key = {HASH.format('k.k_predicate')}"]
-        on.append("predicate = k.k_predicate")
-    return f"FROM (SELECT {', '.join(keys)}) AS k JOIN {table} ON {' AND '.join(on)} WHERE true"
-
-
-def hashed_lines(sql: str) -> str:
-    """The shared SQL with every lookup by (agent, subject[, predicate]) seeking by hash."""
-    return _LINE.sub(_by_hash, sql)
-
-
-class PostgresDialect:
-    """`?` placeholders become `%s` once per query; times are `timestamptz`, read as UTC."""
-
-    name = "postgres"
-    overrides: ClassVar[dict[str, str]] = {
-        # Text ordering in SQL must match SQLite's byte order, hence the C collation.
-        "children": SQL["children"] + ' COLLATE "C"',
-        "insert_terms": "INSERT INTO terms (agent_id, term, claim_ref) "
-        "SELECT ?, e->>0, e->>1 FROM jsonb_array_elements(?::jsonb) AS e",
-        # OFFSET 0 keeps the hashes computed in the subquery: pulled up into the join
-        # condition, a function of a column there would stop the index seek (see HASH).
-        "line_versions": "SELECT l.subject, l.predicate, max(l.stream_seq) "
-        "FROM (SELECT ?::text AS k_agent, ?::jsonb AS k_subjects) AS k "
-        "CROSS JOIN LATERAL (SELECT x AS k_subject, hashtextextended(x, 0) AS k_hash "
-        "FROM jsonb_array_elements_text(k.k_subjects) AS e(x) OFFSET 0) AS s "
-        "JOIN ledger l ON l.agent_id = k.k_agent AND l.subject_key = s.k_hash "
-        "AND l.subject = s.k_subject GROUP BY l.subject, l.predicate",
-    }
-
-    def __init__(self) -> None:
-        texts = {**{k: hashed_lines(v) for k, v in SQL.items()}, **self.overrides}
-        self._sql = {key: text.replace("%", "%%").replace("?", "%s") for key, text in texts.items()}
-
-    def sql(self, key: str) -> str:
-        return self._sql[key]
-
-    def time_param(self, moment: datetime) -> datetime:
-        return moment
-
-    def time_value(self, stored: Any) -> datetime:
-        if not isinstance(stored, datetime) or stored.utcoffset() is None:
-            raise StorageError(f"postgres: expected a timestamptz, got {stored!r}")
-        if stored.utcoffset() == ZERO:
-            return stored.replace(tzinfo=UTC)
-        return stored.astimezone(UTC)
-
-
-DIALECT = PostgresDialect()
+def check_idle(conn: Connection) -> None:
+    """The pool's check of a connection it hands out, with no round trip: an idle
+    connection has nothing to read unless the server wrote first (the FATAL of a
+    terminated backend or a shutdown) or closed it; only then is the server asked
+    (and a dead connection replaced). A connection that breaks later fails its
+    statement, and the engine retries the whole transaction."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
 
 
 def translate(error: BaseException) -> StorageError:
@@ -253,7 +202,7 @@ class PostgresStore:
             max_size=self.settings.max_size,
             open=False,
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            check=check_idle,
             timeout=self.settings.pool_timeout,
             name="mempill",
         )
@@ -290,9 +239,10 @@ class PostgresStore:
             ) from e
 
     def _configure(self, conn: Connection) -> None:
-        """Every new pooled connection: UTC session time zone, read-only transactions for a
-        read-only store, optional lab durability."""
+        """Every new pooled connection: UTC session time zone, the store's statements
+        prepared, read-only transactions for a read-only store, optional lab durability."""
         conn.execute("SET TIME ZONE 'UTC'")
+        PREPARED.prepare(conn)
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")
         if self.settings.synchronous_commit is not None:
@@ -315,23 +265,29 @@ class PostgresStore:
     @contextmanager
     def write(self, agent_id: str) -> Iterator[SqlSession]:
         """BEGIN, the agent's advisory lock, the caller's work (a write_stats row when
-        recorded), COMMIT."""
+        recorded), COMMIT; statements held back until a result is read (`HeldCursor`), so
+        BEGIN and the lock travel with the first read and the inserts with COMMIT: two round
+        trips for an ingest on a cached line."""
         if self.read_only:
             raise read_only_error("write")
         self.access.check(agent_id)
         with self._connection() as conn:
+            cursor = HeldCursor(conn)
             try:
-                cursor = conn.cursor()
-                cursor.execute("BEGIN", prepare=False)
-                lock_wait_us, held = _lock_agent(cursor, agent_id)
-                session = SqlSession(cursor, DIALECT, agent_id)
+                cursor.execute("BEGIN")
+                if self.record_stats:  # the wait is measured: try first (a round trip)
+                    lock_wait_us, held = _lock_agent(cursor, agent_id)
+                else:
+                    cursor.execute(SCOPED_LOCK, (agent_id, agent_id))
+                session = SqlSession(cursor, PREPARED, agent_id, barrier=cursor.send)
                 yield session
                 session.flush()
                 if self.record_stats:
                     session.record_stats(
                         lock_wait_us, (time.perf_counter_ns() - held) // 1000, system_clock()
                     )
-                cursor.execute("COMMIT", prepare=False)
+                cursor.execute("COMMIT")
+                cursor.send()
             except psycopg.Error as e:
                 _rollback(conn)
                 raise translate(e) from e
@@ -341,25 +297,57 @@ class PostgresStore:
 
     @contextmanager
     def read(self, agent_id: str) -> Iterator[SqlSession]:
-        """One consistent snapshot: a REPEATABLE READ READ ONLY transaction.
+        """One consistent snapshot: a REPEATABLE READ READ ONLY transaction (BEGIN and the
+        scope travel with the first query).
 
         Once the caller has read everything, ending the transaction cannot change what
         it saw, so a connection lost at that point is left to the pool, not raised.
         """
         self.access.check(agent_id)
+        with self._snapshot(agent_id) as session:
+            yield session
+
+    @contextmanager
+    def _snapshot(self, scope: str) -> Iterator[SqlSession]:
+        """`read` scoped to `scope`: an agent, or EVERY_AGENT the role may reach."""
+        read = False
         with self._connection() as conn:
+            cursor = HeldCursor(conn)
             try:
-                cursor = conn.cursor()
-                cursor.execute(begin_read(agent_id), prepare=False)
-                yield SqlSession(cursor, DIALECT, agent_id)
+                cursor.execute(BEGIN_READ)
+                cursor.execute(SCOPE_READ, (scope,))
+                yield SqlSession(cursor, PREPARED, scope, barrier=cursor.send)
+                read = True
+                cursor.execute("COMMIT")
+                cursor.send()  # with any statement the caller sent but never read
             except psycopg.Error as e:
                 _rollback(conn)
-                raise translate(e) from e
+                if not read or not (conn.closed or conn.broken):  # a statement's error
+                    raise translate(e) from e
             except BaseException:
                 _rollback(conn)
                 raise
-            with suppress(psycopg.Error):
-                cursor.execute("COMMIT", prepare=False)
+
+    def read_line(self, agent_id: str, subject: str, predicate: str, after: int) -> LineRefresh:
+        """The line's version and its rows after `after`, in one snapshot and one round
+        trip: BEGIN, the scope, the four queries and COMMIT sent as one message."""
+        self.access.check(agent_id)
+        line = (agent_id, subject, predicate)
+        rows = (*line, after)
+        queries = [(PREPARED.sql(k), rows if k != "line_version" else line) for k in LINE_QUERIES]
+        with self._connection() as conn:
+            cursor = HeldCursor(conn)
+            try:
+                cursor.execute(BEGIN_READ)
+                cursor.execute(SCOPE_READ, (agent_id,))
+                found = cursor.results([*queries, ("COMMIT", ())])
+            except psycopg.Error as e:
+                _rollback(conn)
+                raise translate(e) from e
+        version = int(found[0][0][0] or 0)
+        if version <= after:
+            return version, EMPTY_LINE
+        return version, SqlSession(cursor, PREPARED, agent_id).line_rows(*found[1:4])
 
     def may_write(self, agent_id: str) -> bool:
         """A shared database is never bound to one agent; a role granted some agents
@@ -369,15 +357,8 @@ class PostgresStore:
 
     def _column(self, key: str, *params: Any) -> list[str]:
         """A store-wide query, scoped to every agent the role may reach."""
-        with self._connection() as conn:
-            try:
-                cursor = conn.cursor()
-                cursor.execute(begin_read(EVERY_AGENT), prepare=False)
-                rows = cursor.execute(DIALECT.sql(key), params).fetchall()
-                cursor.execute("COMMIT", prepare=False)
-            except psycopg.Error as e:
-                _rollback(conn)
-                raise translate(e) from e
+        with self._snapshot(EVERY_AGENT) as session:
+            rows = session.cursor.execute(PREPARED.sql(key), params).fetchall()
         return [str(r[0]) for r in rows]
 
     def agents(self) -> tuple[str, ...]:
@@ -406,7 +387,7 @@ class PostgresStore:
         return f"<PostgresStore {self._where} pool={size}{mode}>"
 
 
-def _lock_agent(cursor: psycopg.Cursor[Any], agent_id: str) -> tuple[int, int]:
+def _lock_agent(cursor: HeldCursor, agent_id: str) -> tuple[int, int]:
     """Take the agent's write lock; return (µs waited, perf_counter_ns when held).
 
     An uncontended lock (the try succeeds) waited 0 µs; otherwise the wait runs from
@@ -416,7 +397,7 @@ def _lock_agent(cursor: psycopg.Cursor[Any], agent_id: str) -> tuple[int, int]:
     row = cursor.execute(SCOPED_TRY_LOCK, (agent_id, agent_id)).fetchone()
     if row is not None and row[1]:
         return 0, time.perf_counter_ns()
-    cursor.execute(LOCK, (agent_id,))
+    cursor.execute(LOCK, (agent_id,)).fetchone()  # held back: the fetch sends it
     held = time.perf_counter_ns()
     return (held - asked) // 1000, held
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from mempill.core.canonical import canonical_json
 from mempill.core.dates import END_OF_TIME
@@ -39,6 +39,7 @@ from mempill.core.model import (
     WriteStat,
 )
 from mempill.core.travel import Cut
+from mempill.stores.driver import Cursor, Dialect
 from mempill.stores.queries import (
     ASSERTION_COLUMNS,
     CLAIM_COLUMNS,
@@ -62,31 +63,6 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=StrEnum)
-
-
-class Dialect(Protocol):
-    """What differs between the backends: placeholders and timestamp values."""
-
-    name: str
-
-    def sql(self, key: str) -> str: ...
-
-    def time_param(self, moment: datetime) -> Any: ...
-
-    def time_value(self, stored: Any) -> datetime: ...
-
-
-class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-
-    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    @property
-    def rowcount(self) -> int: ...
 
 
 def _opt(convert: Callable[[Any], Any], value: Any) -> Any:
@@ -117,6 +93,11 @@ def _ref_list(refs: tuple[str, ...]) -> str:
     return json.dumps(list(refs)) if refs else "[]"
 
 
+#: A line's version, then its rows after a stream_seq (the parameters of each: agent,
+#: subject, predicate, and the stream_seq for the rows).
+LINE_QUERIES = ("line_version", "line_claims", "line_entries", "line_assertions")
+EMPTY_LINE = LineRows()
+
 #: Appended rows are inserted table by table in this order (each refers only to claims).
 INSERT_ORDER = (
     "insert_claim", "insert_terms", "insert_edge", "insert_assertion", "insert_entry",
@@ -139,6 +120,8 @@ class SqlSession:
     first_seq: int | None = None
     last_seq: int | None = None
     held: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    #: sends every statement held back (PostgreSQL's `HeldCursor.send`), before a rowcount
+    barrier: Callable[[], Any] | None = None
 
     # ---- plumbing
 
@@ -152,6 +135,22 @@ class SqlSession:
         if self.held:
             self.flush()
         self.cursor.execute(self.dialect.sql(key), params)
+
+    def _count(self, key: str, *params: Any) -> int:  # a statement; the rows it changed
+        self._exec(key, *params)
+        if self.barrier is not None:
+            self.barrier()
+        return int(self.cursor.rowcount)
+
+    def _rows_of(self, *queries: tuple[str, tuple[Any, ...]]) -> list[list[Any]]:
+        """The rows of several queries: one message on a cursor that can send them together
+        (PostgreSQL's `HeldCursor.results`), else one after the other."""
+        if self.held:
+            self.flush()
+        together = getattr(self.cursor, "results", None)
+        if together is None:
+            return [self._rows(key, *params) for key, params in queries]
+        return list(together([(self.dialect.sql(k), p) for k, p in queries]))
 
     def _append(self, key: str, *params: Any) -> None:
         rows = self.held.get(key)
@@ -172,6 +171,8 @@ class SqlSession:
                 self.cursor.execute(self.dialect.sql(key), (self.agent_id, pairs))
             elif len(rows) == 1:
                 self.cursor.execute(self.dialect.sql(key), rows[0])
+            elif one := self.dialect.many(key, rows):
+                self.cursor.execute(*one)  # the rows as one parameter (PostgreSQL)
             else:
                 self.cursor.executemany(self.dialect.sql(key), rows)
 
@@ -232,11 +233,24 @@ class SqlSession:
     def line_since(self, subject: str, predicate: str, after_seq: int) -> LineRows:
         """The line's rows written after `after_seq`, in stream order."""
         args = (self.agent_id, subject, predicate, after_seq)
+        return self.line_rows(*self._rows_of(*((key, args) for key in LINE_QUERIES[1:])))
+
+    def line_rows(
+        self, claims: Sequence[Any], entries: Sequence[Any], assertions: Sequence[Any]
+    ) -> LineRows:
+        """A line's rows from the rows of `line_claims`, `line_entries`, `line_assertions`."""
         return LineRows(
-            claims=tuple(self._claim(r) for r in self._rows("line_claims", *args)),
-            entries=tuple(self._entry(r) for r in self._rows("line_entries", *args)),
-            assertions=tuple(self._assertion(r) for r in self._rows("line_assertions", *args)),
+            claims=tuple(self._claim(r) for r in claims),
+            entries=tuple(self._entry(r) for r in entries),
+            assertions=tuple(self._assertion(r) for r in assertions),
         )
+
+    def line_refresh(self, subject: str, predicate: str, after_seq: int) -> tuple[int, LineRows]:
+        """The line's version and its rows after `after_seq` (none when it has no newer)."""
+        version = self.line_version(subject, predicate)
+        if version <= after_seq:
+            return version, EMPTY_LINE
+        return version, self.line_since(subject, predicate, after_seq)
 
     def line(self, subject: str, predicate: str, as_of: datetime | None = None) -> LineRows:
         rows = self.line_since(subject, predicate, 0)
@@ -402,10 +416,9 @@ class SqlSession:
         entries' rationale becomes `{"erased": marker_seq}`); (claims, entries) scrubbed."""
         line = (self.agent_id, subject, predicate)
         self._exec("erase_terms", self.agent_id, *line)
-        self._exec("erase_claims", self.agent_id, *line)
-        claims = self.cursor.rowcount
-        self._exec("erase_entries", canonical_json({"erased": marker_seq}), self.agent_id, *line)
-        entries = self.cursor.rowcount
+        claims = self._count("erase_claims", self.agent_id, *line)
+        marker = canonical_json({"erased": marker_seq})
+        entries = self._count("erase_entries", marker, self.agent_id, *line)
         self._exec("erase_assertions", self.agent_id, *line)
         self._exec("erase_pending", self.agent_id, *line)
         return claims, entries

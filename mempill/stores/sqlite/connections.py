@@ -46,6 +46,10 @@ class SQLiteDialect:
     def sql(self, key: str) -> str:
         return SQL[key]
 
+    def many(self, key: str, rows: list[tuple[Any, ...]]) -> None:
+        """No bulk form: `executemany` is the fast path in-process."""
+        return None
+
     def time_param(self, moment: datetime) -> str:
         """`format_tx`, remembering the last one: a write formats its tx time for each row."""
         last = self._last  # one tuple, read and replaced atomically: safe across threads

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mempill.clock import system_clock
 from mempill.core import parse
+from mempill.core.model import LineRows
 from mempill.errors import ConfigError, MempillError, StorageError
 from mempill.ports import read_only_error
 from mempill.stores.sql import SqlSession
@@ -239,6 +240,13 @@ class SQLiteStore:
                 raise
             finally:
                 database.give_back(conn)
+
+    def read_line(
+        self, agent_id: str, subject: str, predicate: str, after: int
+    ) -> tuple[int, LineRows]:
+        """The line's version and its rows after `after`, in one snapshot."""
+        with self.read(agent_id) as session:
+            return session.line_refresh(subject, predicate, after)
 
     def _take_reader(self, database: AgentDatabase) -> sqlite3.Connection:
         try:
