@@ -79,7 +79,8 @@ def floor_rate(connections: Sequence[Any], rows: tuple[ClaimRow, LedgerEntry], c
 
     agents = [f"floor-{run}-{i:02d}" for i in range(len(connections))]
     for conn in connections:  # the store's statements, as each pooled connection has them
-        if not conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]:
+        mine = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'mempill\\_%'"
+        if not conn.execute(mine).fetchone()[0]:
             PREPARED.prepare(conn)
     seconds = in_threads([worker(a, c) for a, c in zip(agents, connections, strict=True)])
     return len(connections) * count / seconds
