@@ -106,3 +106,52 @@ def test_measured_lock_waits_cost_one_round_trip_more(dsn: str) -> None:
             engine.ingest(request("a", "s", 1))
         assert trace.round_trips == 3  # the try-lock is read before the head
         assert len(engine.write_stats("a")) == 2
+
+
+TRICKY_VALUES = [
+    0.1,
+    1e-300,
+    -2.5e300,
+    2**62,
+    "quote ' double \" backslash \\ percent %s %% dollar $1",
+    "naïve café — 東京 🙂 e\u0301",
+    {"nested": [1, 2.5, None, True, "x"], "": "empty key"},
+    [],
+    None,
+]
+
+
+def test_many_rows_as_one_parameter_store_what_single_rows_store(dsn: str) -> None:
+    """A batch's rows go to the server as one JSON parameter (more than one row of a table),
+    a single ingest's as literals: the stored rows agree, to the microsecond."""
+    with one_connection(dsn) as engine:
+        window = {"valid_from": "2020-01-02T03:04:05.123456Z", "valid_until": "2021-06-07"}
+        for agent in ("single", "batch"):
+            requests = [
+                {
+                    "agent_id": agent,
+                    "subject": f"s{i} ünï'code",
+                    "predicate": "p",
+                    "value": value,
+                    "value_confidence": 0.3 + i / 100,
+                    "valid_time": window,
+                }
+                for i, value in enumerate(TRICKY_VALUES)
+            ]
+            if agent == "single":
+                receipts = tuple(engine.ingest(r) for r in requests)
+            else:
+                receipts = engine.ingest_many(requests)
+            assert all(r.disposition is Disposition.COMMITTED_CHEAP for r in receipts)
+        columns = "subject, value, value_confidence, valid_from, valid_until, stream_seq"
+        rows = {
+            agent: fetch(
+                dsn,
+                f"SELECT {columns} FROM claims WHERE agent_id = %s ORDER BY stream_seq",
+                (agent,),
+            )
+            for agent in ("single", "batch")
+        }
+        assert rows["single"] == rows["batch"]
+        assert len(rows["batch"]) == len(TRICKY_VALUES)
+        assert rows["batch"][0][3].microsecond == 123456
