@@ -249,3 +249,28 @@ def _shape(result: Any) -> Any:
     """A result without the ids a retry may draw afresh."""
     items = result if isinstance(result, tuple) else (result,)
     return [(type(r).__name__, getattr(r, "disposition", None)) for r in items]
+
+
+def test_the_check_sees_a_hangup_on_any_descriptor_number() -> None:
+    """The pool's check looks at the socket with poll: select cannot watch a descriptor
+    numbered 1,024 or more, which a busy process reaches."""
+    import os
+    import resource
+    import socket
+
+    from mempill.stores.postgres import _readable
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2_100:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2_100), hard))
+    ours, theirs = socket.socketpair()
+    high = os.dup2(ours.fileno(), 2_048)
+    try:
+        assert not _readable(high)  # idle: nothing to read
+        theirs.close()  # the peer hangs up, as a terminated backend does
+        assert _readable(high)
+    finally:
+        os.close(high)
+        ours.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

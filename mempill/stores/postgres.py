@@ -78,9 +78,18 @@ def check_idle(conn: Connection) -> None:
     statement, and the engine retries the whole transaction."""
     if conn.closed or conn.broken:
         raise psycopg.OperationalError("the pooled connection is closed")
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    if _readable(conn.fileno()):
         ConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket has something to read (or hung up), without waiting. poll, where
+    there is one: select cannot watch a descriptor numbered 1,024 or more."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def translate(error: BaseException) -> StorageError:
