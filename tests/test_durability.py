@@ -529,14 +529,19 @@ def test_a_writer_thread_that_raised_ends_the_experiment(tmp_path: Path) -> None
     from types import SimpleNamespace
 
     from mempill.lab.durability import threaded
-    from mempill.lab.durability.harness import HarnessError
+    from mempill.lab.durability.harness import Configuration, HarnessError
 
     log = tmp_path / "writer.log"
     log.write_text("")
-    threaded._thread_failures(SimpleNamespace(log_path=log))  # type: ignore[arg-type]
-    log.write_text("writer thread 3:\nTraceback ...\nConflictError: gave up\n")
-    with pytest.raises(HarnessError, match="ConflictError"):
-        threaded._thread_failures(SimpleNamespace(log_path=log))  # type: ignore[arg-type]
+    config = Configuration(backend="sqlite", kind="power-loss", sync="FULL", threads=16)
+    writer: Any = SimpleNamespace(log_path=log)
+    threaded._thread_failures(writer, config, 7)
+    log.write_text("writer thread 3:\nTraceback ...\nConflictError: gave up\n" + "x" * 5000)
+    with pytest.raises(HarnessError, match="ConflictError") as raised:
+        threaded._thread_failures(writer, config, 7)
+    message = str(raised.value)
+    assert message.endswith("(trial: power-loss FULL measured seed 7)")  # the trial, last
+    assert "its first error:\nwriter thread 3" in message
 
 
 def test_a_ledger_its_replay_does_not_rebuild_fails_the_digest_check(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from conftest import START, Backend
@@ -203,3 +204,39 @@ def test_forgetting_gives_back_exactly_the_claims_a_line_held() -> None:
     assert cache.stats() == (1, 3) and small.accounted == 0
     cache.publish(key("small"), small)  # the same state again: counted afresh, once
     assert cache.stats() == (2, 4)
+
+
+def test_a_point_query_whose_cached_line_is_dropped_meanwhile_reads_nothing_under_its_lock(
+    engine: Engine,
+) -> None:
+    """`query_memory` reads the rows after the version its cache held; when that state is
+    dropped (evicted, erased) while the read is on its way, the query folds a whole
+    snapshot of the line instead — read with no line state's lock held (a read under it
+    could wait for a writer that waits for the lock)."""
+    put(engine, "Berlin")
+    assert engine.query_memory(AGENT, "user", "city").value == "Berlin"  # cached now
+    put(engine, "Paris")  # the cached state is one version behind
+    expected = engine.query_memory(AGENT, "user", "city")
+    put(engine, "Rome")
+    store: Any = engine.runner.store
+    real = store.read_line
+    reads: list[tuple[int, bool]] = []
+    key = (AGENT, "user", "city")
+
+    def read_line(agent: str, subject: str, predicate: str, after: int) -> Any:
+        locked = any(state.lock.locked() for state in engine.runner.lines._lines.values())
+        reads.append((after, locked))
+        found = real(agent, subject, predicate, after)
+        engine.runner.lines.forget([key])  # dropped while the read was on its way
+        return found
+
+    store.read_line = read_line
+    try:
+        belief = engine.query_memory(AGENT, "user", "city")
+    finally:
+        del store.read_line
+    assert reads[0][0] > 0 and reads[-1][0] == 0  # a delta first, then the whole line
+    assert not any(locked for _, locked in reads)
+    again = engine.query_memory(AGENT, "user", "city")  # cached afresh, in the usual way
+    assert (belief.status, belief.value) == (again.status, again.value)
+    assert len(belief.alternatives) == len(again.alternatives) > len(expected.alternatives)

@@ -274,3 +274,26 @@ def test_the_check_sees_a_hangup_on_any_descriptor_number() -> None:
         os.close(high)
         ours.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_session_reset_by_a_pooler_costs_a_retry_not_an_error(
+    dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pooler in transaction mode (or `DISCARD ALL`) drops the statements a connection
+    prepared: the statement fails with 26000, the connection is closed (the pool opens a
+    fresh one, which prepares them again) and the call is retried."""
+    caplog.set_level(logging.INFO, logger="mempill")
+    with named_engine(dsn, f"mempill-reset-{uuid.uuid4().hex[:8]}", pool=1) as engine:
+        engine.ingest(request(AGENT, "s0", 0))
+        for i in (1, 2):
+            with engine.store.pool.connection() as conn:  # type: ignore[attr-defined]
+                conn.execute("DEALLOCATE ALL")
+            receipt = engine.ingest(request(AGENT, f"s{i}", i))
+            assert receipt.disposition is Disposition.COMMITTED_CHEAP
+        with engine.store.pool.connection() as conn:  # type: ignore[attr-defined]
+            conn.execute("DEALLOCATE ALL")
+        assert engine.query_memory(AGENT, "s2", "p").value == 2
+    assert retries(caplog) == 2  # the two writes
+    reads = [r for r in caplog.records if "retried after a transient" in r.getMessage()]
+    assert len(reads) == 1 and "prepared statement is missing" in reads[0].getMessage()
+    assert [seq for seq, _, _ in ledger_rows(dsn)] == [1, 2, 3]

@@ -259,15 +259,20 @@ class TransactionRunner:
         after = self.lines.version(key)
         version, delta = self.store.read_line(agent, subject, predicate, after)
 
-        def since(seq: int) -> LineRows:  # the cached state's rows after `seq`
-            if seq >= after:
-                return _after(delta, seq)
-            return self.store.read_line(agent, subject, predicate, seq)[1]
+        def since(seq: int) -> LineRows:  # the cached state's rows after `seq` (under its lock)
+            if seq < after:  # the state was dropped or replaced meanwhile: no read here
+                raise _Stale
+            return _after(delta, seq)
 
         def whole() -> LineRows:  # a write holds the cached line: fold a snapshot's rows
             return delta if after == 0 else self.store.read_line(agent, subject, predicate, 0)[1]
 
-        state = self.lines.refreshed(key, version, since)
+        try:
+            state = self.lines.refreshed(key, version, since)
+        except _Stale:  # fold a whole snapshot of the line, uncached
+            rows = whole()
+            yield Scan(views(rows if cut is None else cut.rows(rows), self.config))
+            return
         with self._folded(state, cut, whole) as line:
             yield line
 
@@ -302,6 +307,11 @@ class TransactionRunner:
                 return
         rows = whole()
         yield Scan(views(rows if cut is None else cut.rows(rows), self.config))
+
+
+class _Stale(Exception):
+    """The cached state lacks rows a point query's delta does not hold (it was dropped or
+    replaced while the query read): reading them there would do I/O under its lock."""
 
 
 def _after(rows: LineRows, seq: int) -> LineRows:

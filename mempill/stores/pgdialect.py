@@ -82,7 +82,7 @@ class PostgresDialect:
             return None
         sql, columns = found
         objects = [dict(zip(columns, row, strict=True)) for row in rows]
-        return sql, (json.dumps(objects, default=_iso),)
+        return sql, (json.dumps(objects, default=_iso, ensure_ascii=False, allow_nan=False),)
 
     def sql(self, key: str) -> str:
         return self._sql[key]

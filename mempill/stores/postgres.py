@@ -61,6 +61,8 @@ TRANSIENT_SQLSTATES = {
     "57P01": "server terminated the connection (admin shutdown)",
     "57P02": "server crashed (crash shutdown)",
     "57P03": "server cannot accept connections now",
+    # a pooler or proxy reset the session: the connection is closed, a fresh one prepares
+    "26000": "a prepared statement is missing (the session was reset)",
 }
 LEDGER_KEY = "ledger_agent_seq"  # the (agent_id, stream_seq) primary key of the ledger
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
@@ -283,7 +285,7 @@ class PostgresStore:
         with self._connection() as conn:
             cursor = HeldCursor(conn)
             try:
-                cursor.execute("BEGIN")
+                cursor.execute("BEGIN ISOLATION LEVEL READ COMMITTED")  # head read after the lock
                 if self.record_stats:  # the wait is measured: try first (a round trip)
                     lock_wait_us, held = _lock_agent(cursor, agent_id)
                 else:
@@ -298,7 +300,7 @@ class PostgresStore:
                 cursor.execute("COMMIT")
                 cursor.send()
             except psycopg.Error as e:
-                _rollback(conn)
+                _rollback(conn, e)
                 raise translate(e) from e
             except BaseException:
                 _rollback(conn)
@@ -330,7 +332,7 @@ class PostgresStore:
                 cursor.execute("COMMIT")
                 cursor.send()  # with any statement the caller sent but never read
             except psycopg.Error as e:
-                _rollback(conn)
+                _rollback(conn, e)
                 if not read or not (conn.closed or conn.broken):  # a statement's error
                     raise translate(e) from e
             except BaseException:
@@ -351,8 +353,11 @@ class PostgresStore:
                 cursor.execute(SCOPE_READ, (agent_id,))
                 found = cursor.results([*queries, ("COMMIT", ())])
             except psycopg.Error as e:
-                _rollback(conn)
+                _rollback(conn, e)
                 raise translate(e) from e
+            except BaseException:
+                _rollback(conn)
+                raise
         version = int(found[0][0][0] or 0)
         if version <= after:
             return version, EMPTY_LINE
@@ -411,9 +416,13 @@ def _lock_agent(cursor: HeldCursor, agent_id: str) -> tuple[int, int]:
     return (held - asked) // 1000, held
 
 
-def _rollback(conn: Connection) -> None:
-    """Roll back if the connection still works; a broken one is discarded by the pool."""
+def _rollback(conn: Connection, error: BaseException | None = None) -> None:
+    """Roll back if the connection still works; a broken one is discarded by the pool, and
+    so is one whose prepared statements are gone (closed here)."""
     if conn.closed:
+        return
+    if getattr(error, "sqlstate", None) == "26000":
+        conn.close()
         return
     with suppress(psycopg.Error):
         conn.rollback()

@@ -108,12 +108,19 @@ def check_store(
     return combine(results)
 
 
-def _thread_failures(writer: Writer) -> None:
+def _thread_failures(writer: Writer, config: Configuration, seed: int) -> None:
     """A writer thread that raised (an unexpected receipt, an error from `ingest`) ends the
-    experiment: a kill or a frozen cut never makes a thread raise, the engine did."""
+    experiment: a kill or a frozen cut never makes a thread raise, the engine did. The
+    trial is named before and after the log's tail (whichever end a reader keeps)."""
     log = writer.log_path.read_text(errors="replace")
     if "writer thread" in log:
-        raise HarnessError(f"a writer thread failed; the writer's log ends:\n{log[-3000:]}")
+        parts = (config.kind, config.sync, config.role, config.variant, f"seed {seed}")
+        name = " ".join(part for part in parts if part)
+        first = log[log.index("writer thread") :][:1500]
+        raise HarnessError(
+            f"a writer thread failed ({name}); its first error:\n{first}\n"
+            f"the writer's log ends:\n{log[-1500:]}\n(trial: {name})"
+        )
 
 
 def trial(
@@ -129,7 +136,7 @@ def trial(
         writer.wait_first_ack()
         time.sleep(delay)
         writer.kill()
-        _thread_failures(writer)
+        _thread_failures(writer, config, seed)
         result = check_store(config, location(config, base), writer.acks.receipts)
         return result, 0, writer.acks.errors, ""
     rng = random.Random(seed)
@@ -145,7 +152,7 @@ def trial(
             report = mount.cut()
         finally:
             writer.kill()
-    _thread_failures(writer)
+    _thread_failures(writer, config, seed)
     recovered = location(config, mount.backing / "agents")
     result = check_store(config, recovered, writer.acks.receipts)
     return result, int(report["discarded_bytes"]), writer.acks.errors, cut_detail(report)
