@@ -16,6 +16,7 @@ then rolls the transaction back, as after any failed statement.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,30 +44,28 @@ class HeldCursor:
     def send(self) -> None:
         """Send every statement held back, as one message; the cursor is left on the last
         statement's result."""
-        if not self._held:
-            return
-        held, self._held = self._held, []
-        text = "; ".join(sql for sql, _ in held)
-        params = [value for _, row in held for value in row]
-        self._cursor.execute(text, params, prepare=False)
-        while self._cursor.nextset():
-            pass
+        if self._held:
+            self._send_held()
+            while self._cursor.nextset():
+                pass
 
     def results(self, queries: Sequence[Query]) -> list[list[Any]]:
         """The rows of each of `queries`, sent (after what is held) as one message."""
-        before = len(self._held)
+        skip = len(self._held)
         self._held.extend(queries)
+        self._send_held()
+        found: list[list[Any]] = []
+        for index in itertools.count():
+            if index >= skip:
+                found.append(self._rows())
+            if not self._cursor.nextset():
+                return found
+        raise AssertionError("unreachable")
+
+    def _send_held(self) -> None:
         held, self._held = self._held, []
         text = "; ".join(sql for sql, _ in held)
         self._cursor.execute(text, [value for _, row in held for value in row], prepare=False)
-        found: list[list[Any]] = []
-        index = 0
-        while True:
-            if index >= before:
-                found.append(self._rows())
-            index += 1
-            if not self._cursor.nextset():
-                return found
 
     def _rows(self) -> list[Any]:
         """The current result's rows ([] for a command); not through `description`, which

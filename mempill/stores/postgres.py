@@ -290,7 +290,7 @@ class PostgresStore:
                     lock_wait_us, held = _lock_agent(cursor, agent_id)
                 else:
                     cursor.execute(SCOPED_LOCK, (agent_id, agent_id))
-                session = SqlSession(cursor, PREPARED, agent_id, barrier=cursor.send)
+                session = SqlSession(cursor, PREPARED, agent_id)
                 yield session
                 session.flush()
                 if self.record_stats:
@@ -327,7 +327,7 @@ class PostgresStore:
             try:
                 cursor.execute(BEGIN_READ)
                 cursor.execute(SCOPE_READ, (scope,))
-                yield SqlSession(cursor, PREPARED, scope, barrier=cursor.send)
+                yield SqlSession(cursor, PREPARED, scope)
                 read = True
                 cursor.execute("COMMIT")
                 cursor.send()  # with any statement the caller sent but never read

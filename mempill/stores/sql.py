@@ -120,8 +120,6 @@ class SqlSession:
     first_seq: int | None = None
     last_seq: int | None = None
     held: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
-    #: sends every statement held back (PostgreSQL's `HeldCursor.send`), before a rowcount
-    barrier: Callable[[], Any] | None = None
 
     # ---- plumbing
 
@@ -138,9 +136,7 @@ class SqlSession:
 
     def _count(self, key: str, *params: Any) -> int:  # a statement; the rows it changed
         self._exec(key, *params)
-        if self.barrier is not None:
-            self.barrier()
-        return int(self.cursor.rowcount)
+        return int(self.cursor.rowcount)  # PostgreSQL's HeldCursor sends what it held first
 
     def _rows_of(self, *queries: tuple[str, tuple[Any, ...]]) -> list[list[Any]]:
         """The rows of several queries: one message on a cursor that can send them together
