@@ -2,20 +2,27 @@
 
 Per round, on the same disk and in rotating order: the raw rate of one-row
 `BEGIN IMMEDIATE; INSERT; COMMIT` transactions (WAL, synchronous=FULL), this engine's
-`ingest` (`open_directory`, one claim per call and transaction, synchronous=FULL) and the
-reference's `ingest_claim`. The ratio is taken per round, then the median over rounds, so
-a change in the disk's speed during the run affects numerator and denominator alike.
+`ingest` (`open_directory`, one claim per call and transaction, synchronous=FULL), the
+reference's `ingest_claim`, and the script floor (`scriptfloor`: the engine's statements
+for one ingest with the least Python that makes their parameters, on a file with the
+engine's schema, WAL and synchronous=FULL — what any Python engine writing these rows
+one claim per transaction could reach on this disk). The ratio is taken per round, then
+the median over rounds, so a change in the disk's speed during the run affects numerator
+and denominator alike.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+import traceback
 from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.context import Bench
 from benchmarks.drivers import Driver
+from benchmarks.scriptfloor import Script
+from benchmarks.sqlfloor import capture
 from benchmarks.streams import fresh
 from benchmarks.timing import finite, median, ratio
 
@@ -84,6 +91,7 @@ def run(bench: Bench) -> dict[str, Any]:
     raw = RawSQLite(work / "raw.db")
     drivers = bench.drivers()
     handles = {d.name: d.open(work / d.name, "durable") for d in drivers}
+    script, script_error = _script(work / "script.db")  # the script floor, durable
     rounds: list[dict[str, float]] = []
     sent = 0
     try:
@@ -92,18 +100,35 @@ def run(bench: Bench) -> dict[str, Any]:
             claims = [fresh("durable", "d", sent + i) for i in range(sizes.durable_claims)]
             sent += len(claims)
             measured: dict[str, float] = {}
-            order: list[Driver | None] = [None, *drivers]
+            order: list[Driver | str] = ["raw", *(["script"] if script else []), *drivers]
             for who in rotated(order, number):
-                if who is None:
+                if who == "raw":
                     measured["raw"] = raw.rate(sizes.durable_claims)
+                elif who == "script" and script is not None:
+                    measured["script"] = script.rate(claims)
                 else:
+                    assert not isinstance(who, str)
                     measured[who.name] = who.ingest(handles[who.name], claims).rate
             rounds.append(measured)
     finally:
         raw.close()
+        if script is not None:
+            script.close()
         for d in drivers:
             d.close(handles[d.name])
-    return summarize(rounds, sizes.durable_claims)
+    results = summarize(rounds, sizes.durable_claims)
+    if script_error:
+        results["script_error"] = script_error
+    return results
+
+
+def _script(path: Path) -> tuple[Script | None, str]:
+    """The durable script floor, or None and why (the floor is a measurement of its own:
+    the engine's and the raw rates are still measured without it)."""
+    try:
+        return Script(capture(), path), ""
+    except Exception as e:
+        return None, "".join(traceback.format_exception(e))[-2000:]
 
 
 def summarize(rounds: list[dict[str, float]], claims: int) -> dict[str, Any]:
@@ -115,6 +140,8 @@ def summarize(rounds: list[dict[str, float]], claims: int) -> dict[str, Any]:
         "ours_over_raw": per_round(rounds, "ours", "raw"),
         "reference_over_raw": per_round(rounds, "reference", "raw"),
         "ours_over_reference": per_round(rounds, "ours", "reference"),
+        "script_over_raw": per_round(rounds, "script", "raw"),
+        "ours_over_script": per_round(rounds, "ours", "script"),
     }
 
 

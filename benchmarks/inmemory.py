@@ -1,12 +1,15 @@
-"""Engine-only single ingest, in memory, against raw SQLite and against the SQL floor.
+"""Engine-only single ingest, in memory, against raw SQLite, the SQL floor and the script floor.
 
 No disk: `mempill.open_default_in_memory()` (product defaults: system clock, random ids),
 one claim per `ingest` call, on new lines. Per round, in rotating order: the raw rate
 of one-row `BEGIN IMMEDIATE; INSERT; COMMIT` transactions on an in-memory database (the
 same row as the durable benchmark's), this engine, and the SQL floor (`sqlfloor`: the
 engine's own statements for one ingest, replayed with fresh keys on a fresh in-memory
-database with the engine's schema). Ratios are taken per round, then the median over
-rounds, so a change in the machine's speed during the run affects both sides alike.
+database with the engine's schema), and the script floor (`scriptfloor`: those statements
+with their parameters made per claim by the least Python that can make them — ids, time,
+canonical JSON, word-index terms, a receipt — and no rule). Ratios are taken per round,
+then the median over rounds, so a change in the machine's speed during the run affects
+both sides alike.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from typing import Any
 import mempill
 from benchmarks.context import Bench
 from benchmarks.durable import RawSQLite, median_rates, per_round, rotated
-from benchmarks.sqlfloor import Floor, capture
+from benchmarks.scriptfloor import Script
+from benchmarks.sqlfloor import Capture, Floor, capture
 from benchmarks.streams import fresh
 
 AGENT = "engine"
 WARMUP = 50
 
 
-def _floor(bench: Bench, results: dict[str, Any]) -> Floor | None:
+def _floor(bench: Bench, results: dict[str, Any]) -> tuple[Floor, Capture] | None:
     """The SQL floor of this engine's current statements; None (and why) if it fails."""
     try:
         captured = capture()
@@ -39,7 +43,19 @@ def _floor(bench: Bench, results: dict[str, Any]) -> Floor | None:
         return None
     results["floor_statements"] = captured.describe()
     results["floor_disposition"] = captured.disposition
-    return floor
+    return floor, captured
+
+
+def _script(bench: Bench, results: dict[str, Any], captured: Capture) -> Script | None:
+    """The script floor of the captured statements; None (and why) if it fails."""
+    try:
+        script = Script(captured)
+        script.rate([fresh(AGENT, "script-warmup", i) for i in range(WARMUP)])
+    except Exception as e:  # a measurement of its own, like the SQL floor
+        results["script_error"] = "".join(traceback.format_exception(e))[-2000:]
+        bench.progress.say(f"script floor unavailable: {e}")
+        return None
+    return script
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -48,7 +64,9 @@ def run(bench: Bench) -> dict[str, Any]:
     results: dict[str, Any] = {"claims_per_round": count}
     raw = RawSQLite(None)
     engine = mempill.open_default_in_memory()
-    floor = _floor(bench, results)
+    found = _floor(bench, results)
+    floor = None if found is None else found[0]
+    script = None if found is None else _script(bench, results, found[1])
     dispositions: Counter[str] = Counter()
     sent = 0
 
@@ -65,6 +83,17 @@ def run(bench: Bench) -> dict[str, Any]:
     measures: dict[str, Callable[[], float]] = {"raw": lambda: raw.rate(count), "ours": ours}
     if floor is not None:
         measures["floor"] = lambda: floor.rate(count)
+    scripted = 0
+
+    def script_rate() -> float:
+        nonlocal scripted
+        assert script is not None
+        claims = [fresh(AGENT, "s", scripted + i) for i in range(count)]
+        scripted += count  # each claim on a new line, as the engine's
+        return script.rate(claims)
+
+    if script is not None:
+        measures["script"] = script_rate
     rounds: list[dict[str, float]] = []
     try:
         for claim in (fresh(AGENT, "warmup", i) for i in range(WARMUP)):
@@ -78,6 +107,8 @@ def run(bench: Bench) -> dict[str, Any]:
         engine.close()
         if floor is not None:
             floor.close()
+        if script is not None:
+            script.close()
     rates = median_rates(rounds)
     results.update(
         {
@@ -88,6 +119,8 @@ def run(bench: Bench) -> dict[str, Any]:
             "ours_over_raw": per_round(rounds, "ours", "raw"),
             "floor_over_raw": per_round(rounds, "floor", "raw"),
             "ours_over_floor": per_round(rounds, "ours", "floor"),
+            "script_over_raw": per_round(rounds, "script", "raw"),
+            "ours_over_script": per_round(rounds, "ours", "script"),
         }
     )
     return results

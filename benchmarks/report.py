@@ -35,7 +35,7 @@ def markdown_table(header: Row, rows: Sequence[Row]) -> str:
 
 
 SUMMARY = ("measurement", "ours", "reference", "ours ÷ reference")
-TARGETS = ("target", "value", "bound", "verdict")
+TARGETS = ("target", "value", "bound", "verdict", "floor (same measure)")
 
 
 def concurrency_header(results: dict[str, Any]) -> list[str]:
@@ -187,7 +187,12 @@ def _engine(results: dict[str, Any]) -> list[str]:
         f"beforehand): {_number(per.get('floor'))} µs. Engine ÷ raw "
         f"{_number(engine.get('ours_over_raw'), '.3f')}, floor ÷ raw "
         f"{_number(engine.get('floor_over_raw'), '.3f')}, engine ÷ floor "
-        f"{_number(engine.get('ours_over_floor'), '.3f')} (rates; medians of per-round "
+        f"{_number(engine.get('ours_over_floor'), '.3f')}. The script floor (those calls "
+        f"with their parameters made per claim by the least Python that can make them: ids, "
+        f"time, canonical JSON, word-index terms, a receipt; no rule): "
+        f"{_number(per.get('script'))} µs, script ÷ raw "
+        f"{_number(engine.get('script_over_raw'), '.3f')}, engine ÷ script "
+        f"{_number(engine.get('ours_over_script'), '.3f')} (rates; medians of per-round "
         f"ratios over {len(engine.get('rounds') or [])} rounds of "
         f"{engine.get('claims_per_round', 0):,} claims).",
         "",
@@ -200,8 +205,9 @@ def _engine(results: dict[str, Any]) -> list[str]:
             rows = f", {s['rows']} rows" if s["rows"] != 1 else ""
             out.append(f"{number}. `{s['sql']}` ({s['via']}{rows}){keys}")
         out.append("")
-    if engine.get("floor_error"):
-        out += ["The SQL floor could not be measured:", "", "```", engine["floor_error"], "```", ""]
+    for key, what in (("floor_error", "SQL floor"), ("script_error", "script floor")):
+        if engine.get(key):
+            out += [f"The {what} could not be measured:", "", "```", engine[key], "```", ""]
     return out
 
 

@@ -8,13 +8,17 @@ records exactly the statements and parameters of one more fresh-line ingest, in 
 
 `Floor` replays that list on a fresh in-memory database made with the engine's own schema
 (`embedded_migrations("sqlite")` + `split_statements`) and the connection's own settings,
-once per simulated ingest. Only unique keys change between replays, so every INSERT
+once per simulated ingest. The unique keys change between replays, so every INSERT
 succeeds: the columns `claim_ref`, `entry_id`, `stream_seq` and `request_ref`, found by
-name in each INSERT's column list. A text key gets a suffix wherever its value appears
-(so a ledger row still refers to its claim); an integer key is shifted past the
-previous replay's. The parameters of every replay are built before the clock starts, so
-the time is the sqlite3 calls alone: the best any Python engine issuing these
-statements could do. The statement list is read afresh on every run, so the floor
+name in each INSERT's column list; so does `subject`, so that each replay writes a new
+line as each measured ingest does (the same subject every time would put every row of
+the line indexes and the word index in one place of each B-tree, which is cheaper than
+the engine's workload: about 40 µs per claim against about 50 in memory). A text key gets
+a suffix wherever its value appears (so a ledger row still refers to its claim, the head
+read asks for the new line, and the word index holds the new subject); an integer key is
+shifted past the previous replay's. The parameters of every replay are built before the
+clock starts, so the time is the sqlite3 calls alone: the best any Python engine issuing
+these statements could do. The statement list is read afresh on every run, so the floor
 follows the engine as its statements change.
 """
 
@@ -26,17 +30,20 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 
 import mempill
 from benchmarks.streams import fresh
 from mempill.stores.sql import embedded_migrations, split_statements
 
-KEY_COLUMNS = frozenset({"claim_ref", "entry_id", "stream_seq", "request_ref"})
+KEY_COLUMNS = frozenset({"claim_ref", "entry_id", "stream_seq", "request_ref", "subject"})
 INSERT = re.compile(
     r"^\s*(?:INSERT|REPLACE)\s+(?:OR\s+\w+\s+)?INTO\s+([\w.\"`\[\]]+)\s*\(([^)]*)\)", re.I
 )
 AGENT = "floor"
+#: A JSON string literal (the word-index parameter's keys and terms are such strings).
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 Params = tuple[Any, ...] | dict[str, Any]  # positional, or named (`:name`)
 
 
@@ -154,8 +161,9 @@ def insert_keys(sql: str) -> dict[int, str]:
     return {i: c for i, c in enumerate(insert_columns(sql)) if c in KEY_COLUMNS}
 
 
-def capture(warmups: int = 2) -> Capture:
-    """Record the sqlite3 calls of one fresh-line `ingest` on `open_default_in_memory()`."""
+def capture(warmups: int = 2, batch: int = 0) -> Capture:
+    """Record the sqlite3 calls of one fresh-line `ingest` on `open_default_in_memory()`
+    (`batch` > 0: of one `ingest_many` of that many claims, each on a new line)."""
     log = _Log()
     made: list[RecordingConnection] = []
     real = sqlite3.connect
@@ -177,7 +185,11 @@ def capture(warmups: int = 2) -> Capture:
             for i in range(warmups):
                 engine.ingest(fresh(AGENT, "floor-warmup", i))
             log.on = True
-            receipt = engine.ingest(fresh(AGENT, "floor", 0))
+            if batch:
+                many = engine.ingest_many([fresh(AGENT, "floor", i) for i in range(batch)])
+                receipt = many[0]
+            else:
+                receipt = engine.ingest(fresh(AGENT, "floor", 0))
             log.on = False
         finally:
             engine.close()
@@ -208,6 +220,7 @@ class _Fresh:
     texts: frozenset[str]  # text key values: suffixed wherever they appear
     ints: dict[tuple[int, int, int | str], int]  # (call, row, position or name) → integer key
     span: int  # integer keys move by this much per replay, past the previous replay's
+    json: set[tuple[int, int, int | str]] = field(default_factory=set)  # JSON naming keys
 
     @classmethod
     def of(cls, calls: Sequence[Call]) -> _Fresh:
@@ -232,7 +245,22 @@ class _Fresh:
                         ints[(index, row_number, slot)] = value
         values = list(ints.values())
         span = max(values) - min(values) + 1 if values else 1
-        return cls(frozenset(texts), ints, span)
+        quoted = {json.dumps(text, ensure_ascii=False) for text in texts}
+        json_slots = {
+            (index, row_number, slot)
+            for index, call in enumerate(calls)
+            for row_number, row in enumerate(call.rows)
+            for slot, value in (row.items() if isinstance(row, dict) else enumerate(row))
+            if isinstance(value, str)
+            and value.startswith(("{", "["))
+            and any(q in quoted for q in _QUOTED.findall(value))
+        }
+        return cls(frozenset(texts), ints, span, json_slots)
+
+    def _quoted(self, quoted: str, n: int) -> str:
+        """A JSON string of a text key, suffixed; any other JSON string as it is."""
+        text = json.loads(quoted)
+        return json.dumps(f"{text}~{n}", ensure_ascii=False) if text in self.texts else quoted
 
     def bind(self, calls: Sequence[Call], n: int) -> list[Any]:
         """The parameters of every call for replay number `n` (n ≥ 1)."""
@@ -250,11 +278,10 @@ class _Fresh:
     def _value(self, call: int, row: int, slot: int | str, value: Any, n: int) -> Any:
         if isinstance(value, str) and value in self.texts:
             return f"{value}~{n}"
-        if isinstance(value, str) and value.startswith("[["):
-            # a JSON parameter holding rows (a transaction's word-index terms): its keys too
-            for text in self.texts:
-                value = value.replace(json.dumps(text), json.dumps(f"{text}~{n}"))
-            return value
+        if isinstance(value, str) and (call, row, slot) in self.json:
+            # a JSON parameter naming keys (a transaction's word-index terms, a batch's
+            # subjects for the head read): each JSON string that is a key, suffixed too
+            return _QUOTED.sub(lambda m: self._quoted(m.group(0), n), value)
         shift = self.ints.get((call, row, slot))
         return value if shift is None else shift + n * self.span
 
@@ -264,14 +291,20 @@ class Floor:
     """A fresh in-memory database with the engine's schema, replaying a captured ingest."""
 
     captured: Capture
+    path: Path | None = None  # a file (WAL, synchronous=FULL: the durable floor); None: memory
     conn: sqlite3.Connection = field(init=False)
     done: int = 0  # replays so far (the next one is number done + 1)
 
     def __post_init__(self) -> None:
         settings = {k: v for k, v in self.captured.settings.items() if k != "database"}
-        self.conn = sqlite3.connect(":memory:", **settings)
+        self.conn = sqlite3.connect(":memory:" if self.path is None else self.path, **settings)
         for pragma in self.captured.setup:
             self.conn.execute(pragma)
+        if self.path is not None:
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RuntimeError(f"floor: could not enable WAL on {self.path} (got {mode})")
+            self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("BEGIN")
         for _, _, script in embedded_migrations("sqlite"):
             for statement in split_statements(script):

@@ -70,6 +70,10 @@ def _engine_rows(results: dict[str, Any]) -> list[Row]:
         _one("engine-only ÷ raw in memory", engine.get("ours_over_raw"), _ratio),
         _one("SQL floor ÷ raw in memory", engine.get("floor_over_raw"), _ratio),
         _one("engine-only ÷ SQL floor", engine.get("ours_over_floor"), _ratio),
+        _one("script floor (the calls + the least Python per claim), µs per claim",
+             _get(engine, "us_per_claim", "script"), us),
+        _one("script floor ÷ raw in memory", engine.get("script_over_raw"), _ratio),
+        _one("engine-only ÷ script floor", engine.get("ours_over_script"), _ratio),
     ]  # fmt: skip
 
 
@@ -85,6 +89,10 @@ def _batch_rows(results: dict[str, Any]) -> list[Row]:
         _one(f"ingest_many({size:,}), synchronous=OFF", _get(engines, "ours_nosync", "rate"),
              rate),
         _one(f"ingest_many({size:,}) ÷ raw", batching.get("ours_over_raw"), _ratio),
+        _one(f"SQL floor of ingest_many({size:,}), claims/s (durable)",
+             _get(batching, "floor", "rate"), rate),
+        _one("SQL floor ÷ raw (batches)", batching.get("floor_over_raw"), _ratio),
+        _one(f"ingest_many({size:,}) ÷ its SQL floor", batching.get("ours_over_floor"), _ratio),
     ]  # fmt: skip
 
 
@@ -110,6 +118,10 @@ def _durable_rows(results: dict[str, Any]) -> list[Row]:
               _get(durable, "rate", "reference"), rate),
         ["durable ingest ÷ raw", times(_num(durable.get("ours_over_raw"))),
          times(_num(durable.get("reference_over_raw"))), DASH],
+        _one("script floor, durable (the calls + the least Python), claims/s",
+             _get(durable, "rate", "script"), rate),
+        _one("script floor ÷ raw (durable)", durable.get("script_over_raw"), _ratio),
+        _one("durable ingest ÷ script floor", durable.get("ours_over_script"), _ratio),
     ]  # fmt: skip
 
 
@@ -218,5 +230,10 @@ def targets(results: dict[str, Any]) -> list[Row]:
         value = t["value"]
         shown = DASH if value is None else f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
         met = "not measured" if t["met"] is None else "met" if t["met"] else "NOT MET"
-        rows.append([t["what"], shown, t["bound"], met])
+        floor = t.get("floor")
+        if floor is None:
+            beside = DASH
+        else:
+            beside = f"{floor:,.3f}" + ("" if t.get("reachable") else " (out of reach)")
+        rows.append([t["what"], shown, t["bound"], met, beside])
     return rows

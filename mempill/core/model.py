@@ -34,8 +34,16 @@ if TYPE_CHECKING:
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """Convert results to plain JSON-ready Python: dicts, lists, strings, numbers."""
+    kind = type(value)
+    if kind in _SCALARS:  # exactly these types (an enum member is a subclass: below)
+        return value
+    if kind is dict:
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, Record):
         return value.to_dict()
     if isinstance(value, Enum):
@@ -49,13 +57,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    """The dataclass fields of a Record type, in order (read once per type)."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
 class Record:
     """Mixin for result objects: `to_dict()` and a notebook-friendly `_repr_html_`."""
 
     __slots__ = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: plain(getattr(self, name)) for name in _field_names(type(self))}
 
     def _repr_html_(self) -> str:
         return display.fields(self.to_dict(), type(self).__name__)

@@ -45,6 +45,8 @@ MAX_WORD = 64
 MAX_QUERY_WORDS = 32
 #: A value contributes its first this many distinct words (in the index and the rule).
 MAX_VALUE_WORDS = 256
+#: A value whose texts are shorter than this in all is split in one pass (one `findall`).
+_JOIN_BELOW = 1024
 #: The longest query text, in characters (a longer one is a ValidationError).
 MAX_QUERY_CHARS = 10_000
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -66,37 +68,65 @@ def _fold(word: str) -> str:
 
 def words(text: str) -> Iterator[str]:
     """The words of `text`, in order (with repeats)."""
-    for piece in _CAMEL.split(text):
-        for word in _WORD.findall(piece):
-            yield _fold(word)
+    return iter(_folded_words(text))
+
+
+def _folded_words(text: str) -> list[str]:
+    """`words` as a list: one pass of each pattern over the whole text (a space where the
+    case changes splits a word as the rule says; a space is never part of a word)."""
+    spaced = _CAMEL.sub(" ", text)
+    if not spaced.isascii():
+        return [_fold(word) for word in _WORD.findall(spaced)]
+    found = _WORD.findall(spaced.lower())
+    if len(spaced) > MAX_WORD and max(map(len, found), default=0) > MAX_WORD:
+        return [word[:MAX_WORD] for word in found]
+    return found
+
+
+def _value_texts(value: Any, into: list[str]) -> None:
+    """The texts whose words are the value's: its strings, object keys and numbers."""
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, (int, float)):
+        into.append(repr(value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            into.append(str(k))
+            _value_texts(v, into)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _value_texts(item, into)
 
 
 def value_words(value: Any) -> Iterator[str]:
     """The words of a JSON value: its strings, object keys and numbers (not true/false/null)."""
-    if isinstance(value, str):
-        yield from words(value)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, (int, float)):
-        yield from words(repr(value))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from words(str(k))
-            yield from value_words(v)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from value_words(item)
+    texts: list[str] = []
+    _value_texts(value, texts)
+    return iter(_folded_words(" ".join(texts)))
 
 
 def capped_value_words(value: Any) -> tuple[str, ...]:
-    """The value's first MAX_VALUE_WORDS distinct non-empty words, in order."""
+    """The value's first MAX_VALUE_WORDS distinct non-empty words, in order (its texts are
+    split one by one, and no more once that many words are found)."""
+    texts: list[str] = []
+    _value_texts(value, texts)
+    if len(texts) > 1 and sum(map(len, texts)) < _JOIN_BELOW:  # small: split all at once
+        texts = [" ".join(texts)]
     seen: dict[str, None] = {}
-    for word in value_words(value):
-        if word and word not in seen:
-            seen[word] = None
-            if len(seen) == MAX_VALUE_WORDS:
-                break
-    return tuple(seen)
+    for text in texts:
+        if len(text) < _JOIN_BELOW:
+            seen.update(dict.fromkeys(_folded_words(text)))
+        else:  # a long text: fold its words one by one, up to the cap
+            for match in _WORD.finditer(_CAMEL.sub(" ", text)):
+                seen[_fold(match.group())] = None
+                if len(seen) > MAX_VALUE_WORDS:
+                    break
+        if len(seen) > MAX_VALUE_WORDS:  # enough even if one of them is empty
+            break
+    seen.pop("", None)
+    return tuple(seen)[:MAX_VALUE_WORDS] if len(seen) > MAX_VALUE_WORDS else tuple(seen)
 
 
 @functools.lru_cache(maxsize=4_096)

@@ -54,7 +54,8 @@ class PostgresDialect:
         # Text ordering in SQL must match SQLite's byte order, hence the C collation.
         "children": SQL["children"] + ' COLLATE "C"',
         "insert_terms": "INSERT INTO terms (agent_id, term, claim_ref) "
-        "SELECT ?, e->>0, e->>1 FROM jsonb_array_elements(?::jsonb) AS e",
+        "SELECT ?, t.term, r.key FROM jsonb_each(?::jsonb) AS r, "
+        "jsonb_array_elements_text(r.value) AS t(term)",
         # OFFSET 0 keeps the hashes computed in the subquery: pulled up into the join
         # condition, a function of a column there would stop the index seek (see HASH).
         "line_versions": "SELECT l.subject, l.predicate, max(l.stream_seq) "

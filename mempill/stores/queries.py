@@ -57,9 +57,9 @@ ERASE_SQL = {
 #: The word index (docs/search.md): derived rows, written with each claim, deleted only by
 #: `reindex` and erasure; it finds candidate lines, the matching rule decides the hits.
 TERM_SQL = {
-    # every term row of a transaction in one statement: a JSON array of [term, claim_ref]
+    # the rows of a transaction as one JSON object, {claim_ref: [term, ...], ...}
     "insert_terms": "INSERT INTO terms (agent_id, term, claim_ref) "
-    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+    "SELECT ?, t.value, r.key FROM json_each(?) AS r, json_each(r.value) AS t",
     "term_lines": "SELECT DISTINCT c.subject, c.predicate, t.term FROM terms t "
     "JOIN claims c ON c.agent_id = t.agent_id AND c.claim_ref = t.claim_ref "
     "WHERE t.agent_id = ? AND t.term >= ? AND t.term < ? AND c.subject <> ''",

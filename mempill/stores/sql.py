@@ -162,9 +162,12 @@ class SqlSession:
             rows = held.get(key)
             if rows is None:
                 continue
-            if key == "insert_terms":  # one statement: the pairs as one JSON parameter
-                pairs = json.dumps(rows, ensure_ascii=False)
-                self.cursor.execute(self.dialect.sql(key), (self.agent_id, pairs))
+            if key == "insert_terms":  # one statement: {claim_ref: [term, ...]} as JSON
+                terms: dict[str, list[str]] = {}
+                for ref, words in rows:
+                    terms.setdefault(ref, []).extend(words)
+                payload = json.dumps(terms, ensure_ascii=False)
+                self.cursor.execute(self.dialect.sql(key), (self.agent_id, payload))
             elif len(rows) == 1:
                 self.cursor.execute(self.dialect.sql(key), rows[0])
             elif one := self.dialect.many(key, rows):
@@ -433,8 +436,7 @@ class SqlSession:
     def append_terms(self, claim_ref: str, terms: Sequence[str]) -> None:
         """The word index rows of one claim (docs/search.md), held back like the claim."""
         if terms:
-            rows = self.held.setdefault("insert_terms", [])
-            rows.extend((term, claim_ref) for term in terms)
+            self._append("insert_terms", claim_ref, terms)
 
     def delete_terms(self) -> None:
         """Drop the agent's whole word index (`reindex` writes it again)."""

@@ -9,11 +9,14 @@ schema is current and refuses a store that needs a writable open to migrate.
 
 from __future__ import annotations
 
+import os
 import resource
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,7 +96,7 @@ def connect(target: str, *, synchronous: str, read_only: bool = False) -> sqlite
         )
     except sqlite3.Error as e:
         raise translate(e) from e
-    try:
+    with closed_on_error(conn):
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if read_only:
             conn.execute("PRAGMA query_only = ON")
@@ -103,12 +106,19 @@ def connect(target: str, *, synchronous: str, read_only: bool = False) -> sqlite
                 raise StorageError(f"sqlite: could not enable WAL on {target} (got {mode})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+@contextmanager
+def closed_on_error(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Close `conn` when the block raises; a driver error leaves as a mempill error."""
+    try:
+        yield conn
     except BaseException as e:
         conn.close()
         if isinstance(e, sqlite3.Error):
             raise translate(e) from e
         raise
-    return conn
 
 
 def migrate(conn: sqlite3.Connection) -> None:
@@ -133,6 +143,31 @@ def migrate(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+_template_lock = threading.Lock()
+#: A migrated empty database and the process that made it (a forked child makes its own).
+_template: list[tuple[int, sqlite3.Connection]] = []
+
+
+def memory_database(synchronous: str) -> sqlite3.Connection:
+    """A new migrated in-memory database: a page-by-page copy (SQLite's backup API) of an
+    empty one the migrations made once in this process — running them costs about 1.8 ms,
+    the copy about 0.3 ms, and every in-memory agent, test and conformance stream starts
+    with one. The copy is a plain `:memory:` database like the original (no size cap
+    beyond memory), with this connection's own PRAGMAs; only the migrations' `applied_at`
+    is set to now, as running them would have."""
+    conn = connect(":memory:", synchronous=synchronous)
+    with closed_on_error(conn):
+        with _template_lock:
+            if not _template or _template[0][0] != os.getpid():
+                template = connect(":memory:", synchronous=synchronous)
+                with closed_on_error(template):
+                    migrate(template)
+                _template[:] = [(os.getpid(), template)]
+            _template[0][1].backup(conn)
+        conn.execute("UPDATE schema_migrations SET applied_at = ?", (format_tx(system_clock()),))
+    return conn
 
 
 def check_current(conn: sqlite3.Connection, target: str) -> None:

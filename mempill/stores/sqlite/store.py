@@ -22,8 +22,10 @@ from mempill.stores.sqlite.connections import (
     AgentDatabase,
     OpenDatabases,
     check_current,
+    closed_on_error,
     connect,
     default_max_open,
+    memory_database,
     migrate,
     translate,
     vacuum,
@@ -110,7 +112,7 @@ class SQLiteStore:
         """Open (creating 0600, or read-only: checking) one database; a connection whose
         migration or check fails is closed again."""
         if target == ":memory:":
-            return AgentDatabase(path=None, writer=self._migrated(target, is_new=False))
+            return AgentDatabase(path=None, writer=memory_database(self._synchronous))
         exists = check_regular(target)
         if self.read_only:
             if not exists:
@@ -138,13 +140,8 @@ class SQLiteStore:
 
     def _migrated(self, target: str, *, is_new: bool) -> sqlite3.Connection:
         conn = connect(target, synchronous=self._synchronous)
-        try:
+        with closed_on_error(conn):
             migrate(conn)
-        except BaseException as e:
-            conn.close()
-            if isinstance(e, sqlite3.Error):
-                raise translate(e) from e
-            raise
         if is_new and self._directory_sync:
             fsync_directory(os.path.dirname(os.path.abspath(target)))
         return conn
@@ -257,9 +254,8 @@ class SQLiteStore:
 
     @contextmanager
     def _empty_reader(self, agent_id: str) -> Iterator[SqlSession]:
-        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn = memory_database("OFF")  # nothing is written to it
         try:
-            migrate(conn)
             yield SqlSession(conn.cursor(), DIALECT, agent_id)
         finally:
             conn.close()
