@@ -15,8 +15,6 @@ are per round, then the median.
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
 from typing import Any
 
 from benchmarks.context import Bench
@@ -24,7 +22,7 @@ from benchmarks.drivers import Driver
 from benchmarks.durable import RawSQLite, per_round, rotated
 from benchmarks.sqlfloor import Floor, capture
 from benchmarks.streams import fresh
-from benchmarks.timing import finite, median
+from benchmarks.timing import finite, median, optional
 
 RAW = "raw"
 FLOOR = "floor"
@@ -38,7 +36,8 @@ def run(bench: Bench) -> dict[str, Any]:
     ]
     if bench.reference is not None:
         engines.append(("reference", bench.reference, sizes.reference_batch_rounds))
-    floor, floor_error = _floor(bench.scratch("batch-floor") / "floor.db", sizes.batch_size)
+    path = bench.scratch("batch-floor") / "floor.db"
+    floor, floor_error = optional(lambda: Floor(capture(batch=sizes.batch_size), path))
     raw = RawSQLite(bench.scratch("batch-raw") / "raw.db")
     handles = {label: d.open(bench.scratch(f"batch-{label}"), "batch") for label, d, _ in engines}
     dispositions: dict[str, dict[str, int]] = {label: {} for label, _, _ in engines}
@@ -90,12 +89,3 @@ def run(bench: Bench) -> dict[str, Any]:
     results["ours_over_raw"] = per_round(rounds, "ours", RAW)
     results["ours_nosync_over_raw"] = per_round(rounds, "ours_nosync", RAW)
     return results
-
-
-def _floor(path: Path, batch: int) -> tuple[Floor | None, str]:
-    """The SQL floor of one `ingest_many` call, or None and why (measured on its own: the
-    engine's and the raw rates are still measured without it)."""
-    try:
-        return Floor(capture(batch=batch), path), ""
-    except Exception as e:
-        return None, "".join(traceback.format_exception(e))[-2000:]

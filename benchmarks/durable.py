@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import traceback
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +23,7 @@ from benchmarks.drivers import Driver
 from benchmarks.scriptfloor import Script
 from benchmarks.sqlfloor import capture
 from benchmarks.streams import fresh
-from benchmarks.timing import finite, median, ratio
+from benchmarks.timing import finite, median, optional, ratio
 
 RAW_PAYLOAD = "x" * 200  # about the size of a claim row
 T = TypeVar("T")
@@ -91,7 +90,7 @@ def run(bench: Bench) -> dict[str, Any]:
     raw = RawSQLite(work / "raw.db")
     drivers = bench.drivers()
     handles = {d.name: d.open(work / d.name, "durable") for d in drivers}
-    script, script_error = _script(work / "script.db")  # the script floor, durable
+    script, script_error = optional(lambda: Script(capture(), work / "script.db"))
     rounds: list[dict[str, float]] = []
     sent = 0
     try:
@@ -120,15 +119,6 @@ def run(bench: Bench) -> dict[str, Any]:
     if script_error:
         results["script_error"] = script_error
     return results
-
-
-def _script(path: Path) -> tuple[Script | None, str]:
-    """The durable script floor, or None and why (the floor is a measurement of its own:
-    the engine's and the raw rates are still measured without it)."""
-    try:
-        return Script(capture(), path), ""
-    except Exception as e:
-        return None, "".join(traceback.format_exception(e))[-2000:]
 
 
 def summarize(rounds: list[dict[str, float]], claims: int) -> dict[str, Any]:

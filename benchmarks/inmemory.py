@@ -15,7 +15,6 @@ both sides alike.
 from __future__ import annotations
 
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from benchmarks.durable import RawSQLite, median_rates, per_round, rotated
 from benchmarks.scriptfloor import Script
 from benchmarks.sqlfloor import Capture, Floor, capture
 from benchmarks.streams import fresh
+from benchmarks.timing import failure
 
 AGENT = "engine"
 WARMUP = 50
@@ -38,7 +38,7 @@ def _floor(bench: Bench, results: dict[str, Any]) -> tuple[Floor, Capture] | Non
         floor = Floor(captured)
         floor.rate(WARMUP)  # proves the replay works before anything is timed
     except Exception as e:  # the floor is a measurement of its own: the rest still runs
-        results["floor_error"] = "".join(traceback.format_exception(e))[-2000:]
+        results["floor_error"] = failure(e)
         bench.progress.say(f"SQL floor unavailable: {e}")
         return None
     results["floor_statements"] = captured.describe()
@@ -52,7 +52,7 @@ def _script(bench: Bench, results: dict[str, Any], captured: Capture) -> Script 
         script = Script(captured)
         script.rate([fresh(AGENT, "script-warmup", i) for i in range(WARMUP)])
     except Exception as e:  # a measurement of its own, like the SQL floor
-        results["script_error"] = "".join(traceback.format_exception(e))[-2000:]
+        results["script_error"] = failure(e)
         bench.progress.say(f"script floor unavailable: {e}")
         return None
     return script

@@ -7,7 +7,6 @@ import math
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from benchmarks.reference import ReferenceDriver, ReferenceUnavailable, ensure_v
 from benchmarks.report import console, markdown
 from benchmarks.sizes import Sizes
 from benchmarks.targets import judge
-from benchmarks.timing import Progress
+from benchmarks.timing import Progress, failure
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "build" / "bench"
@@ -185,7 +184,7 @@ def measure(bench: Bench, results: dict[str, Any], only: tuple[str, ...]) -> Non
         try:
             results[name] = work()
         except Exception as e:  # recorded; the run continues and exits non-zero
-            results["errors"][name] = "".join(traceback.format_exception(e))[-4000:]
+            results["errors"][name] = failure(e, 4000)
             bench.progress.say(f"{name} FAILED: {e}")
 
 

@@ -6,8 +6,11 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
 
 
 def median(values: Sequence[float]) -> float:
@@ -36,6 +39,20 @@ def ratio(numerator: float, denominator: float) -> float:
 def finite(value: float) -> float | None:
     """None for NaN/inf (JSON has no NaN), else the value."""
     return value if math.isfinite(value) else None
+
+
+def failure(error: BaseException, limit: int = 2000) -> str:
+    """The tail of an error's traceback, for the results."""
+    return "".join(traceback.format_exception(error))[-limit:]
+
+
+def optional(make: Callable[[], T]) -> tuple[T | None, str]:
+    """`make()`, or None and why: a floor is a measurement of its own, and the section's
+    other rates are measured without it when it cannot be made."""
+    try:
+        return make(), ""
+    except Exception as e:
+        return None, failure(e)
 
 
 class Progress:

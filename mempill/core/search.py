@@ -45,7 +45,8 @@ MAX_WORD = 64
 MAX_QUERY_WORDS = 32
 #: A value contributes its first this many distinct words (in the index and the rule).
 MAX_VALUE_WORDS = 256
-#: A value whose texts are shorter than this in all is split in one pass (one `findall`).
+#: A value whose texts are shorter than this in all is split in one pass (one `findall`);
+#: a larger one word by word, up to the cap.
 _JOIN_BELOW = 1024
 #: The longest query text, in characters (a longer one is a ValidationError).
 MAX_QUERY_CHARS = 10_000
@@ -108,23 +109,21 @@ def value_words(value: Any) -> Iterator[str]:
 
 
 def capped_value_words(value: Any) -> tuple[str, ...]:
-    """The value's first MAX_VALUE_WORDS distinct non-empty words, in order (its texts are
-    split one by one, and no more once that many words are found)."""
+    """The value's first MAX_VALUE_WORDS distinct non-empty words, in order (a large value
+    is read word by word, and no further once that many are found)."""
     texts: list[str] = []
     _value_texts(value, texts)
-    if len(texts) > 1 and sum(map(len, texts)) < _JOIN_BELOW:  # small: split all at once
-        texts = [" ".join(texts)]
-    seen: dict[str, None] = {}
-    for text in texts:
-        if len(text) < _JOIN_BELOW:
-            seen.update(dict.fromkeys(_folded_words(text)))
-        else:  # a long text: fold its words one by one, up to the cap
+    if sum(map(len, texts)) < _JOIN_BELOW:  # small: every word in one pass
+        seen = dict.fromkeys(_folded_words(" ".join(texts)))
+    else:
+        seen = {}
+        for text in texts:
             for match in _WORD.finditer(_CAMEL.sub(" ", text)):
                 seen[_fold(match.group())] = None
-                if len(seen) > MAX_VALUE_WORDS:
+                if len(seen) > MAX_VALUE_WORDS:  # enough even if one of them is empty
                     break
-        if len(seen) > MAX_VALUE_WORDS:  # enough even if one of them is empty
-            break
+            if len(seen) > MAX_VALUE_WORDS:
+                break
     seen.pop("", None)
     return tuple(seen)[:MAX_VALUE_WORDS] if len(seen) > MAX_VALUE_WORDS else tuple(seen)
 
