@@ -42,6 +42,7 @@ def _floor(bench: Bench, results: dict[str, Any]) -> tuple[Floor, Capture] | Non
         bench.progress.say(f"SQL floor unavailable: {e}")
         return None
     results["floor_statements"] = captured.describe()
+    results["floor_ingests"] = captured.ingests
     results["floor_disposition"] = captured.disposition
     return floor, captured
 

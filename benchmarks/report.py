@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -198,12 +199,19 @@ def _engine(results: dict[str, Any]) -> list[str]:
         "",
     ]
     statements = engine.get("floor_statements") or []
+    ingests = engine.get("floor_ingests") or 1
     if statements:
-        out += ["The sqlite3 calls of one fresh-line ingest (the floor's statements):", ""]
-        for number, s in enumerate(statements, 1):
+        which = "one fresh-line ingest" if ingests == 1 else f"{ingests} fresh-line ingests"
+        out += [f"The sqlite3 calls of {which} (the floor's statements, each once):", ""]
+        times = Counter(s["sql"] for s in statements)
+        first: dict[str, dict[str, Any]] = {}
+        for s in statements:
+            first.setdefault(s["sql"], s)
+        for number, s in enumerate(first.values(), 1):
             keys = f" — fresh keys: {', '.join(s['keys'])}" if s["keys"] else ""
             rows = f", {s['rows']} rows" if s["rows"] != 1 else ""
-            out.append(f"{number}. `{s['sql']}` ({s['via']}{rows}){keys}")
+            count = f", {times[s['sql']]} times" if times[s["sql"]] > 1 else ""
+            out.append(f"{number}. `{s['sql']}` ({s['via']}{rows}{count}){keys}")
         out.append("")
     for key, what in (("floor_error", "SQL floor"), ("script_error", "script floor")):
         if engine.get(key):

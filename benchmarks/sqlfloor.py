@@ -3,8 +3,11 @@
 `capture` opens `mempill.open_default_in_memory()` with every sqlite3 connection it
 makes recording its calls (`sqlite3.connect` is wrapped for the duration, so no engine
 code is changed or imported by name), ingests a few claims to warm the store, then
-records exactly the statements and parameters of one more fresh-line ingest, in order:
-`BEGIN IMMEDIATE`, its reads and inserts, `COMMIT`.
+records exactly the statements and parameters of the next fresh-line ingests, in order:
+`BEGIN IMMEDIATE`, its reads and inserts, `COMMIT`. It records a whole block of the word
+index (`INDEX_BLOCK` ingests, the store's `index_block`): the one ingest of the block that
+writes the block's terms (a read of the block's claims, one INSERT) counts once per
+block, as in the engine.
 
 `Floor` replays that list on a fresh in-memory database made with the engine's own schema
 (`embedded_migrations("sqlite")` + `split_statements`) and the connection's own settings,
@@ -16,15 +19,18 @@ the line indexes and the word index in one place of each B-tree, which is cheape
 the engine's workload: about 40 µs per claim against about 50 in memory). A text key gets
 a suffix wherever its value appears (so a ledger row still refers to its claim, the head
 read asks for the new line, and the word index holds the new subject); an integer key is
-shifted past the previous replay's. The parameters of every replay are built before the
-clock starts, so the time is the sqlite3 calls alone: the best any Python engine issuing
-these statements could do. The statement list is read afresh on every run, so the floor
-follows the engine as its statements change.
+shifted past the previous replay's, and so is an integer parameter of a read near the
+captured keys (the word-index block read's positions); a JSON object parameter of an
+INSERT of claim refs (the word-index rows) has its keys, claim refs, suffixed too. The
+parameters of every replay are built before the clock starts, so the time is the sqlite3
+calls alone: the best any Python engine issuing these statements could do. The statement
+list is read afresh on every run, so the floor follows the engine as its statements change.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import time
@@ -35,6 +41,7 @@ from typing import Any, Self
 
 import mempill
 from benchmarks.streams import fresh
+from mempill.core.search import INDEX_BLOCK
 from mempill.stores.sql import embedded_migrations, split_statements
 
 KEY_COLUMNS = frozenset({"claim_ref", "entry_id", "stream_seq", "request_ref", "subject"})
@@ -42,6 +49,9 @@ INSERT = re.compile(
     r"^\s*(?:INSERT|REPLACE)\s+(?:OR\s+\w+\s+)?INTO\s+([\w.\"`\[\]]+)\s*\(([^)]*)\)", re.I
 )
 AGENT = "floor"
+#: Ingests before the capture: its positions then lie far from any small constant
+#: parameter, so a read's integer parameter near them is a position (see `_Fresh`).
+WARMUPS = 2 * INDEX_BLOCK + 2
 #: A JSON string literal (the word-index parameter's keys and terms are such strings).
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 Params = tuple[Any, ...] | dict[str, Any]  # positional, or named (`:name`)
@@ -127,13 +137,14 @@ class RecordingConnection(sqlite3.Connection):
 
 @dataclass
 class Capture:
-    """One fresh-line ingest of an in-memory engine, as sqlite3 saw it."""
+    """`ingests` fresh-line ingests of an in-memory engine in a row, as sqlite3 saw them."""
 
     calls: list[Call]
     settings: dict[str, Any]  # sqlite3.connect keyword arguments (isolation_level, …)
     setup: list[str]  # the PRAGMAs the store ran when it opened the connection
     disposition: str
     connections: int = 1
+    ingests: int = 1  # the calls are this many ingests (one replay simulates them all)
 
     def describe(self) -> list[dict[str, Any]]:
         """The statements, for the report: SQL, how it was issued, the key columns changed."""
@@ -161,9 +172,11 @@ def insert_keys(sql: str) -> dict[int, str]:
     return {i: c for i, c in enumerate(insert_columns(sql)) if c in KEY_COLUMNS}
 
 
-def capture(warmups: int = 2, batch: int = 0) -> Capture:
-    """Record the sqlite3 calls of one fresh-line `ingest` on `open_default_in_memory()`
-    (`batch` > 0: of one `ingest_many` of that many claims, each on a new line)."""
+def capture(warmups: int = WARMUPS, batch: int = 0) -> Capture:
+    """Record the sqlite3 calls of a block's fresh-line `ingest`s on
+    `open_default_in_memory()` (one ingest when its store writes the word index with each
+    claim; `batch` > 0: of the `ingest_many` calls of that many claims each, on new lines,
+    that write whole blocks: as many terms per claim as the engine writes in the long run)."""
     log = _Log()
     made: list[RecordingConnection] = []
     real = sqlite3.connect
@@ -184,12 +197,16 @@ def capture(warmups: int = 2, batch: int = 0) -> Capture:
         try:
             for i in range(warmups):
                 engine.ingest(fresh(AGENT, "floor-warmup", i))
+            block = max(engine.store.index_block, 1)
+            ingests = block // math.gcd(batch, block) if batch else block
             log.on = True
             if batch:
-                many = engine.ingest_many([fresh(AGENT, "floor", i) for i in range(batch)])
-                receipt = many[0]
+                for call in range(ingests):
+                    claims = [fresh(AGENT, f"floor{call}-", i) for i in range(batch)]
+                    receipt = engine.ingest_many(claims)[0]
             else:
-                receipt = engine.ingest(fresh(AGENT, "floor", 0))
+                receipts = [engine.ingest(fresh(AGENT, "floor", i)) for i in range(ingests)]
+                receipt = receipts[0]
             log.on = False
         finally:
             engine.close()
@@ -210,7 +227,23 @@ def capture(warmups: int = 2, batch: int = 0) -> Capture:
         setup=setup,
         disposition=receipt.disposition.value,
         connections=len(log.connections),
+        ingests=ingests,
     )
+
+
+def _object_keys(row: Params, width: int) -> list[str]:
+    """The keys of the JSON object parameters of a row with fewer parameters than its
+    INSERT has columns (an INSERT … SELECT from JSON); none for a plain VALUES row."""
+    values = row.values() if isinstance(row, dict) else row
+    if len(values) >= width:
+        return []
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, str) and value.startswith("{"):
+            parsed = json.loads(value)
+            if isinstance(parsed, dict):
+                found.extend(parsed)
+    return found
 
 
 @dataclass
@@ -231,6 +264,8 @@ class _Fresh:
             if not keys:
                 continue
             width = len(insert_columns(call.sql))
+            if "claim_ref" in keys.values():  # INSERT … SELECT from a JSON object of refs
+                texts.update(k for row in call.rows for k in _object_keys(row, width))
             for row_number, row in enumerate(call.rows):
                 # positional: the column at that place; named: a parameter named like a key
                 slots: Iterable[tuple[int | str, Any]] = (
@@ -245,6 +280,16 @@ class _Fresh:
                         ints[(index, row_number, slot)] = value
         values = list(ints.values())
         span = max(values) - min(values) + 1 if values else 1
+        if values:  # a read's positions near the keys (within a span) move with them
+            near = range(min(values) - span, max(values) + span + 1)
+            for index, call in enumerate(calls):
+                if insert_keys(call.sql):
+                    continue
+                for row_number, row in enumerate(call.rows):
+                    pairs = row.items() if isinstance(row, dict) else enumerate(row)
+                    for slot, value in pairs:
+                        if type(value) is int and value in near:
+                            ints[(index, row_number, slot)] = value
         quoted = {json.dumps(text, ensure_ascii=False) for text in texts}
         json_slots = {
             (index, row_number, slot)
@@ -314,15 +359,17 @@ class Floor:
         self.shape = [(c.via, c.sql, c.many) for c in self.captured.calls]
 
     def rate(self, ingests: int) -> float:
-        """Simulated ingests per second over `ingests` replays (parameters made beforehand)."""
-        calls = self.captured.calls
-        batches = [self.fresh.bind(calls, self.done + i + 1) for i in range(ingests)]
-        self.done += ingests
+        """Simulated ingests per second over about `ingests` of them (whole replays of the
+        captured ingests, at least one; parameters made beforehand)."""
+        calls, each = self.captured.calls, self.captured.ingests
+        replays = max(1, round(ingests / each))
+        batches = [self.fresh.bind(calls, self.done + i + 1) for i in range(replays)]
+        self.done += replays
         replay = self._replay
         started = time.perf_counter()
         for bound in batches:
             replay(bound)
-        return ingests / (time.perf_counter() - started)
+        return replays * each / (time.perf_counter() - started)
 
     def _replay(self, bound: list[Any]) -> None:
         conn = self.conn

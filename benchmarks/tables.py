@@ -61,11 +61,13 @@ def summary(results: dict[str, Any]) -> list[Row]:
 def _engine_rows(results: dict[str, Any]) -> list[Row]:
     engine = results.get("engine") or {}
     statements = len(engine.get("floor_statements") or [])
+    ingests = engine.get("floor_ingests") or 1
+    per = "per ingest" if ingests == 1 else f"per {ingests} ingests"
     return [
         _one("raw in-memory one-row commits/s", _get(engine, "rate", "raw"), rate),
         _one("engine-only ingest (in memory), claims/s", _get(engine, "rate", "ours"), rate),
         _one("  same, µs per claim", _get(engine, "us_per_claim", "ours"), us),
-        _one(f"SQL floor ({statements} sqlite3 calls per ingest), µs per claim",
+        _one(f"SQL floor ({statements} sqlite3 calls {per}), µs per claim",
              _get(engine, "us_per_claim", "floor"), us),
         _one("engine-only ÷ raw in memory", engine.get("ours_over_raw"), _ratio),
         _one("SQL floor ÷ raw in memory", engine.get("floor_over_raw"), _ratio),

@@ -48,7 +48,7 @@ from mempill.errors import (
     TransientStorageError,
     ValidationError,
 )
-from mempill.ids import IdFactory, SeededIds, random_ids
+from mempill.ids import IdFactory, SeededIds, random_ids, time_ordered_ids
 from mempill.openers import open_default, open_default_in_memory, open_directory, open_postgres
 from mempill.ports import NoOpOracle, NoOpVector, OraclePort, VectorPort
 from mempill.secrets import InsecureConnectionWarning
@@ -119,4 +119,5 @@ __all__ = [
     "open_postgres",
     "random_ids",
     "system_clock",
+    "time_ordered_ids",
 ]

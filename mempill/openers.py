@@ -14,7 +14,7 @@ from mempill.clock import Clock, system_clock
 from mempill.core.config import EngineConfig
 from mempill.engine import Engine, RetryPolicy
 from mempill.engine.linecache import DEFAULT_CACHE_BYTES
-from mempill.ids import IdFactory, random_ids
+from mempill.ids import IdFactory, time_ordered_ids
 from mempill.ports import OraclePort, Store, VectorPort
 from mempill.stores.sqlite import SQLiteStore
 
@@ -58,7 +58,7 @@ def open_default(
     vector: VectorPort | None = None,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -87,7 +87,7 @@ def open_directory(
     vector: VectorPort | None = None,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -121,7 +121,7 @@ def open_default_in_memory(
     vector: VectorPort | None = None,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -146,7 +146,7 @@ def open_postgres(
     connect_timeout: float = 10.0,
     pool_timeout: float = 30.0,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
     cache_claims: int = 50_000,
     cache_bytes: int = DEFAULT_CACHE_BYTES,

@@ -60,6 +60,12 @@ class Reader(Protocol):
         term in `[low, high)` (code point order); erased claims are left out."""
         ...
 
+    def recorded_claims(self, low: int, high: int) -> tuple[tuple[str, str, str, str], ...]:
+        """(claim_ref, subject, predicate, value JSON) of the claims recorded at a stream_seq
+        in `[low, high)`, in stream order; erased claims are left out (the word index's
+        source, docs/search.md)."""
+        ...
+
     def audit(
         self, claim_ref: str | None, after_seq: int, limit: int
     ) -> tuple[LedgerEntry, ...]: ...
@@ -134,6 +140,9 @@ class Store(Protocol):
 
     backend: str
     read_only: bool
+    #: The word index is written this many ledger positions at a time (docs/search.md;
+    #: 0: a claim's terms in the claim's own transaction).
+    index_block: int
 
     def write(self, agent_id: str) -> AbstractContextManager[Writer]:
         """Take the agent's write lock and open a transaction; commit on a clean exit."""

@@ -15,6 +15,7 @@ from pghelpers import postgres_selected
 from test_cli import Cli
 
 from mempill import open_default
+from mempill.core.search import INDEX_BLOCK
 
 HEADERS = ["SCORE", "SUBJECT", "PREDICATE", "STATUS", "VALUE"]
 
@@ -168,17 +169,21 @@ def test_reindex_makes_a_store_written_without_the_index_searchable(
     try:
         engine.remember("me", "user", "home_city", "Lyon")
         engine.remember("me", "user", "employer", "ACME")
+        for i in range(INDEX_BLOCK):  # past the head's block, which every search reads
+            engine.remember("me", "zz", f"n{i}", i)
     finally:
         engine.close()
     assert cli.ok("search", "city").out.strip() == "nothing matches: city"
     assert cli.ok("subjects", "--json").json()["subjects"] == [
-        {"subject": "user", "lines": 2, "believed": 2}
+        {"subject": "user", "lines": 2, "believed": 2},
+        {"subject": "zz", "lines": INDEX_BLOCK, "believed": INDEX_BLOCK},
     ]
-    assert cli.ok("reindex").out.strip() == "indexed 2 claim(s) of agent me"
+    indexed = 2 + INDEX_BLOCK
+    assert cli.ok("reindex").out.strip() == f"indexed {indexed} claim(s) of agent me"
     assert _rows(cli.ok("search", "city").out) == [
         ["2", "user", "home_city", "TimingUncertain", '"Lyon"'],
     ]
-    assert cli.ok("reindex", "--json").json() == {"agent_id": "me", "claims": 2}
+    assert cli.ok("reindex", "--json").json() == {"agent_id": "me", "claims": indexed}
     assert len(_rows(cli.ok("search", "city acme").out)) == 2
 
 

@@ -642,3 +642,39 @@ def test_the_threaded_writer_loses_nothing(threads: int, agents: int, tmp_path: 
             assert control["lost"] > 0 and control["verdict"] == "control lost writes", control
     assert len(rows) == sum(s["trials"] for s in summaries)
     assert {(r["threads"], r["agents"]) for r in rows} == {(str(threads), str(agents))}
+
+
+def test_the_controls_read_back_acknowledges_a_claim_its_corrupt_store_cannot_show(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Past an fsync error it ignored, the `ack-on-error` control's store may be corrupt: a
+    read back that fails acknowledges the claim as failed (`ack <ref> 0`) instead of ending
+    the writer; a safe writer's read-back failure still raises."""
+    from mempill.errors import StorageError
+    from mempill.lab.durability.writer import _read_back
+
+    path = tmp_path / "a.db"
+    engine = Engine(SQLiteStore(path=path), clock=SteppingClock(workload.START), ids=SeededIds(5))
+    ref = engine.remember("a", "user", "city", "Paris").claim_ref
+    assert _read_back(engine, "a", ref, ack_on_error=False) == 1
+    engine.close()
+    with sqlite3.connect(path) as conn:  # the ledger's pages: its table and indexes
+        pages = [
+            r[0]
+            for r in conn.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = 'ledger'")
+        ]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with path.open("r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * size)
+            f.write(b"\xff" * size)
+    engine = Engine(SQLiteStore(path=path), clock=SteppingClock(workload.START), ids=SeededIds(5))
+    try:
+        capfd.readouterr()
+        with pytest.raises(StorageError, match=r"malformed|not a database"):
+            _read_back(engine, "a", ref, ack_on_error=False)
+        assert _read_back(engine, "a", ref, ack_on_error=True, tail=" a failed") == 0
+        assert capfd.readouterr().out == f"error {ref}\nack {ref} 0 a failed\n"
+    finally:
+        engine.close()

@@ -32,6 +32,7 @@ from mempill import (
     ValidationError,
 )
 from mempill.cli.exports import _claims, claim_row, ledger_row
+from mempill.core.search import INDEX_BLOCK
 from mempill.lab.servers import fresh_schema
 from mempill.stores.pgaccess import grant_script, revoke_script
 
@@ -315,6 +316,8 @@ def test_sqlite_files_hold_no_erased_byte_when_erase_returns(
             put(engine, f"{SECRET}-big-{i}" + "x" * 5000, "bob", "big")
         # Its folded form (lower case) is only in the word index (`terms`), which goes too.
         put(engine, "Xylophonequark motto", "bob", "motto")
+        for i in range(INDEX_BLOCK):  # the motto's block complete: its words in the index
+            put(engine, f"keep-more-{i}", "alice", f"filler{i}")
         if checkpointed:
             conn = engine.store.connection_for(AGENT)  # type: ignore[attr-defined]
             assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0

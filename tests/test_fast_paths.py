@@ -8,6 +8,7 @@ form on every value the contract allows (hypothesis), byte for byte.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from mempill.core.canonical import canonical_json
 from mempill.core.dates import format_tx
-from mempill.ids import random_ids
+from mempill.ids import random_ids, time_ordered_ids
 
 TEXT = st.text(st.characters(codec="utf-8"))  # no lone surrogates (rule V refuses them)
 JSON = st.recursive(
@@ -72,6 +73,29 @@ def test_format_tx_is_the_fixed_width_formula(moment: datetime, offset_minutes: 
     shifted = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
     assert format_tx(shifted) == slow_format(moment)
     assert len(format_tx(moment)) == len("2026-01-01T00:00:00.000000Z")
+
+
+def test_time_ordered_ids_are_uuid7_text_in_the_order_they_were_made() -> None:
+    """RFC 9562 version 7: the Unix milliseconds, the sub-millisecond fraction in 12 bits,
+    random bits; distinct, and ids made at least a microsecond apart sort in that order."""
+    made = []
+    for _ in range(2_000):
+        before = time.time_ns()
+        text = time_ordered_ids()
+        after = time.time_ns()
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        ms = parsed.int >> 80
+        assert before // 1_000_000 <= ms <= after // 1_000_000
+        fraction = (parsed.int >> 64) & 0xFFF  # rand_a: the sub-millisecond fraction
+        if before // 1_000_000 == after // 1_000_000 == ms:
+            below = (before % 1_000_000 * 4096 // 1_000_000, after % 1_000_000 * 4096 // 1_000_000)
+            assert below[0] <= fraction <= below[1]
+        made.append(text)
+        end = time.perf_counter_ns() + 1_000
+        while time.perf_counter_ns() < end:  # a microsecond apart: ≥ 4 steps of 1/4096 ms
+            pass
+    assert made == sorted(made) and len(set(made)) == len(made)
 
 
 def test_random_ids_are_uuid4_text() -> None:

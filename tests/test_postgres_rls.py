@@ -25,6 +25,7 @@ from test_cli import Cli
 
 import mempill
 from mempill import Disposition, PermissionDeniedError, SeededIds, SteppingClock
+from mempill.core.search import INDEX_BLOCK, indexed_below
 from mempill.lab import backends
 from mempill.lab.servers import fresh_schema
 from mempill.stores.pgaccess import AGENT_TABLES, grant_script
@@ -308,6 +309,11 @@ def test_an_agent_role_searches_and_reindexes_its_own_word_index_only(store: Sto
     """The word index (`terms`, migration 4) is an agent table like the others: an agent
     role reads, writes and deletes (reindex) its own agent's terms and none of B's."""
     seed_two_agents(store.owner)
+    owner = engine(store.owner)
+    try:
+        assert owner.reindex("B") == 2  # B's terms written again by its owner
+    finally:
+        owner.close()
     b_terms = rows(store.owner, "SELECT term, claim_ref FROM terms WHERE agent_id = 'B'")
     assert ("rome",) in {(t,) for t, _ in b_terms}
     a = store.role("agent_a", "A")
@@ -325,6 +331,11 @@ def test_an_agent_role_searches_and_reindexes_its_own_word_index_only(store: Sto
             e.search("B", "rome")
         assert e.reindex("A") == 1
         assert [h.predicate for h in e.search("A", "city")] == ["city"]
+        for i in range(INDEX_BLOCK):  # the role writes the terms of its claims (PostgreSQL:
+            put(e, "A", f"Town {i}", subject=f"town{i}")  # with each claim) under the policy
+        indexed = indexed_below(1 + INDEX_BLOCK, e.store.index_block) - 1  # at seq 1, 2, …
+        assert rows(a, "SELECT count(DISTINCT claim_ref) FROM terms", scope="A") == [(indexed,)]
+        assert [h.subject for h in e.search("A", "paris")] == ["user"]
     finally:
         e.close()
     assert rows(store.owner, "SELECT term, claim_ref FROM terms WHERE agent_id = 'B'") == b_terms

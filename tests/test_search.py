@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from conftest import START, Backend
 from hypothesis import given
-from support import AGENT, put
+from support import AGENT, put, request
 from test_properties import PROFILE
 
 import mempill
@@ -34,7 +34,14 @@ from mempill import (
 )
 from mempill.core.canonical import canonical_json
 from mempill.core.model import ClaimRow, plain
-from mempill.core.search import capped_value_words, key_words, query_words, score
+from mempill.core.search import (
+    INDEX_BLOCK,
+    capped_value_words,
+    indexed_below,
+    key_words,
+    query_words,
+    score,
+)
 
 _agents = itertools.count()
 ALLOWED = {HistoryStatus.CURRENT, HistoryStatus.CONTESTED, HistoryStatus.ENDED}
@@ -455,17 +462,72 @@ def test_list_subjects_pages_in_code_point_order_with_counts(engine: Engine) -> 
 # ---------------------------------------------------------------- the index
 
 
+def fill_block(engine: Engine, agent: str = AGENT) -> None:
+    """INDEX_BLOCK claims no test query matches (words `zz`, `nI` and numbers): every claim
+    written before them is below the head's block afterwards, so in the word index."""
+    for i in range(INDEX_BLOCK):
+        engine.ingest(request(i, "zz", f"n{i}", agent_id=agent))
+
+
+def test_the_word_index_holds_the_claims_below_the_heads_block(backend: Backend) -> None:
+    """After every claim: the index holds exactly the claims below `indexed_below` (SQLite:
+    the head's block; PostgreSQL: every claim, its block is 0), one entry per claim here so
+    claim i is at stream_seq i + 1; and search finds them all, indexed or not."""
+    engine = backend.open()
+    block = engine.store.index_block
+    assert block == (0 if backend.is_postgres else INDEX_BLOCK)
+    for i in range(2 * INDEX_BLOCK + 3):
+        put(engine, f"in {i}", f"s{i}", "home_city")
+        indexed = raw(backend, engine, "SELECT count(DISTINCT claim_ref) FROM terms")[0][0]
+        assert indexed == max(indexed_below(i + 1, block) - 1, 0), i
+        found = engine.search(AGENT, "home city", limit=1_000).hits
+        assert sorted(h.subject for h in found) == sorted(f"s{j}" for j in range(i + 1))
+
+
+def test_search_is_the_same_from_the_index_and_from_the_heads_block(backend: Backend) -> None:
+    """The same lines, scores and order whether their claims are in the head's block (read
+    by the search), in the index, or indexed twice (reindex, then the block written again)."""
+    engine = backend.open()
+    put(engine, "Zürich", "user", "home_city")
+    put(engine, {"street": "Bahnhofstrasse", "city": "Zürich"}, "user", "address")
+    put(engine, "Zug", "user", "work_city")
+    put(engine, "Lyon", "cityHall", "mayor")
+    put(engine, "Bern", "bob", "home_city")
+    engine.erase(AGENT, "bob", reason="test")  # an erased claim is found neither way
+    queries = ["city", "zur", "zürich street", "hall mayor", "work", "bob", "bern"]
+
+    def answers() -> list[Any]:
+        return [hits(engine.search(AGENT, q)) for q in queries] + [
+            hits(engine.search(AGENT, q, include_history=True)) for q in queries
+        ]
+
+    in_block = answers()
+    assert all(in_block[:5]) and not any(in_block[5:7])
+    unindexed = engine.store.index_block > 0  # SQLite: the claims are in the head's block
+    assert (raw(backend, engine, "SELECT count(*) FROM terms") == [(0,)]) is unindexed
+    assert engine.reindex(AGENT) == 4  # now in the index, and in the head's block as well
+    assert answers() == in_block
+    fill_block(engine)  # the block is written again over the rows reindex wrote: no error
+    assert answers() == in_block
+
+
 def test_reindex_restores_search_after_the_index_is_lost(backend: Backend) -> None:
     engine = backend.open()
     put(engine, "Zürich", "user", "home_city")
     put(engine, "Kyiv", "bob", "home_city")
     engine.erase(AGENT, "bob", reason="test")
-    terms = raw(backend, engine, "SELECT term FROM terms ORDER BY term")
+    fill_block(engine)
+    terms = raw(
+        backend,
+        engine,
+        "SELECT DISTINCT term FROM terms WHERE term >= 'a' AND term NOT LIKE 'n%' "
+        "AND term <> 'zz' ORDER BY term",
+    )
     assert [t[0] for t in terms] == ["city", "home", "user", "zurich"]
     digest = engine.content_digest(AGENT)
     raw(backend, engine, "DELETE FROM terms")
     assert engine.search(AGENT, "city").hits == ()
-    assert engine.reindex(AGENT) == 1
+    assert engine.reindex(AGENT) == 1 + INDEX_BLOCK
     assert engine.content_digest(AGENT) == digest, "the index is not content"
     assert hits(engine.search(AGENT, "city")) == [("user", "home_city", 2.0, ("city",))]
     assert engine.reindex("nobody") == 0
@@ -475,8 +537,12 @@ def test_claims_written_without_the_index_are_found_after_reindex(backend: Backe
     engine = backend.open(text_index=False)
     put(engine, "Paris", "user", "work_city")
     assert raw(backend, engine, "SELECT count(*) FROM terms") == [(0,)]
+    in_block = engine.store.index_block > 0  # SQLite: a search reads the head's block itself
+    assert bool(engine.search(AGENT, "city").hits) is in_block
+    fill_block(engine)  # past the head's block: written without the index, found by none
+    assert raw(backend, engine, "SELECT count(*) FROM terms") == [(0,)]
     assert engine.search(AGENT, "city").hits == ()
-    assert engine.reindex(AGENT) == 1
+    assert engine.reindex(AGENT) == 1 + INDEX_BLOCK
     assert [h.predicate for h in engine.search(AGENT, "paris")] == ["work_city"]
 
 

@@ -27,7 +27,7 @@ from mempill.clock import system_clock
 from mempill.core.parse import show
 from mempill.engine import Engine
 from mempill.errors import ConfigError, ValidationError
-from mempill.ids import random_ids
+from mempill.ids import time_ordered_ids
 from mempill.streams import (
     LabOracle,
     OpRecord,
@@ -167,7 +167,7 @@ def import_stream(target: Target, agent: str | None, args: argparse.Namespace) -
         stream = as_one_agent(stream, agent)
     header = stream.header
     clock: StreamClock = LiveClock() if args.append else header.make_clock()
-    ids = random_ids if args.append else header.make_ids()
+    ids = time_ordered_ids if args.append else header.make_ids()
     oracle = header.make_oracle()
     engine = open_target(target, clock=clock, ids=ids, config=header.make_config(), oracle=oracle)
     with engine:

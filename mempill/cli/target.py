@@ -23,7 +23,7 @@ from mempill.core.config import EngineConfig
 from mempill.core.dates import parse_lenient
 from mempill.engine import Engine
 from mempill.errors import ConfigError, StorageError, ValidationError
-from mempill.ids import IdFactory, SeededIds, random_ids
+from mempill.ids import IdFactory, SeededIds, time_ordered_ids
 from mempill.openers import open_default, open_default_in_memory, open_directory
 from mempill.ports import OraclePort
 from mempill.secrets import UNPARSEABLE, redact
@@ -134,9 +134,10 @@ def clock_for(target: Target) -> Clock:
 
 
 def ids_for(target: Target) -> IdFactory:
-    """Random UUIDs, or a reproducible sequence seeded by `MEMPILL_ID_SEED`."""
+    """Time-ordered UUIDs (version 7), or a reproducible sequence seeded by
+    `MEMPILL_ID_SEED`."""
     if target.id_seed is None:
-        return random_ids
+        return time_ordered_ids
     seed: int | str = int(target.id_seed) if target.id_seed.isdigit() else target.id_seed
     return SeededIds(seed)
 

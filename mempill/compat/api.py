@@ -32,7 +32,7 @@ from mempill.core.enums import AssertionKind, HistoryStatus
 from mempill.core.model import ClaimRow, ValidityReceipt
 from mempill.engine import Engine, RetryPolicy
 from mempill.errors import ConfigError, StorageError, ValidationError
-from mempill.ids import IdFactory, random_ids
+from mempill.ids import IdFactory, time_ordered_ids
 from mempill.openers import open_default, open_default_in_memory
 from mempill.openers import open_postgres as mempill_open_postgres
 
@@ -288,7 +288,7 @@ def open_in_memory(
     *,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
 ) -> CompatEngine:
     """One in-memory database per agent; gone when closed (the wheel's `open_in_memory`)."""
@@ -300,7 +300,7 @@ def open_oracle_in_memory(
     *,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
 ) -> CompatEngine:
     """In memory, with an oracle in the wheel's convention."""
@@ -316,7 +316,7 @@ def open_for_agent(
     *,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
 ) -> CompatEngine:
     """`base_dir/<agent_id>.db`, bound to `agent_id`: writes for another agent are
@@ -332,7 +332,7 @@ def open_oracle_for_agent(
     *,
     config: EngineConfig | None = None,
     clock: Clock = system_clock,
-    ids: IdFactory = random_ids,
+    ids: IdFactory = time_ordered_ids,
     retry: RetryPolicy | None = None,
 ) -> CompatEngine:
     """`open_for_agent` with an oracle in the wheel's convention."""

@@ -18,7 +18,9 @@ folding; whether a line is a hit, and its score, is decided here on the believed
   prefixes one, 0 otherwise; the line's score is the sum. Hits are ordered by score
   (highest first), then subject and predicate (by code point).
 * **The index.** A claim's terms (`claim_terms`) are the distinct words of its subject, its
-  predicate and its value (capped as above), written with the claim. A line whose words
+  predicate and its value (capped as above). They are written a block at a time
+  (`INDEX_BLOCK` on SQLite): the claims below `indexed_below` are in the index, the few of
+  the head's block are read and split by the search itself. A line whose words
   match a query word has a claim holding a term in `prefix_bounds` of that word, so a
   lookup of those ranges never misses a hit; the score of the union of a line's terms is
   an upper bound of its score (`score` only grows with the words), which lets a search stop
@@ -50,6 +52,12 @@ MAX_VALUE_WORDS = 256
 _JOIN_BELOW = 1024
 #: The longest query text, in characters (a longer one is a ValidationError).
 MAX_QUERY_CHARS = 10_000
+#: SQLite writes the word index a block of ledger positions at a time: the transaction
+#: that moves the head into a new block writes the terms of every claim of the blocks it
+#: completed, in one statement, so one claim's commit does not touch a page of the index
+#: per word. A search splits the claims of the head's block itself (at most this many).
+#: (A store's `index_block`; 0, PostgreSQL's, writes a claim's terms with the claim.)
+INDEX_BLOCK = 32
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -162,6 +170,13 @@ def score(query: tuple[str, ...], found: Iterable[str]) -> int:
         elif any(w.startswith(word) for w in have):
             total += 1
     return total
+
+
+def indexed_below(head: int, block: int) -> int:
+    """The stream_seq below which every claim's terms are in the word index (written with
+    the word index on, or by `reindex`) when it is written `block` positions at a time (0:
+    with each claim); the claims from there to the head are searched directly."""
+    return head + 1 if block == 0 else head - head % block
 
 
 def prefix_bounds(word: str) -> tuple[str, str]:

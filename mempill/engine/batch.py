@@ -17,7 +17,7 @@ from mempill.core.enums import Disposition, EventKind
 from mempill.core.fold import ClaimView, view
 from mempill.core.linestate import LineState
 from mempill.core.model import AssertionRow, ClaimRow, LedgerEntry, LineRows
-from mempill.core.search import claim_terms
+from mempill.core.search import claim_terms, indexed_below
 from mempill.engine.linecache import LineCache
 from mempill.errors import NotFoundError
 from mempill.ids import IdFactory
@@ -62,7 +62,8 @@ class Batch:
     unapplied: dict[tuple[str, str], _Rows] = field(default_factory=dict)
     known: list[tuple[str, str]] | None = None  # lines the calls will write, when known
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
-    text_index: bool = True  # write each claim's word index rows (docs/search.md)
+    text_index: bool = True  # write the word index (docs/search.md)
+    index_block: int = 0  # … with each claim (0), or that many ledger positions at a time
 
     def __post_init__(self) -> None:
         """Read the head, and the versions of the `known` lines with as few statements."""
@@ -153,7 +154,7 @@ class Batch:
     def add_claim(self, row: ClaimRow) -> None:
         rows = self._rows((row.subject, row.predicate))
         self.txn.append_claim(row)
-        if self.text_index:
+        if self.text_index and not self.index_block:
             self.txn.append_terms(row.claim_ref, claim_terms(row.subject, row.predicate, row.value))
         rows.claims.append(row)
         self.new_claims.append(row)
@@ -199,9 +200,17 @@ class Batch:
         )
 
     def settle(self) -> None:
-        """Apply every line's outstanding rows (before COMMIT)."""
+        """Apply every line's outstanding rows and, when the head entered a new block of
+        the word index, write the terms of the blocks completed (before COMMIT)."""
         for line in list(self.unapplied):
             self._apply(line)
+        if not (self.text_index and self.index_block):
+            return
+        done = indexed_below(self.start_seq, self.index_block)
+        complete = indexed_below(self.seq, self.index_block)
+        if complete > done:
+            for ref, subject, predicate, value in self.txn.recorded_claims(done, complete):
+                self.txn.append_terms(ref, claim_terms(subject, predicate, value))
 
     def publish(self) -> None:
         """After COMMIT: the line states written in place are committed now."""

@@ -34,7 +34,7 @@ from mempill.engine.oracle import OracleLoop, retrying
 from mempill.engine.reads import Reads
 from mempill.engine.runner import RetryPolicy, TransactionRunner, check_setup
 from mempill.errors import ConfigError, ValidationError
-from mempill.ids import IdFactory, random_ids
+from mempill.ids import IdFactory, time_ordered_ids
 from mempill.ports import NoOpVector, OraclePort, Store, VectorPort, has_oracle
 
 RequestLike = IngestRequest | Mapping[str, Any]
@@ -66,7 +66,7 @@ class Engine(Reads):
         vector: VectorPort | None = None,
         config: EngineConfig | None = None,
         clock: Clock = system_clock,
-        ids: IdFactory = random_ids,
+        ids: IdFactory = time_ordered_ids,
         retry: RetryPolicy | None = None,
         cache_claims: int = 50_000,
         cache_bytes: int = DEFAULT_CACHE_BYTES,

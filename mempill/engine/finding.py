@@ -30,6 +30,7 @@ from mempill.core.search import (
     SubjectsPage,
     capped_value_words,
     claim_terms,
+    indexed_below,
     key_words,
     prefix_bounds,
     query_words,
@@ -271,9 +272,13 @@ class _Finder:
         """The hits, best first. Candidates are folded in order of the score their index
         terms allow (an upper bound of the line's score), until no remaining one can enter."""
         bounds: dict[Line, int] = {}
+        recent = self.unindexed(reader)
         for word in query:
             gains: dict[Line, int] = {}
-            for s, p, term in reader.term_lines(*prefix_bounds(word)):
+            low, high = prefix_bounds(word)
+            found = list(reader.term_lines(low, high))
+            found += [(s, p, t) for (s, p), terms in recent for t in terms if low <= t < high]
+            for s, p, term in found:
                 gain = 2 if term == word else 1
                 if gains.get((s, p), 0) < gain:
                     gains[(s, p)] = gain
@@ -293,6 +298,16 @@ class _Finder:
                 bisect.insort(ranked, (-int(hit.score), *line))
                 hits[line] = hit
         return tuple(hits[(s, p)] for _, s, p in ranked[:most])
+
+    def unindexed(self, reader: Reader) -> list[tuple[Line, tuple[str, ...]]]:
+        """The line and terms of each claim of the head's block: the claims the word index
+        holds only once the head leaves the block (none when it holds every claim)."""
+        block = self.runner.store.index_block
+        if not block:
+            return []
+        head = reader.head()[0]
+        claims = reader.recorded_claims(indexed_below(head, block), head + 1)
+        return [((s, p), claim_terms(s, p, value)) for _, s, p, value in claims]
 
     def word_hit(self, reader: Reader, line: Line, query: tuple[str, ...]) -> SearchHit | None:
         belief = self.belief(reader, line)

@@ -217,6 +217,7 @@ class TransactionRunner:
             self.lines,
             known=lines,
             text_index=self.text_index,
+            index_block=self.store.index_block,
         )
 
     # ------------------------------------------------------------ reads

@@ -166,6 +166,7 @@ class PostgresStore:
     """The shared-database store; made by `open_postgres`."""
 
     backend = "postgres"
+    index_block = 0  # a block's read-back would add a round trip (docs/decisions.md)
 
     def __init__(
         self,

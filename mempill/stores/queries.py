@@ -57,9 +57,16 @@ ERASE_SQL = {
 #: The word index (docs/search.md): derived rows, written with each claim, deleted only by
 #: `reindex` and erasure; it finds candidate lines, the matching rule decides the hits.
 TERM_SQL = {
-    # the rows of a transaction as one JSON object, {claim_ref: [term, ...], ...}
-    "insert_terms": "INSERT INTO terms (agent_id, term, claim_ref) "
+    # the rows of a transaction as one JSON object, {claim_ref: [term, ...], ...}; a row
+    # already there (a store indexed claim by claim before, or by `reindex`) stays
+    "insert_terms": "INSERT OR IGNORE INTO terms (agent_id, term, claim_ref) "
     "SELECT ?, t.value, r.key FROM json_each(?) AS r, json_each(r.value) AS t",
+    # the claims recorded in a range of ledger positions: a claim's row holds the position
+    # of the entry that recorded it (the claims table has no index by position)
+    "recorded_claims": "SELECT c.claim_ref, c.subject, c.predicate, c.value FROM ledger l "
+    "JOIN claims c ON c.agent_id = l.agent_id AND c.claim_ref = l.claim_ref "
+    "AND c.stream_seq = l.stream_seq WHERE l.agent_id = ? AND l.stream_seq >= ? "
+    "AND l.stream_seq < ? AND c.subject <> '' ORDER BY l.stream_seq",
     "term_lines": "SELECT DISTINCT c.subject, c.predicate, t.term FROM terms t "
     "JOIN claims c ON c.agent_id = t.agent_id AND c.claim_ref = t.claim_ref "
     "WHERE t.agent_id = ? AND t.term >= ? AND t.term < ? AND c.subject <> ''",

@@ -301,10 +301,12 @@ class SqlSession:
         return tuple((r[0], r[1]) for r in self._rows("lines", self.agent_id))
 
     def term_lines(self, low: str, high: str) -> tuple[tuple[str, str, str], ...]:
-        """(subject, predicate, term) of the lines with a claim holding a term in
-        `[low, high)` (code point order), erased claims left out; in no order."""
         rows = self._rows("term_lines", self.agent_id, low, high)
         return tuple((r[0], r[1], r[2]) for r in rows)
+
+    def recorded_claims(self, low: int, high: int) -> tuple[tuple[str, str, str, str], ...]:
+        rows = self._rows("recorded_claims", self.agent_id, low, high)
+        return tuple((r[0], r[1], r[2], r[3]) for r in rows)
 
     def audit(self, claim_ref: str | None, after_seq: int, limit: int) -> tuple[LedgerEntry, ...]:
         if claim_ref is None:

@@ -72,6 +72,20 @@ def _ingest(engine: Engine, request: Any, ack_on_error: bool, tail: str = "") ->
     raise SystemExit(f"writer: ingest of {request.claim_ref} failed {ATTEMPTS} times")
 
 
+def _read_back(engine: Engine, agent: str, ref: str, ack_on_error: bool, tail: str = "") -> int:
+    """The stream_seq of an ingested claim, read back; 0 when the read fails in the
+    `ack-on-error` control, which then acknowledges the claim as a failed ingest (its
+    store, past an fsync error it ignored, may be corrupt: "file is not a database")."""
+    try:
+        return engine.query_audit(agent, claim_ref=ref, limit=1).entries[0].stream_seq
+    except MempillError as e:
+        if not ack_on_error:
+            raise
+        print(f"writer: read-back of {ref} failed: {e}", file=sys.stderr)
+        os.write(1, f"error {ref}\nack {ref} 0{tail}\n".encode("ascii"))
+        return 0
+
+
 def _skipped_parent(receipt: Any, ack_on_error: bool) -> bool:
     """In the `ack-on-error` control a claim whose ingest failed is skipped, so a later
     claim that names it as its parent is rejected: expected there, and not acknowledged."""
@@ -98,8 +112,9 @@ def run(
         if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
             print(f"writer: unexpected receipt {receipt.to_dict()}", file=sys.stderr)
             return 1
-        entries = engine.query_audit(workload.AGENT, claim_ref=receipt.claim_ref, limit=1).entries
-        os.write(1, f"ack {receipt.claim_ref} {entries[0].stream_seq}\n".encode("ascii"))
+        seq = _read_back(engine, workload.AGENT, receipt.claim_ref, ack_on_error)
+        if seq:
+            os.write(1, f"ack {receipt.claim_ref} {seq}\n".encode("ascii"))
         if limit is not None and count >= limit:
             break
     engine.close()
@@ -145,9 +160,10 @@ def _thread(
             continue
         if receipt.disposition is Disposition.REJECTED or receipt.claim_ref != request.claim_ref:
             raise RuntimeError(f"unexpected receipt {receipt.to_dict()}")
-        entries = engine.query_audit(agent, claim_ref=receipt.claim_ref, limit=1).entries
-        line = f"ack {receipt.claim_ref} {entries[0].stream_seq} {agent} {receipt.disposition}\n"
-        os.write(1, line.encode("ascii"))
+        seq = _read_back(engine, agent, receipt.claim_ref, ack_on_error, f" {agent} failed")
+        if seq:
+            line = f"ack {receipt.claim_ref} {seq} {agent} {receipt.disposition}\n"
+            os.write(1, line.encode("ascii"))
         if limit is not None and count >= limit:
             return
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from mempill.clock import system_clock
 from mempill.core import parse
 from mempill.core.model import LineRows
+from mempill.core.search import INDEX_BLOCK
 from mempill.errors import ConfigError, MempillError, StorageError
 from mempill.ports import read_only_error
 from mempill.stores.sql import SqlSession
@@ -46,6 +47,7 @@ class SQLiteStore:
     """The embedded store; made by `open_default`, `open_directory`, `open_default_in_memory`."""
 
     backend = "sqlite"
+    index_block = INDEX_BLOCK  # one WAL frame per word and claim, else (docs/search.md)
 
     def __init__(
         self,
