@@ -1,4 +1,6 @@
-"""`python -m benchmarks run [--quick | --tiny] [options]`: see `benchmarks.runner`."""
+"""`python -m benchmarks run [--quick | --tiny] [options]`: see `benchmarks.runner`;
+`python -m benchmarks instructions [--work …]`: instructions per operation, see
+`benchmarks.instructions`."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks import instructions
 from benchmarks.runner import DEFAULT_OUT, SECTIONS, print_summary, run
 from benchmarks.sizes import FULL, QUICK, TINY
 
@@ -27,11 +30,24 @@ def parser() -> argparse.ArgumentParser:
     )
     go.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     go.add_argument("--keep", action="store_true", help="keep the stores in OUT/work")
+    count = commands.add_parser(
+        "instructions", help="instructions per operation under callgrind (load-independent)"
+    )
+    count.add_argument("--work", nargs="+", choices=instructions.WORKLOADS, default=["ingest"])
+    count.add_argument("--count", type=int, help="units counted (default: per workload)")
+    count.add_argument("--out", type=Path, help="also write the rows as JSON here")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "instructions":
+        try:
+            print(instructions.table(instructions.run(args.work, args.count, args.out)))
+        except RuntimeError as e:
+            print(f"instructions: {e}", file=sys.stderr)
+            return 1
+        return 0
     sizes = QUICK if args.quick else TINY if args.tiny else FULL
     results = run(
         sizes,

@@ -15,48 +15,22 @@ autocommit INSERTs from 16 connections, round by round in the same run.
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import mempill
+from benchmarks import groupfloor
 from benchmarks.context import Bench
 from benchmarks.drivers import CLOCK_START
 from benchmarks.durable import rotated
+from benchmarks.sqlfloor import capture
 from benchmarks.streams import Claim, fresh
-from benchmarks.timing import finite, median, ratio
+from benchmarks.timing import finite, in_threads, median, optional, ratio
 from mempill.engine import Engine
 
 CONFIGS = ("sqlite", "sqlite-agent-lock", "postgres")
-
-
-def in_threads(workers: Sequence[Callable[[], None]]) -> float:
-    """Run each worker in its own thread, released together; wall seconds of the whole."""
-    barrier = threading.Barrier(len(workers))
-    starts: list[float] = []
-    ends: list[float] = []
-    errors: list[BaseException] = []
-
-    def body(work: Callable[[], None]) -> None:
-        try:
-            barrier.wait()
-            starts.append(time.perf_counter())
-            work()
-            ends.append(time.perf_counter())
-        except BaseException as e:  # re-raised in the caller
-            errors.append(e)
-
-    threads = [threading.Thread(target=body, args=(w,)) for w in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return max(ends) - min(starts)
 
 
 _runs = itertools.count()
@@ -161,6 +135,12 @@ def run(bench: Bench) -> dict[str, Any]:
             results["skipped"][config] = bench.pg_error or "no PostgreSQL server"
             continue
         results["configs"][config] = grid(bench, config)
+        if config == "sqlite":  # its floor: the least Python, group committed alike
+            floor, error = optional(lambda: groupfloor.measure(bench, capture()))
+            results["group_floor"] = floor
+            if error:
+                results["group_floor_error"] = error
+                bench.progress.say(f"group-commit floor unavailable: {error.splitlines()[-1]}")
     if bench.pg_dsn is not None:
         results["postgres_vs_raw"] = postgres_vs_raw(bench)
     return results

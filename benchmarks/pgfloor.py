@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from benchmarks.concurrency import in_threads
+from benchmarks.timing import in_threads
 from mempill.core.model import ClaimRow, LedgerEntry
 from mempill.core.search import claim_terms
 from mempill.engine import Engine

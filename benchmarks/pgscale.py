@@ -27,12 +27,11 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import mempill
-from benchmarks.concurrency import in_threads
 from benchmarks.context import Bench
 from benchmarks.drivers import CLOCK_START
 from benchmarks.streams import Claim, filler
 from benchmarks.targets import _num
-from benchmarks.timing import finite, median, percentile, ratio
+from benchmarks.timing import finite, in_threads, median, percentile, ratio
 from mempill.engine import Engine
 
 #: The first probe runs once this many claims are stored (or a tenth of the store, if less).

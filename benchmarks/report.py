@@ -159,6 +159,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += [markdown_table(concurrency_header(results), tables.concurrency(results)), ""]
+        out += _group_floor(results)
     out += (
         _postgres(results)
         + _pgperf(results)
@@ -167,6 +168,29 @@ def markdown(results: dict[str, Any]) -> str:
         + _replay(results)
     )
     return "\n".join(out + _plans(results) + _profiles(results) + _notes(results))
+
+
+def _group_floor(results: dict[str, Any]) -> list[str]:
+    """The group-commit floor beside the concurrency table (`benchmarks/groupfloor.py`)."""
+    concurrency = results.get("concurrency") or {}
+    error = concurrency.get("group_floor_error")
+    if error:
+        return [f"The group-commit floor could not be measured: {error.splitlines()[-1]}", ""]
+    found = concurrency.get("group_floor") or {}
+    if not found:
+        return []
+    parts = [
+        f"{p['writers']} writers into {p['agents']} agent(s) "
+        f"{_number(p.get('over_one_writer'), '.2f')}× one writer"
+        for p in found.values()
+    ]
+    return [
+        "The group-commit floor (the script floor's statements and least Python, group "
+        "committed as the engine does, each caller making its parameters outside the lock): "
+        + "; ".join(parts)
+        + ". Below 3, no engine issuing these statements reaches the target on this machine.",
+        "",
+    ]
 
 
 def _number(value: Any, spec: str = ",.1f") -> str:

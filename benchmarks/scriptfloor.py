@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +101,9 @@ class Script:
     captured: Capture
     path: Path | None = None  # a file (WAL, synchronous=FULL); None: in memory
     floor: Floor = field(init=False)
-    plan: list[tuple[Callable[..., sqlite3.Cursor], str, list[Slot], bool]] = field(init=False)
+    plan: list[tuple[sqlite3.Cursor | sqlite3.Connection, str, list[Slot], bool]] = field(
+        init=False
+    )
 
     def __post_init__(self) -> None:
         self.floor = Floor(self.captured, self.path)  # the engine's schema, a fresh database
@@ -126,10 +128,16 @@ class Script:
             slots = [_slot(v, known) for v in call.rows[0]]
             target = cursor if call.via else conn
             reads = call.sql.lstrip().upper().startswith("SELECT")
-            self.plan.append((target.execute, call.sql, slots, reads))
+            self.plan.append((target, call.sql, slots, reads))
+        if not self.plan[-1][1].lstrip().upper().startswith("COMMIT"):
+            raise ValueError(f"the captured ingest does not end with COMMIT: {self.plan[-1][1]}")
 
     def ingest(self, claim: dict[str, Any]) -> Receipt:
         """One claim: its parameters made, the statements run, a receipt made."""
+        return self.run([self.fields(claim)])[0]
+
+    def fields(self, claim: dict[str, Any]) -> Fields:
+        """The per-claim parameters of one claim (all but its stream_seq), and its terms."""
         subject, predicate = claim["subject"], claim["predicate"]
         fields: Fields = {
             "ref": time_ordered_ids(),
@@ -140,26 +148,53 @@ class Script:
             "rationale": canonical_json(self.rationale),
         }
         value = fields["value"] = canonical_json(claim["value"])
-        terms = claim_terms(subject, predicate, value)
+        terms = fields["claim_terms"] = claim_terms(subject, predicate, value)
         if not self.block:
             fields["terms"] = json.dumps({fields["ref"]: terms}, ensure_ascii=False)
-        last = len(self.plan) - 1
-        for number, (execute, sql, slots, reads) in enumerate(self.plan):
-            if number == last and self.block:  # before COMMIT: the block completed?
-                seq = fields["seq"]
-                if indexed_below(seq, self.block) > indexed_below(seq - 1, self.block):
-                    payload = json.dumps(self.pending, ensure_ascii=False)
-                    self.floor.conn.execute(self.merge[0], (self.merge[1], payload))
-                    self.pending = {}
-                self.pending[fields["ref"]] = terms
-            params = tuple(fields[name] if name else const for name, const in slots)
-            cursor = execute(sql, params)
-            if reads:
-                head = cursor.fetchall()[0][0]
-                fields["seq"] = 1 if head is None else int(head) + 1
-        return Receipt(
-            claim_ref=fields["ref"], disposition=Disposition.COMMITTED_CHEAP, reason="new_line"
-        )
+        return fields
+
+    def run(
+        self, group: list[Fields], lock: AbstractContextManager[Any] | None = None
+    ) -> list[Receipt]:
+        """The claims of `group` in one transaction (one claim: exactly the captured
+        ingest): BEGIN and the head read once, each claim's rows, then COMMIT. A group
+        of several is what a group commit does — one fsync for every claim of it. `lock`
+        (a store-wide lock) is held from BEGIN up to COMMIT, as `open_directory` does."""
+        *statements, (commit_target, commit_sql, _, _) = self.plan
+        with lock or nullcontext():
+            for number, (target, sql, slots, reads) in enumerate(statements):
+                if number == 0 or reads or len(group) == 1:
+                    fields = group[0]
+                    params = tuple(fields[name] if name else const for name, const in slots)
+                    cursor = target.execute(sql, params)
+                    if reads:
+                        found = cursor.fetchall()[0][0]
+                        head = 0 if found is None else int(found)
+                        for offset, claim in enumerate(group, 1):
+                            claim["seq"] = head + offset
+                else:  # one row per claim of the group, in one driver call (as the engine)
+                    rows = [tuple(f[n] if n else const for n, const in slots) for f in group]
+                    target.executemany(sql, rows)
+            if self.block:  # before COMMIT: the blocks completed?
+                self._merge(group)
+        commit_target.execute(commit_sql)
+        return [
+            Receipt(
+                claim_ref=fields["ref"], disposition=Disposition.COMMITTED_CHEAP, reason="new_line"
+            )
+            for fields in group
+        ]
+
+    def _merge(self, group: list[Fields]) -> None:
+        """Write the terms of every block the group's claims complete (SQLite's word index
+        a block at a time), in one INSERT per completed block; keep the rest pending."""
+        for fields in group:
+            seq = fields["seq"]
+            if indexed_below(seq, self.block) > indexed_below(seq - 1, self.block):
+                payload = json.dumps(self.pending, ensure_ascii=False)
+                self.floor.conn.execute(self.merge[0], (self.merge[1], payload))
+                self.pending = {}
+            self.pending[fields["ref"]] = fields["claim_terms"]
 
     def rate(self, claims: list[dict[str, Any]]) -> float:
         """Claims per second over `claims` (each on a new line)."""

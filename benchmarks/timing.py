@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -80,3 +81,29 @@ class Progress:
         if now - self._last >= seconds:
             self._last = now
             self.say(message)
+
+
+def in_threads(workers: Sequence[Callable[[], None]]) -> float:
+    """Run each worker in its own thread, released together; wall seconds of the whole."""
+    barrier = threading.Barrier(len(workers))
+    starts: list[float] = []
+    ends: list[float] = []
+    errors: list[BaseException] = []
+
+    def body(work: Callable[[], None]) -> None:
+        try:
+            barrier.wait()
+            starts.append(time.perf_counter())
+            work()
+            ends.append(time.perf_counter())
+        except BaseException as e:  # re-raised in the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return max(ends) - min(starts)

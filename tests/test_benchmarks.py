@@ -9,19 +9,30 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import replaycost, report, scriptfloor, sqlfloor, tables
+from benchmarks import (
+    groupfloor,
+    instructions,
+    replaycost,
+    report,
+    scriptfloor,
+    sqlfloor,
+    tables,
+)
 from benchmarks.durable import per_round, rotated
 from benchmarks.reference import ReferenceDriver
 from benchmarks.runner import SECTIONS, run
 from benchmarks.sizes import TINY
 from benchmarks.streams import fresh, line_query, succession, to_reference
 from benchmarks.targets import judge
-from benchmarks.timing import Progress, median, percentile
+from benchmarks.timing import Progress, in_threads, median, percentile
 from mempill.core.canonical import canonical_json
 from mempill.core.search import INDEX_BLOCK, claim_terms, indexed_below
 from mempill.stores.sql import CLAIM_COLUMNS
@@ -67,6 +78,7 @@ def test_every_section_runs_and_the_files_match(tiny: tuple[Path, dict[str, Any]
         "## Summary",
         "## Engine-only ingest and the SQL floor",
         "## Concurrency",
+        "The group-commit floor",
         "## PostgreSQL",
         "## Conformance replay",
         "query plans",
@@ -156,6 +168,10 @@ def test_concurrency_grid_and_postgres_ratio(tiny: tuple[Path, dict[str, Any]]) 
         assert all(len(p["round_rates"]) == TINY.concurrency_rounds for p in points)
         assert all(p["over_one_writer"] == 1 for p in points if p["writers"] == 1)
     assert positive(concurrency["postgres_vs_raw"]["ours_over_raw"])
+    floor = concurrency["group_floor"]  # the group-commit floor, beside the sqlite grid
+    assert set(floor) == {"1", str(TINY.wide_agents)} and "group_floor_error" not in concurrency
+    assert all(positive(p["over_one_writer"]) for p in floor.values())
+    assert all(len(p["round_rates"]) == TINY.concurrency_rounds for p in floor.values())
 
 
 def test_conformance_replay_cost(tiny: tuple[Path, dict[str, Any]]) -> None:
@@ -541,3 +557,100 @@ def test_judge_sets_each_floor_beside_its_target() -> None:
     assert found["engine_ingest"] == (0.1, True)  # ≥ includes the bound
     assert found["batch"] == (None, None)  # not measured
     assert found["replay_us_per_op"] == (None, None)  # no floor for this one
+    with_group = _results(
+        concurrency={
+            **_results()["concurrency"],
+            "group_floor": {"1": {"over_one_writer": 3.2}, "16": {"over_one_writer": 1.4}},
+        }
+    )
+    found = {t.key: (t.floor, t.reachable) for t in judge(with_group)}
+    assert found["group_commit_one_agent"] == (3.2, True)
+    assert found["group_commit_agents"] == (1.4, False)
+
+
+def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) -> None:
+    """Many threads into one agent and into several: every claim stored once, stream_seq
+    without gaps per agent, each caller's receipt naming its own claim, word-index rows
+    for every completed block, fewer COMMITs than claims (groups formed)."""
+    captured = sqlfloor.capture()
+    for agents in (1, 3):
+        floor = groupfloor.GroupFloor(captured, tmp_path / f"g{agents}", agents)
+        statements: list[str] = []
+        for script in floor.scripts:
+            script.floor.conn.set_trace_callback(statements.append)
+        batches = groupfloor.assigned(
+            [[fresh("g", f"w{w}-", j) for j in range(40)] for w in range(8)], agents
+        )
+        receipts: dict[str, str] = {}
+
+        def writer(
+            batch: list[tuple[int, dict[str, Any]]],
+            floor: groupfloor.GroupFloor = floor,
+            receipts: dict[str, str] = receipts,
+        ) -> Callable[[], None]:
+            def work() -> None:
+                for agent, claim in batch:
+                    receipts[claim["subject"]] = floor.ingest(agent, claim).claim_ref
+
+            return work
+
+        # hold every leader inside its transaction until all 8 writers queue: groups form
+        gate = floor.store_lock = threading.Lock()
+        gate.acquire()
+        opened = threading.Thread(target=lambda g=gate, f=floor: _open_when_queued(g, f, 8))
+        try:
+            opened.start()
+            assert positive(in_threads([writer(b) for b in batches]))
+            opened.join(30)
+            assert sum(groupfloor.stored(floor)) == len(receipts) == 8 * 40
+            commits = sum(s.lstrip().upper().startswith("COMMIT") for s in statements)
+            assert agents <= commits < 8 * 40
+            for script in floor.scripts:
+                conn = script.floor.conn
+                seqs = [r[0] for r in conn.execute("SELECT stream_seq FROM ledger ORDER BY 1")]
+                assert seqs == list(range(1, len(seqs) + 1))
+                pairs = conn.execute("SELECT subject, claim_ref FROM claims").fetchall()
+                assert all(receipts[subject] == ref for subject, ref in pairs)
+                indexed = conn.execute("SELECT count(DISTINCT claim_ref) FROM terms").fetchone()
+                assert indexed[0] == indexed_below(len(seqs), INDEX_BLOCK) - 1
+            assert positive(floor.rate(batches[:1]))  # one writer: groups of one
+        finally:
+            floor.close()
+
+
+def _open_when_queued(gate: threading.Lock, floor: groupfloor.GroupFloor, callers: int) -> None:
+    """Release `gate` once `callers` calls lead or wait in the floor's queues."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        waiting = sum(floor.groups.waiting(str(a)) for a in range(len(floor.scripts)))
+        if waiting + len(floor.scripts) >= callers:  # each agent's leader, and its waiters
+            break
+        time.sleep(0.001)
+    gate.release()
+
+
+ANNOTATED = """--------------------------------------------------------------------------------
+2,570,055,987 (100.0%)  PROGRAM TOTALS
+--------------------------------------------------------------------------------
+  396,147,891 (15.41%)  /build/Modules/_sqlite/cursor.c:_pysqlite_query_execute [/lib/_sqlite3.so]
+   40,145,365 ( 1.56%)  /build/Modules/_sqlite/cursor.c:pysqlite_cursor_iternext [/lib/_sqlite3.so]
+    9,000,000 ( 0.35%)  /build/Modules/_sqlite/cursor.c:_pysqlite_query_execute'2 [/lib/x.so]
+"""
+
+
+def test_instruction_counts_are_read_off_callgrind_annotate() -> None:
+    """The program total and the inclusive counts of the sqlite3 driver's entry points,
+    whatever the padding of the percentage (a recursive copy's line is not counted)."""
+    assert instructions._total(ANNOTATED) == 2_570_055_987
+    assert instructions._inside(ANNOTATED, instructions.SQLITE_FUNCTIONS) == 436_293_256
+    with pytest.raises(RuntimeError):
+        instructions._total("no totals here")
+
+
+@pytest.mark.skipif(instructions.available() is not None, reason="valgrind is not installed")
+def test_instructions_per_claim_under_callgrind(tmp_path: Path) -> None:
+    row = instructions.measure("ingest", 5, tmp_path, warmup=3)
+    assert row["workload"] == "ingest" and row["unit"] == "claim" and row["units"] == 5
+    assert row["instructions"] > row["in_sqlite3_calls"] > 0
+    assert 0 < row["sqlite3_share"] < 1
+    assert "ingest" in instructions.table([row])

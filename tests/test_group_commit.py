@@ -62,7 +62,7 @@ def grouped_ingest(
     engine: Engine,
     requests: list[dict[str, Any]],
     session: Callable[[Any], Any] = lambda s: s,
-) -> list[Receipt | Exception]:
+) -> list[Receipt | BaseException]:
     """Ingest `requests` from one thread each: the first holds its transaction open until
     all others are queued (in order) behind it; they then commit as one group."""
     release = threading.Event()
@@ -74,12 +74,12 @@ def grouped_ingest(
             release.wait(30)
 
     engine.runner.store = Gated(engine.runner.store, gate, session)  # type: ignore[assignment]
-    results: list[Receipt | Exception | None] = [None] * len(requests)
+    results: list[Receipt | BaseException | None] = [None] * len(requests)
 
     def run(k: int) -> None:
         try:
             results[k] = engine.ingest(requests[k])
-        except Exception as e:
+        except BaseException as e:  # an interrupted leader's too (below)
             results[k] = e
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(len(requests))]
@@ -90,7 +90,8 @@ def grouped_ingest(
         wait_until(lambda k=k: engine.runner.waiting(AGENT) == k)  # queued in this order
     release.set()
     for thread in threads:
-        thread.join()
+        thread.join(60)
+        assert not thread.is_alive(), "a caller was left waiting"
     return [r for r in results if r is not None]
 
 
@@ -123,8 +124,10 @@ def test_a_group_equals_the_same_calls_one_by_one(
     assert grouped.ledger_digest(AGENT) == serial.ledger_digest(AGENT)
 
 
-def test_a_failing_call_fails_alone(backend: Backend) -> None:
-    class Failing:
+def raising_on(subject: str, error: BaseException) -> Callable[[Any], Any]:
+    """A session wrapper whose `append_claim` raises `error` for a claim of `subject`."""
+
+    class Raising:
         def __init__(self, inner: Any) -> None:
             self.inner = inner
 
@@ -132,19 +135,58 @@ def test_a_failing_call_fails_alone(backend: Backend) -> None:
             return getattr(self.inner, name)
 
         def append_claim(self, row: Any) -> None:
-            if row.subject == "boom":
-                raise IntegrityError("injected: boom")
+            if row.subject == subject:
+                raise error
             self.inner.append_claim(row)
 
+    return Raising
+
+
+def test_a_failing_call_fails_alone(backend: Backend) -> None:
     engine = backend.open()
     requests = [claim(k, "boom" if k == 3 else None) for k in range(6)]
-    results = grouped_ingest(engine, requests, Failing)
+    results = grouped_ingest(engine, requests, raising_on("boom", IntegrityError("injected")))
     assert isinstance(results[3], IntegrityError)
     others = [r for k, r in enumerate(results) if k != 3]
     assert all(isinstance(r, Receipt) for r in others)
     history = engine.query_audit(AGENT, limit=100).entries
     assert len(history) == 5 and all(e.subject != "boom" for e in history)
     assert [e.stream_seq for e in history] == [1, 2, 3, 4, 5]
+
+
+def test_calls_queued_meanwhile_form_the_next_group_led_by_the_first(backend: Backend) -> None:
+    """While a group commits, the callers that come queue; its leader then wakes the first
+    of them to lead, and that one takes all of them: two transactions for THREADS calls,
+    the second written in arrival order, and every caller gets its own receipt."""
+    engine = backend.open(record_write_stats=True)
+    requests = [claim(k, f"line{k}") for k in range(THREADS)]
+    receipts = grouped_ingest(engine, requests)
+    assert all(isinstance(r, Receipt) for r in receipts)
+    stats = engine.write_stats(AGENT)
+    assert [(s.first_seq, s.last_seq) for s in stats] == [(1, 1), (2, THREADS)]
+    entries = engine.query_audit(AGENT, limit=100).entries
+    assert [e.subject for e in entries] == [f"line{k}" for k in range(THREADS)]
+    assert [e.claim_ref for e in entries] == [r.claim_ref for r in receipts]  # type: ignore[union-attr]
+    assert engine.runner.waiting(AGENT) == 0
+    assert engine.ingest(claim(13, "after")).disposition.value == "CommittedCheap"
+
+
+def test_an_interrupted_leader_leaves_no_caller_waiting(backend: Backend) -> None:
+    """A BaseException (an interrupt) in a group's leader fails every call of its group —
+    none of them committed here — and wakes them all; the engine then writes as before."""
+
+    class Stop(BaseException):
+        pass
+
+    engine = backend.open()
+    requests = [claim(0, "first"), claim(1, "stop"), claim(2, "two"), claim(3, "three")]
+    results = grouped_ingest(engine, requests, raising_on("stop", Stop("injected interrupt")))
+    assert isinstance(results[0], Receipt)
+    assert all(isinstance(r, Stop) for r in results[1:])
+    assert engine.runner.waiting(AGENT) == 0
+    assert engine.ingest(claim(4, "after")).disposition.value == "CommittedCheap"
+    entries = engine.query_audit(AGENT, limit=100).entries
+    assert [e.subject for e in entries] == ["first", "after"]
 
 
 def test_a_transient_error_retries_the_whole_group(

@@ -7,7 +7,6 @@ No I/O here: the engine hands in the line's views, the named parents and the tx 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,9 +59,12 @@ def validate(request: IngestRequest, config: EngineConfig) -> tuple[str | None, 
     text = canonical_json(request.value)
     if not fits(text, config.max_value_bytes):
         return "value_too_large", None
-    confidences = (request.value_confidence, effective_time_confidence(request))
-    if not all(math.isfinite(c) and 0.0 <= c <= 1.0 for c in confidences):
-        return "confidence_out_of_range", None
+    value_confidence, time_confidence = (
+        request.value_confidence,
+        effective_time_confidence(request),
+    )
+    if not (0.0 <= value_confidence <= 1.0 and 0.0 <= time_confidence <= 1.0):
+        return "confidence_out_of_range", None  # NaN too: it compares false
     if request.claim_ref is not None and request.claim_ref in request.derived_from:
         return "self_parent", None
     return None, text

@@ -201,9 +201,12 @@ def ingest(batch: Batch, request: IngestRequest, ref: str) -> Receipt:
 
 
 def _storable_keys(request: IngestRequest) -> bool:
-    return all(
-        0 < len(k) <= MAX_KEY_CHARS and is_clean_text(k)
-        for k in (request.subject, request.predicate)
+    subject, predicate = request.subject, request.predicate
+    return (
+        0 < len(subject) <= MAX_KEY_CHARS
+        and 0 < len(predicate) <= MAX_KEY_CHARS
+        and is_clean_text(subject)
+        and is_clean_text(predicate)
     )
 
 

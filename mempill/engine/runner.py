@@ -4,18 +4,18 @@ and the line reads that fold a cached line state held still for the reader.
 Ingest calls of one agent made from several threads at once are *group committed*: the
 first caller leads, runs the calls waiting at that moment in one transaction (each with its
 own clock reading, in arrival order, exactly as if they ran one after another) and commits
-once, so one fsync covers them all; every caller returns only after that COMMIT."""
+once, so one fsync covers them all; every caller returns only after that COMMIT. Then it
+hands the lead to the first caller that came meanwhile (`grouping.py`)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +27,7 @@ from mempill.core.linestate import LineState
 from mempill.core.model import LineRows, Projection
 from mempill.core.travel import Cut
 from mempill.engine.batch import Batch, Committed
+from mempill.engine.grouping import Groups, Waiter
 from mempill.engine.linecache import LineCache
 from mempill.errors import ConfigError, ConflictError, TransientStorageError
 from mempill.ids import IdFactory
@@ -74,8 +75,7 @@ class TransactionRunner:
         self.has_oracle = has_oracle
         self.text_index = text_index
         self.lines = LineCache(config, max_claims=cache_claims, max_bytes=cache_bytes)
-        self._groups: dict[str, _Group] = {}
-        self._groups_lock = threading.Lock()
+        self._groups: Groups[_Call[Any]] = Groups()
 
     # ------------------------------------------------------------ writes
 
@@ -117,34 +117,12 @@ class TransactionRunner:
         call will write, when known: their versions are read together, with the head.
         """
         call = _Call(work, replay, self.clock(), lines)  # ingest_requests checked `writable`
-        with self._groups_lock:
-            group = self._groups.get(agent_id)
-            if group is None:
-                group = self._groups[agent_id] = _Group()
-        with group.changed:
-            group.waiting.append(call)
-            while group.leading and not call.finished:
-                group.changed.wait()
-            if not call.finished:  # lead: take every call waiting now
-                group.leading = True
-                calls, group.waiting = group.waiting, []
-        if not call.finished:
-            try:
-                self._run(calls, agent_id)
-            finally:
-                with group.changed:
-                    group.leading = False
-                    group.changed.notify_all()
+        self._groups.run(agent_id, call, lambda calls: self._run(calls, agent_id))
         return call.outcome()
 
     def waiting(self, agent_id: str) -> int:
         """How many ingest calls of the agent wait for the next group commit (diagnostics)."""
-        with self._groups_lock:
-            group = self._groups.get(agent_id)
-        if group is None:
-            return 0
-        with group.changed:
-            return len(group.waiting)
+        return self._groups.waiting(agent_id)
 
     def _run(self, calls: list[_Call[Any]], agent_id: str) -> None:
         """Run `calls` in one transaction (retried whole when transient); on any other error
@@ -325,7 +303,7 @@ def _after(rows: LineRows, seq: int) -> LineRows:
 
 
 @dataclass(eq=False)
-class _Call(Generic[T]):
+class _Call(Waiter, Generic[T]):
     """One caller's work in a (group) transaction, and what became of it."""
 
     work: Callable[[Batch], T]
@@ -334,29 +312,15 @@ class _Call(Generic[T]):
     lines: tuple[tuple[str, str], ...] = ()
     result: T | None = None
     done: Committed | None = None
-    error: BaseException | None = None
-    finished: bool = False
 
     def set(self, result: T, done: Committed) -> None:
         self.result, self.done, self.error = result, done, None
-
-    def fail(self, error: BaseException) -> None:
-        self.error, self.finished = error, True
 
     def outcome(self) -> tuple[T, Committed]:
         if self.error is not None:
             raise self.error
         assert self.finished and self.done is not None
         return self.result, self.done  # type: ignore[return-value]
-
-
-@dataclass(eq=False)
-class _Group:
-    """The ingest calls of one agent waiting for a leader to commit them."""
-
-    waiting: list[_Call[Any]] = field(default_factory=list)
-    leading: bool = False
-    changed: threading.Condition = field(default_factory=threading.Condition)
 
 
 def check_setup(

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from mempill.clock import system_clock
@@ -185,34 +185,43 @@ class SQLiteStore:
     @contextmanager
     def write(self, agent_id: str) -> Iterator[SqlSession]:
         """One write transaction under the agent's lock and, up to its COMMIT, the store-wide
-        lock: the COMMIT's fsync runs outside it, so other agents' writes proceed meanwhile."""
+        lock: the COMMIT's fsync runs outside it, so other agents' writes proceed meanwhile.
+        Any error rolls the transaction back; a sqlite3 error becomes the mempill error it
+        means. (One generator, no nested context managers: this runs for every write.)"""
         if self.read_only:
             raise read_only_error("write")
         database = self._acquire(agent_id, create=True)
         assert database is not None
+        store_lock = self._store_lock
         try:
             asked = time.perf_counter_ns()
-            store_lock = self._store_lock or nullcontext()
             with database.lock:
                 conn = database.writer
-                with store_lock:
-                    try:
-                        conn.execute("BEGIN IMMEDIATE")
-                    except sqlite3.Error as e:
-                        raise translate(e) from e
+                if store_lock is not None:
+                    store_lock.acquire()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
                     held = time.perf_counter_ns()
                     session = SqlSession(conn.cursor(), DIALECT, agent_id)
-                    with _undone_on_error(conn):
-                        yield session
-                        session.flush()
-                        if self._record_stats:
-                            session.record_stats(
-                                (held - asked) // 1000,
-                                (time.perf_counter_ns() - held) // 1000,
-                                system_clock(),
-                            )
-                with _undone_on_error(conn):
+                    yield session
+                    session.flush()
+                    if self._record_stats:
+                        session.record_stats(
+                            (held - asked) // 1000,
+                            (time.perf_counter_ns() - held) // 1000,
+                            system_clock(),
+                        )
+                except BaseException as e:
+                    _undo(conn, e)
+                    raise
+                finally:
+                    if store_lock is not None:
+                        store_lock.release()
+                try:
                     conn.execute("COMMIT")
+                except BaseException as e:
+                    _undo(conn, e)
+                    raise
         finally:
             self._open.release(database)
 
@@ -410,16 +419,11 @@ def _why_not_a_store(path: str) -> str | None:
     return irregular(path) or not_an_agent_store(path)
 
 
-@contextmanager
-def _undone_on_error(conn: sqlite3.Connection) -> Iterator[None]:
-    """Roll back on any error; a sqlite3 error becomes the mempill error it means."""
-    try:
-        yield
-    except BaseException as e:
-        _rollback(conn)
-        if isinstance(e, sqlite3.Error):
-            raise translate(e) from e
-        raise
+def _undo(conn: sqlite3.Connection, error: BaseException) -> None:
+    """Roll back after `error`; a sqlite3 error is raised as the mempill error it means."""
+    _rollback(conn)
+    if isinstance(error, sqlite3.Error):
+        raise translate(error) from error
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
