@@ -18,16 +18,17 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mempill
-from benchmarks import groupfloor
 from benchmarks.context import Bench
 from benchmarks.drivers import CLOCK_START
 from benchmarks.durable import rotated
+from benchmarks.groupfloor import GroupFloor
 from benchmarks.sqlfloor import capture
 from benchmarks.streams import Claim, fresh
 from benchmarks.timing import finite, in_threads, median, optional, ratio
+from mempill.core.model import Receipt
 from mempill.engine import Engine
 
 CONFIGS = ("sqlite", "sqlite-agent-lock", "postgres")
@@ -45,7 +46,11 @@ def writer_claims(prefix: str, writer: int, writers: int, agents: int, count: in
     return [fresh(f"{prefix}{(writer + j * writers) % agents:02d}", tag, j) for j in range(count)]
 
 
-def aggregate_rate(engine: Engine, prefix: str, writers: int, agents: int, count: int) -> float:
+class Ingests(Protocol):
+    def ingest(self, request: Any) -> Receipt: ...
+
+
+def aggregate_rate(engine: Ingests, prefix: str, writers: int, agents: int, count: int) -> float:
     """Claims per second of `writers` threads ingesting `count` claims each, one per call."""
     batches = [writer_claims(prefix, w, writers, agents, count) for w in range(writers)]
 
@@ -136,7 +141,7 @@ def run(bench: Bench) -> dict[str, Any]:
             continue
         results["configs"][config] = grid(bench, config)
         if config == "sqlite":  # its floor: the least Python, group committed alike
-            floor, error = optional(lambda: groupfloor.measure(bench, capture()))
+            floor, error = optional(lambda: floor_scaling(bench))
             results["group_floor"] = floor
             if error:
                 results["group_floor_error"] = error
@@ -144,6 +149,48 @@ def run(bench: Bench) -> dict[str, Any]:
     if bench.pg_dsn is not None:
         results["postgres_vs_raw"] = postgres_vs_raw(bench)
     return results
+
+
+def floor_scaling(bench: Bench) -> dict[str, Any]:
+    """The group-commit floor (`groupfloor.GroupFloor`) measured as `grid` measures the
+    engine: per round, one writer and the most writers into one agent and into
+    `wide_agents` agents (fresh files), the ratio per round, then the median."""
+    sizes = bench.sizes
+    one, most = min(sizes.threads), max(sizes.threads)
+    captured = capture()
+    found: dict[str, Any] = {}
+    for agents in (1, sizes.wide_agents):
+        prefix = f"f{agents}-"
+        ids = [f"{prefix}{a:02d}" for a in range(agents)]
+        floor = GroupFloor(captured, bench.scratch(f"group-floor-{agents}"), ids)
+        try:
+            for agent in ids:  # the databases' first pages, before timing
+                floor.ingest(fresh(agent, "warmup", 0))
+            rounds: list[dict[int, float]] = []
+            for number in range(sizes.concurrency_rounds):
+                bench.progress.say(
+                    f"group-commit floor: {agents} agent(s), "
+                    f"round {number + 1}/{sizes.concurrency_rounds}"
+                )
+                rounds.append(
+                    {
+                        writers: aggregate_rate(floor, prefix, writers, agents, sizes.writer_claims)
+                        for writers in rotated([one, most], number)
+                    }
+                )
+            written = floor.stored()
+        finally:
+            floor.close()
+        sent = agents + sizes.concurrency_rounds * (one + most) * sizes.writer_claims
+        if written != sent:
+            raise RuntimeError(f"group-commit floor: {written} claims stored, {sent} sent")
+        found[str(agents)] = {
+            "agents": agents,
+            "writers": most,
+            "round_rates": [{str(k): v for k, v in r.items()} for r in rounds],
+            "over_one_writer": finite(median([ratio(r[most], r[one]) for r in rounds])),
+        }
+    return found
 
 
 def raw_pg_rate(connections: Sequence[Any], count: int) -> float:

@@ -33,10 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import mempill
-from benchmarks.replaycost import corpus, replay_round
+from benchmarks.replaycost import loaded_corpus, replay_round
 from benchmarks.streams import fresh
-from conformance.expected import expected_path, read_expected
-from mempill.streams import read_stream
 
 WORKLOADS = ("ingest", "ingest_many", "replay")
 #: units run before the counted ones, in both runs of a workload
@@ -57,7 +55,7 @@ def work(name: str, units: int, warmup: int) -> None:
     total = warmup + units
     if name == "replay":
         logging.getLogger("mempill").setLevel(logging.ERROR)
-        loaded = [(read_stream(p), read_expected(expected_path(p))) for p in corpus()]
+        loaded = loaded_corpus()
         for _ in range(total):
             replay_round(loaded)
         return
@@ -78,7 +76,7 @@ def per_unit(name: str) -> int:
         return 1
     if name == "ingest_many":
         return GROUP
-    return sum(len(read_stream(p).ops) for p in corpus())
+    return sum(len(stream.ops) for stream, _ in loaded_corpus())
 
 
 def _callgrind(name: str, units: int, warmup: int, folder: Path) -> tuple[int, int]:

@@ -37,6 +37,11 @@ def corpus(data: Path = DATA) -> list[Path]:
     return stream_paths(folders)
 
 
+def loaded_corpus(data: Path = DATA) -> list[tuple[Stream, list[str] | None]]:
+    """Every stream of the corpus with its recorded expectations (read once, untimed)."""
+    return [(read_stream(p), read_expected(expected_path(p))) for p in corpus(data)]
+
+
 def replay_round(loaded: list[tuple[Stream, list[str] | None]]) -> dict[str, Any]:
     cells: Counter[str] = Counter()
     operations = 0
@@ -62,7 +67,7 @@ def replay_round(loaded: list[tuple[Stream, list[str] | None]]) -> dict[str, Any
 def run(bench: Bench, data: Path = DATA) -> dict[str, Any]:
     sizes = bench.sizes
     paths = corpus(data)
-    loaded = [(read_stream(p), read_expected(expected_path(p))) for p in paths]
+    loaded = loaded_corpus(data)
     quiet = logging.getLogger("mempill")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # streams make the oracle fail on purpose: noise here

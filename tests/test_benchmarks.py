@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    concurrency,
     groupfloor,
     instructions,
     replaycost,
@@ -574,23 +575,22 @@ def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) 
     for every completed block, fewer COMMITs than claims (groups formed)."""
     captured = sqlfloor.capture()
     for agents in (1, 3):
-        floor = groupfloor.GroupFloor(captured, tmp_path / f"g{agents}", agents)
+        ids = [f"g{agents}-{a:02d}" for a in range(agents)]
+        floor = groupfloor.GroupFloor(captured, tmp_path / f"g{agents}", ids)
         statements: list[str] = []
-        for script in floor.scripts:
+        for script in floor.scripts.values():
             script.floor.conn.set_trace_callback(statements.append)
-        batches = groupfloor.assigned(
-            [[fresh("g", f"w{w}-", j) for j in range(40)] for w in range(8)], agents
-        )
+        batches = [concurrency.writer_claims(f"g{agents}-", w, 8, agents, 40) for w in range(8)]
         receipts: dict[str, str] = {}
 
         def writer(
-            batch: list[tuple[int, dict[str, Any]]],
+            batch: list[dict[str, Any]],
             floor: groupfloor.GroupFloor = floor,
             receipts: dict[str, str] = receipts,
         ) -> Callable[[], None]:
             def work() -> None:
-                for agent, claim in batch:
-                    receipts[claim["subject"]] = floor.ingest(agent, claim).claim_ref
+                for claim in batch:
+                    receipts[claim["subject"]] = floor.ingest(claim).claim_ref
 
             return work
 
@@ -602,10 +602,10 @@ def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) 
             opened.start()
             assert positive(in_threads([writer(b) for b in batches]))
             opened.join(30)
-            assert sum(groupfloor.stored(floor)) == len(receipts) == 8 * 40
+            assert floor.stored() == len(receipts) == 8 * 40
             commits = sum(s.lstrip().upper().startswith("COMMIT") for s in statements)
             assert agents <= commits < 8 * 40
-            for script in floor.scripts:
+            for script in floor.scripts.values():
                 conn = script.floor.conn
                 seqs = [r[0] for r in conn.execute("SELECT stream_seq FROM ledger ORDER BY 1")]
                 assert seqs == list(range(1, len(seqs) + 1))
@@ -613,7 +613,8 @@ def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) 
                 assert all(receipts[subject] == ref for subject, ref in pairs)
                 indexed = conn.execute("SELECT count(DISTINCT claim_ref) FROM terms").fetchone()
                 assert indexed[0] == indexed_below(len(seqs), INDEX_BLOCK) - 1
-            assert positive(floor.rate(batches[:1]))  # one writer: groups of one
+            # one writer: groups of one
+            assert positive(concurrency.aggregate_rate(floor, f"g{agents}-", 1, agents, 10))
         finally:
             floor.close()
 
@@ -622,7 +623,7 @@ def _open_when_queued(gate: threading.Lock, floor: groupfloor.GroupFloor, caller
     """Release `gate` once `callers` calls lead or wait in the floor's queues."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        waiting = sum(floor.groups.waiting(str(a)) for a in range(len(floor.scripts)))
+        waiting = sum(floor.groups.waiting(agent) for agent in floor.scripts)
         if waiting + len(floor.scripts) >= callers:  # each agent's leader, and its waiters
             break
         time.sleep(0.001)

@@ -96,17 +96,18 @@ class Groups(Generic[W]):
                 if other.wake is not None and other is not call:
                     other.wake.release()
             if following is not None:
-                following.wake.release()  # type: ignore[union-attr]  # a waiter has one
+                following.release()
 
     @staticmethod
-    def _hand_over(queue: _Queue[W]) -> W | None:
-        """Give the lead to the first caller waiting, or drop it: the caller to wake."""
+    def _hand_over(queue: _Queue[W]) -> threading.Lock | None:
+        """Give the lead to the first caller waiting, or drop it: the lock that wakes it."""
         with queue.mutex:
-            following = queue.waiting[0] if queue.waiting else None
-            queue.leading = following is not None
-            if following is not None:
-                following.leads = True
-            return following
+            if not queue.waiting:
+                queue.leading = False
+                return None
+            following = queue.waiting[0]
+            following.leads = True
+            return following.wake  # it found a leader, so it waits on one
 
     def _withdraw(self, queue: _Queue[W], call: W) -> None:
         """A waiting caller was interrupted: take its call out of the queue if no leader
@@ -119,7 +120,7 @@ class Groups(Generic[W]):
                 return
         following = self._hand_over(queue)
         if following is not None:
-            following.wake.release()  # type: ignore[union-attr]  # a waiter has one
+            following.release()
 
     def waiting(self, key: str) -> int:
         """How many calls wait under `key` for the next group (diagnostics)."""
