@@ -89,6 +89,28 @@ def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
         yield engine
 
 
+def measured_rounds(
+    bench: Bench, label: str, target: Ingests, prefix: str, agents: int, threads: Sequence[int]
+) -> list[dict[int, float]]:
+    """Each agent's first claim (its database's first pages, before timing), then per round
+    the aggregate rate of each writer count in `threads`, rotated within the round."""
+    sizes = bench.sizes
+    for a in range(agents):
+        target.ingest(fresh(f"{prefix}{a:02d}", "warmup", 0))
+    rounds: list[dict[int, float]] = []
+    for number in range(sizes.concurrency_rounds):
+        bench.progress.say(
+            f"{label}, {agents} agent(s), round {number + 1}/{sizes.concurrency_rounds}"
+        )
+        rounds.append(
+            {
+                writers: aggregate_rate(target, prefix, writers, agents, sizes.writer_claims)
+                for writers in rotated(list(threads), number)
+            }
+        )
+    return rounds
+
+
 def grid(bench: Bench, config: str) -> list[dict[str, Any]]:
     """Every (layout, writers) point of one configuration, medians over rounds.
 
@@ -101,23 +123,8 @@ def grid(bench: Bench, config: str) -> list[dict[str, Any]]:
     one = min(sizes.threads)
     with open_config(bench, config, max(sizes.threads) + 2) as engine:
         for agents in (1, sizes.wide_agents):
-            prefix = f"c{agents}-"
-            for a in range(agents):  # create each agent's database before timing
-                engine.ingest(fresh(f"{prefix}{a:02d}", "warmup", 0))
-            rounds: list[dict[int, float]] = []
-            for number in range(sizes.concurrency_rounds):
-                bench.progress.say(
-                    f"concurrency: {config}, {agents} agent(s), "
-                    f"round {number + 1}/{sizes.concurrency_rounds}"
-                )
-                rounds.append(
-                    {
-                        writers: aggregate_rate(
-                            engine, prefix, writers, agents, sizes.writer_claims
-                        )
-                        for writers in rotated(list(sizes.threads), number)
-                    }
-                )
+            label = f"concurrency: {config}"
+            rounds = measured_rounds(bench, label, engine, f"c{agents}-", agents, sizes.threads)
             for writers in sizes.threads:
                 rates = [r[writers] for r in rounds]
                 scaling = [ratio(r[writers], r[one]) for r in rounds]
@@ -164,20 +171,8 @@ def floor_scaling(bench: Bench) -> dict[str, Any]:
         ids = [f"{prefix}{a:02d}" for a in range(agents)]
         floor = GroupFloor(captured, bench.scratch(f"group-floor-{agents}"), ids)
         try:
-            for agent in ids:  # the databases' first pages, before timing
-                floor.ingest(fresh(agent, "warmup", 0))
-            rounds: list[dict[int, float]] = []
-            for number in range(sizes.concurrency_rounds):
-                bench.progress.say(
-                    f"group-commit floor: {agents} agent(s), "
-                    f"round {number + 1}/{sizes.concurrency_rounds}"
-                )
-                rounds.append(
-                    {
-                        writers: aggregate_rate(floor, prefix, writers, agents, sizes.writer_claims)
-                        for writers in rotated([one, most], number)
-                    }
-                )
+            label = "group-commit floor"
+            rounds = measured_rounds(bench, label, floor, prefix, agents, (one, most))
             written = floor.stored()
         finally:
             floor.close()
