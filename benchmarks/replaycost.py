@@ -12,11 +12,13 @@ per-operation timings), for comparison.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmarks import replayfloor
 from benchmarks.context import Bench
 from benchmarks.timing import finite, median
 from conformance.expected import expected_path, read_expected
@@ -65,6 +67,8 @@ def replay_round(loaded: list[tuple[Stream, list[str] | None]]) -> dict[str, Any
 
 
 def run(bench: Bench, data: Path = DATA) -> dict[str, Any]:
+    """The replay's µs per operation, and its floor (`replayfloor`: the same sqlite3 calls
+    alone) in rounds interleaved with it, the order alternating round by round."""
     sizes = bench.sizes
     paths = corpus(data)
     loaded = loaded_corpus(data)
@@ -72,19 +76,30 @@ def run(bench: Bench, data: Path = DATA) -> dict[str, Any]:
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # streams make the oracle fail on purpose: noise here
     rounds = []
+    floors: list[dict[str, float]] = []
     try:
+        bench.progress.say(f"conformance replay on {BACKEND}: capturing its sqlite3 calls")
+        replay_round(loaded)  # warm: the engine's template database, caches, imports
+        captured = replayfloor.capture(lambda: int(replay_round(loaded)["operations"]))
+        floor = replayfloor.Floor(captured)
+        floor.check()  # refuses a floor that does other work than the engine did
         for number in range(sizes.replay_rounds):
             bench.progress.say(
                 f"conformance replay on {BACKEND}: {len(loaded)} streams, "
-                f"round {number + 1}/{sizes.replay_rounds}"
+                f"round {number + 1}/{sizes.replay_rounds}, and its floor"
             )
+            if number % 2:
+                floors.append(floor.run())
             rounds.append(replay_round(loaded))
+            if not number % 2:
+                floors.append(floor.run())
     finally:
         quiet.setLevel(level)
 
     def middle(key: str) -> float | None:
         return finite(median([r[key] for r in rounds if r[key] is not None]))
 
+    per_op = 1e6 / captured.operations if captured.operations else math.nan
     return {
         "backend": BACKEND,
         "folders": sorted({str(p.parent.relative_to(data.parent)) for p in paths}),
@@ -94,4 +109,11 @@ def run(bench: Bench, data: Path = DATA) -> dict[str, Any]:
         "rounds": rounds,
         "us_per_op": middle("us_per_op"),
         "engine_us_per_op": middle("engine_us_per_op"),
+        "floor": {
+            "statements": captured.statements,
+            "stores": captured.stores,
+            "rounds": floors,
+            "us_per_op": finite(median([f["seconds"] * per_op for f in floors])),
+            "stores_us_per_op": finite(median([f["stores_seconds"] * per_op for f in floors])),
+        },
     }

@@ -328,4 +328,21 @@ def _replay(results: dict[str, Any]) -> list[str]:
         f"{_number(replay.get('engine_us_per_op'))} µs of it in the engine calls (median over "
         f"{len(replay.get('rounds') or [])} rounds).",
         "",
+        *_replay_floor(replay.get("floor") or {}),
+    ]
+
+
+def _replay_floor(floor: dict[str, Any]) -> list[str]:
+    if not floor:
+        return []
+    return [
+        f"Its floor (`benchmarks/replayfloor.py`): the replay's own {floor['statements']:,} "
+        f"statements, with their parameters, fetching the rows the engine fetched, on "
+        f"{floor['stores']:,} fresh in-memory stores made as the engine makes them, checked "
+        f"row for row against the engine's run before timing: "
+        f"{_number(floor.get('us_per_op'))} µs per operation, "
+        f"{_number(floor.get('stores_us_per_op'))} µs of it opening, copying and closing the "
+        f"stores (median over {len(floor.get('rounds') or [])} rounds, interleaved with the "
+        f"replay's).",
+        "",
     ]

@@ -88,7 +88,7 @@ class _Log:
         self.calls.append(Call(via, call.sql, call.rows, call.many))
 
 
-def _row(parameters: Any) -> Params:
+def copy_row(parameters: Any) -> Params:
     """A copy of one call's parameters (a later change by the caller cannot alter it)."""
     return dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters)
 
@@ -98,11 +98,11 @@ class RecordingCursor(sqlite3.Cursor):
 
     def execute(self, sql: str, parameters: Any = (), /) -> Self:
         if self.log is not None:
-            self.log.add(self.connection, self, Call(0, sql, (_row(parameters),)))
+            self.log.add(self.connection, self, Call(0, sql, (copy_row(parameters),)))
         return super().execute(sql, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
-        rows = tuple(_row(p) for p in seq_of_parameters)
+        rows = tuple(copy_row(p) for p in seq_of_parameters)
         if self.log is not None:
             self.log.add(self.connection, self, Call(0, sql, rows, many=True))
         return super().executemany(sql, rows)
@@ -124,11 +124,11 @@ class RecordingConnection(sqlite3.Connection):
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         self.history.append(sql)
         if self.log is not None:
-            self.log.add(self, None, Call(0, sql, (_row(parameters),)))
+            self.log.add(self, None, Call(0, sql, (copy_row(parameters),)))
         return super().execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
-        rows = tuple(_row(p) for p in parameters)
+        rows = tuple(copy_row(p) for p in parameters)
         self.history.append(sql)
         if self.log is not None:
             self.log.add(self, None, Call(0, sql, rows, many=True))

@@ -22,6 +22,7 @@ from benchmarks import (
     groupfloor,
     instructions,
     replaycost,
+    replayfloor,
     report,
     scriptfloor,
     sqlfloor,
@@ -185,6 +186,10 @@ def test_conformance_replay_cost(tiny: tuple[Path, dict[str, Any]]) -> None:
     assert sum(replay["cells"].values()) == replay["streams"] and replay["cells"].get("pass")
     assert positive(replay["us_per_op"]) and positive(replay["engine_us_per_op"])
     assert replay["engine_us_per_op"] <= replay["us_per_op"]
+    floor = replay["floor"]  # the same sqlite3 calls alone, rounds interleaved
+    assert len(floor["rounds"]) == TINY.replay_rounds
+    assert floor["statements"] > replay["operations"] and floor["stores"] > 0
+    assert positive(floor["us_per_op"]) and 0 < floor["stores_us_per_op"] < floor["us_per_op"]
 
 
 def test_targets_profiles_memory_and_plans(tiny: tuple[Path, dict[str, Any]]) -> None:
@@ -318,7 +323,7 @@ def _results(**sections: Any) -> dict[str, Any]:
             "configs": {"sqlite": grid(3.5, 2.0), "sqlite-agent-lock": grid(9.0, 9.0)},
             "postgres_vs_raw": {"ours_over_raw": 0.1},
         },
-        "replay": {"us_per_op": 100.0},
+        "replay": {"us_per_op": 100.0, "floor": {"us_per_op": 120.0}},
         "flat": flat((1000.0, 900.0), (0.0001, 0.0004), 0.001),
         "memory": {"claims": 5_000, "ours_build": {"peak_kib": 79_000}},
     }
@@ -552,12 +557,18 @@ def test_judge_sets_each_floor_beside_its_target() -> None:
         durable={"ours_over_raw": 0.5, "script_over_raw": 0.78},
         engine={"ours_over_raw": 0.02, "floor_over_raw": 0.1},
         batching={"ours_over_raw": 0.02},
+        replay={"us_per_op": 300.0},
     )
     found = {t.key: (t.floor, t.reachable) for t in judge(results)}
     assert found["durable"] == (0.78, False)
     assert found["engine_ingest"] == (0.1, True)  # ≥ includes the bound
     assert found["batch"] == (None, None)  # not measured
-    assert found["replay_us_per_op"] == (None, None)  # no floor for this one
+    assert found["replay_us_per_op"] == (None, None)
+    assert found["store_ingest"] == (None, None)  # no floor for this one
+    assert {t.key: (t.floor, t.reachable) for t in judge(_results())}["replay_us_per_op"] == (
+        120.0,
+        False,  # ≤ 100: a floor of 120 µs per operation is out of reach
+    )
     with_group = _results(
         concurrency={
             **_results()["concurrency"],
@@ -567,6 +578,46 @@ def test_judge_sets_each_floor_beside_its_target() -> None:
     found = {t.key: (t.floor, t.reachable) for t in judge(with_group)}
     assert found["group_commit_one_agent"] == (3.2, True)
     assert found["group_commit_agents"] == (1.4, False)
+
+
+def test_replay_floor_makes_the_replays_own_calls_and_checks_them() -> None:
+    """The floor of a corpus replay records every store the replay opened and every call
+    it made, replays them on fresh stores row for row (`check`), and refuses a floor that
+    fetched other rows or failed elsewhere than the engine did."""
+    loaded = replaycost.loaded_corpus()[:6]
+
+    def replay() -> int:
+        return int(replaycost.replay_round(loaded)["operations"])
+
+    operations = replay()  # warm, as the section does: the template exists already
+    captured = replayfloor.capture(replay)
+    assert captured.operations == operations > 0
+    # a store per engine (a stream that reopens its store makes more than one), and the
+    # template the stores are copied from, made afresh inside the capture
+    assert captured.stores >= len(loaded) and len(captured.setup) == 1
+    kinds = [s.kind for s in captured.steps]
+    assert kinds.count("backup") == kinds.count("close") == captured.stores
+    assert captured.statements >= operations
+    floor = replayfloor.Floor(captured)
+    floor.check()
+    timed = floor.run()
+    assert 0 < timed["stores_seconds"] < timed["seconds"]
+    read = next(s for s in floor.timed if s.kind == "call" and len(s.fetched) > 1)
+    read.fetched[-1] = ("not", "what", "the", "engine", "read")
+    with pytest.raises(RuntimeError, match="differs from the engine's run"):
+        floor.check()
+    read.fetched.pop()
+    floor.check()  # as many rows as the engine read, no more: the floor fetches those
+    read.fetched.append(("one", "row", "more"))
+    read.fetched.append(("than", "the", "statement", "returns"))
+    with pytest.raises(RuntimeError, match="differs"):
+        floor.check()
+    read.fetched[-2:] = []
+    floor.check()
+    failed = next(s for s in floor.timed if s.kind == "call" and s.sql.startswith("INSERT"))
+    failed.error = "IntegrityError"  # the engine's INSERT failed, the floor's did not
+    with pytest.raises(RuntimeError, match="error None"):
+        floor.check()
 
 
 def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) -> None:
