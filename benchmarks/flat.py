@@ -3,7 +3,11 @@
 Store axis: one agent's store is filled with one-claim lines up to each size; at each
 checkpoint, per round, the engine is reopened (so this engine's line cache is empty),
 `flat_queries` filler lines are queried once (`cold`: the first read of the line) and
-again (`warm`), then `flat_ingests` claims on new lines are ingested one per call.
+again (`warm`), and the store is copied as it is. Then each round ingests `flat_ingests`
+claims on new lines, one per call, into the copy of every size in turn (who goes first
+rotates): the disk drifts over a run, and measuring the sizes one after another would
+put that drift into their ratio (`ingest_over_smallest`: the median of the per-round
+ratios to the smallest size).
 
 Line axis: a store holds `lines_for(L)` lines of L succession claims each; per round
 the engine is reopened, each line is queried once (`cold`) and `flat_queries` times
@@ -17,14 +21,17 @@ only: the engine's own cost without the fsync) and the reference.
 from __future__ import annotations
 
 import random
+import shutil
 import uuid
+from pathlib import Path
 from typing import Any
 
 from benchmarks.context import Bench
 from benchmarks.drivers import Driver, Queried
+from benchmarks.durable import rotated
 from benchmarks.growth import GrowingStore
 from benchmarks.streams import filler_query, fillers, fresh, line_query, succession
-from benchmarks.timing import finite, median, percentile
+from benchmarks.timing import finite, median, percentile, ratio
 
 
 def engines(bench: Bench) -> list[tuple[str, Driver]]:
@@ -60,14 +67,21 @@ def store_axis(bench: Bench) -> dict[str, Any]:
     for label, driver in engines(bench):
         directory = bench.scratch(f"store-{label}")
         store = GrowingStore(bench, driver, directory, "store", "store", label)
-        points = []
+        points, copies = [], []
         try:
             for size in bench.sizes.store_sizes:
                 bench.progress.say(f"flat cost, store size {size:,}: {label}")
                 store.reach(size, lambda a, b: fillers("store", a, b))
                 points.append(_store_point(bench, driver, store, size))
+                copies.append(store.copy_to(bench.work / f"store-{label}-at-{size}"))
         finally:
             store.close()
+        try:
+            bench.progress.say(f"flat cost, ingests at every store size in turn: {label}")
+            _interleaved_ingests(bench, driver, copies, points)
+        finally:
+            for copy in copies:
+                shutil.rmtree(copy, ignore_errors=True)
         results["engines"][label] = points
     return results
 
@@ -83,31 +97,50 @@ def _store_point(bench: Bench, driver: Driver, store: GrowingStore, size: int) -
         queries = [filler_query("store", i) for i in picked]
         cold.append(driver.query(store.handle, queries))
         warm.append(driver.query(store.handle, queries))
-    rates: list[float] = []
-    dispositions: dict[str, int] = {}
-    for number in range(sizes.flat_rounds):
-        first = (len(store.history) * sizes.flat_rounds + number) * sizes.flat_ingests
-        claims = [fresh("store", "new", first + i) for i in range(sizes.flat_ingests)]
-        done = driver.ingest(store.handle, claims)
-        rates.append(done.rate)
-        dispositions = _merge(dispositions, done.dispositions)
     with_ref = _with_claim_ref(bench, driver, store, size)
     point = {
         "size": size,
         "filled": store.filled,
         "built_in_s": round(store.build_seconds, 3),
         "restored_from_cache": store.restored,
-        "ingest_rate": finite(median(rates)),
-        "ingest_round_rates": rates,
         "ingest_rate_with_claim_ref": with_ref,
-        "dispositions": dispositions,
         "query_cold": latency_summary(cold),
         "query_warm": latency_summary(warm),
         "builder": store.last_meta,
     }
     extra = 1 if driver.name == "ours" else 0
-    store.measured(size, sizes.flat_rounds * sizes.flat_ingests * (1 + extra))
+    store.measured(size, sizes.flat_rounds * sizes.flat_ingests * extra)
     return point
+
+
+def _interleaved_ingests(
+    bench: Bench, driver: Driver, copies: list[Path], points: list[dict[str, Any]]
+) -> None:
+    """Each round ingests `flat_ingests` claims on new lines into a copy of the store at
+    every size in turn, the first size rotating round by round, so the disk's drift over a
+    run moves every size alike: the sizes' rates are compared within each round."""
+    sizes = bench.sizes
+    handles = [driver.open(copy, "store") for copy in copies]
+    rates: list[list[float]] = [[] for _ in copies]
+    dispositions: list[dict[str, int]] = [{} for _ in copies]
+    try:
+        for number in range(sizes.flat_rounds):
+            for at in rotated(list(range(len(copies))), number):
+                first = (at * sizes.flat_rounds + number) * sizes.flat_ingests
+                claims = [fresh("store", "new", first + i) for i in range(sizes.flat_ingests)]
+                done = driver.ingest(handles[at], claims)
+                rates[at].append(done.rate)
+                dispositions[at] = _merge(dispositions[at], done.dispositions)
+    finally:
+        for handle in handles:
+            driver.close(handle)
+    for point, found, counts in zip(points, rates, dispositions, strict=True):
+        point["ingest_rate"] = finite(median(found))
+        point["ingest_round_rates"] = found
+        point["ingest_over_smallest"] = finite(
+            median([ratio(r, s) for r, s in zip(found, rates[0], strict=True)])
+        )
+        point["dispositions"] = counts
 
 
 def _with_claim_ref(bench: Bench, driver: Driver, store: GrowingStore, size: int) -> float | None:

@@ -116,6 +116,14 @@ class GrowingStore:
         self.last_meta = meta
         self.handle = self.driver.open(self.directory, self.agent)
 
+    def copy_to(self, target: Path) -> Path:
+        """A copy of the store as it is now, in `target` (the store is closed meanwhile)."""
+        self.driver.close(self.handle)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(self.directory, target)
+        self.handle = self.driver.open(self.directory, self.agent)
+        return target
+
     def _rss(self) -> dict[str, Any]:
         peak = getattr(self.driver, "peak_rss_kib", None)
         return {} if peak is None else {"builder_peak_rss_kib": int(peak())}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 import threading
 import time
@@ -148,10 +149,21 @@ def test_flat_cost_points_cover_every_size(tiny: tuple[Path, dict[str, Any]]) ->
             points = flat[axis]["engines"][engine]
             assert [p[key] for p in points] == list(sizes)
             for p in points:
-                assert positive(p["ingest_rate"])
+                assert (
+                    positive(p["ingest_rate"]) and len(p["ingest_round_rates"]) == TINY.flat_rounds
+                )
                 assert positive(p["query_cold"]["median_s"]) and positive(p["query_warm"]["p95_s"])
                 assert set(p["dispositions"]) == {"CommittedCheap"}
                 assert set(p["query_cold"]["statuses"]) == set(p["query_warm"]["statuses"])
+    # the store sizes' ingests are interleaved round by round: each size's rate over the
+    # smallest's is the median of the per-round ratios (the smallest's is 1)
+    for engine in ("ours", "ours_nosync"):
+        points = flat["store"]["engines"][engine]
+        assert points[0]["ingest_over_smallest"] == 1.0
+        for p in points:
+            smallest = points[0]["ingest_round_rates"]
+            per_round = [r / s for r, s in zip(p["ingest_round_rates"], smallest, strict=True)]
+            assert p["ingest_over_smallest"] == pytest.approx(statistics.median(per_round))
     # long lines resolve at the queried instant; filler claims carry no valid time (reference §5.5)
     assert set(flat["line"]["engines"]["ours"][-1]["query_warm"]["statuses"]) == {"Resolved"}
     assert set(flat["store"]["engines"]["ours"][-1]["query_cold"]["statuses"]) == {
@@ -296,8 +308,10 @@ def _results(**sections: Any) -> dict[str, Any]:
             "store": {
                 "engines": {
                     "ours": [
-                        {"ingest_rate": ingest[0], "query_cold": {"median_s": 0.0001}},
-                        {"ingest_rate": ingest[1], "query_cold": {"median_s": cold}},
+                        {"ingest_rate": ingest[0], "ingest_over_smallest": 1.0,
+                         "query_cold": {"median_s": 0.0001}},
+                        {"ingest_rate": ingest[1], "ingest_over_smallest": ingest[1] / ingest[0],
+                         "query_cold": {"median_s": cold}},
                     ],
                     "reference": [{"size": 100}, {"size": 5_000, "builder": {
                         "builder_peak_rss_kib": 40_000}}],
