@@ -10,12 +10,16 @@ engine's cached one is set aside for the duration), so its `backup` calls are se
 made once per process, so the floor makes it before the clock starts.
 
 `Floor.run` then makes exactly those calls again on fresh in-memory databases — the same
-statements with the same parameters, fetching as many rows as the engine fetched — and
-times them: the sqlite3 work of the replay with no engine, no harness and no Python
-between the calls beyond a loop. Every conformance stream starts on an empty store and its
-clock and ids are injected, so the same calls meet the same data: `Floor.check` (run once,
-untimed, before any timed run) compares every fetched row and every failure with the
-capture and refuses a floor that does different work.
+statements with the same parameters, fetching as many rows as the engine fetched (all of
+them where the engine read to the end) — and times them: the sqlite3 work of the replay
+with no engine and no harness, only a loop over the steps between the calls (about 3 µs
+per operation). Every conformance stream starts on an empty store and its clock and ids
+are injected, so the same calls meet the same data: `Floor.check` (run once, untimed,
+before any timed run) compares every statement's failure, rowcount and fetched rows with
+the capture — and, where the engine read to the end, that there are no more rows — and
+refuses a floor that does different work. The connection and cursor methods the engine
+does not use (`commit`, `executescript`, …) refuse to run while recording, so a future
+call the floor would miss fails the capture instead.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class Step:
     many: bool = False
     via: int = 0  # 0: the connection's execute; n > 0: the n-th cursor the engine made
     fetched: list[Any] = field(default_factory=list)  # rows the engine read back
+    exhausted: bool = False  # the engine read to the end (a fetch came back short)
+    rowcount: int = -1  # the cursor's rowcount after the statement (-1: a query)
     error: str | None = None  # the sqlite3 error's class, when the statement failed
     target: int = 0  # backup: the destination connection's number
     settings: dict[str, Any] = field(default_factory=dict)  # connect: its arguments
@@ -52,6 +58,10 @@ class _Log:
         self.steps: list[Step] = []
         self.cursors: dict[int, int] = {}
         self.keep: list[Any] = []  # ids stay unique while the objects live
+
+
+def _unrecorded(what: str) -> RuntimeError:
+    return RuntimeError(f"replay floor: {what} is not recorded; the floor would miss its work")
 
 
 class _Cursor(sqlite3.Cursor):
@@ -69,49 +79,63 @@ class _Cursor(sqlite3.Cursor):
     def _via(self) -> int:
         if self.implicit:
             return 0
-        self.log.keep.append(self)
-        return self.log.cursors.setdefault(id(self), len(self.log.cursors) + 1)
+        if id(self) not in self.log.cursors:
+            self.log.keep.append(self)
+            self.log.cursors[id(self)] = len(self.log.cursors) + 1
+        return self.log.cursors[id(self)]
 
     def execute(self, sql: str, parameters: Any = (), /) -> Self:
         step = self._run(sql, (copy_row(parameters),), False)
         try:
-            return super().execute(sql, parameters)
+            super().execute(sql, parameters)
         except sqlite3.Error as e:
             step.error = type(e).__name__
             raise
+        step.rowcount = self.rowcount
+        return self
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
         rows = tuple(copy_row(p) for p in seq_of_parameters)
         step = self._run(sql, rows, True)
         try:
-            return super().executemany(sql, rows)
+            super().executemany(sql, rows)
         except sqlite3.Error as e:
             step.error = type(e).__name__
             raise
+        step.rowcount = self.rowcount
+        return self
 
-    def _got(self, rows: list[Any]) -> None:
+    def executescript(self, sql_script: str, /) -> Self:
+        raise _unrecorded("Cursor.executescript")
+
+    def _got(self, rows: list[Any], *, end: bool) -> None:
         if self.step is not None:
             self.step.fetched.extend(rows)
+            self.step.exhausted = self.step.exhausted or end
 
     def fetchone(self) -> Any:
         row = super().fetchone()
-        if row is not None:
-            self._got([row])
+        self._got([] if row is None else [row], end=row is None)
         return row
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
-        rows = super().fetchmany(self.arraysize if size is None else size)
-        self._got(rows)
+        wanted = self.arraysize if size is None else size
+        rows = super().fetchmany(wanted)
+        self._got(rows, end=len(rows) < wanted)
         return rows
 
     def fetchall(self) -> list[Any]:
         rows = super().fetchall()
-        self._got(rows)
+        self._got(rows, end=True)
         return rows
 
     def __next__(self) -> Any:
-        row = super().__next__()
-        self._got([row])
+        try:
+            row = super().__next__()
+        except StopIteration:
+            self._got([], end=True)
+            raise
+        self._got([row], end=False)
         return row
 
 
@@ -120,9 +144,11 @@ class _Connection(sqlite3.Connection):
     number: int
 
     def cursor(self, factory: Any = None) -> Any:
+        if factory is not None and not (isinstance(factory, type) and issubclass(factory, _Cursor)):
+            raise _unrecorded("a cursor of another class")
         made = super().cursor(factory or _Cursor)
-        if isinstance(made, _Cursor):
-            made.log, made.number = self.log, self.number
+        assert isinstance(made, _Cursor)
+        made.log, made.number = self.log, self.number
         return made
 
     def _implicit(self) -> _Cursor:
@@ -148,17 +174,34 @@ class _Connection(sqlite3.Connection):
         self.log.steps.append(Step("close", self.number))
         super().close()
 
+    # What the engine does not call today: refused rather than missed by the floor.
+    def commit(self) -> None:
+        raise _unrecorded("Connection.commit")
+
+    def rollback(self) -> None:
+        raise _unrecorded("Connection.rollback")
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        raise _unrecorded("Connection.executescript")
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        raise _unrecorded("Connection.create_function")
+
+    def __enter__(self) -> Self:
+        raise _unrecorded("a connection used as a context manager (it commits)")
+
 
 @contextmanager
-def _recording(log: _Log) -> Iterator[None]:
-    """Every `sqlite3.connect` records into `log`; the engine's template is made afresh."""
+def _recording(log: _Log) -> Iterator[list[_Connection]]:
+    """Every `sqlite3.connect` records into `log`; the engine's template is made afresh
+    (the one it makes inside is yielded in the list, then closed)."""
     real = sqlite3.connect
     opened = 0
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         nonlocal opened
-        if "factory" in kwargs:
-            raise RuntimeError("replay floor: a connection with its own factory is not recorded")
+        if "factory" in kwargs or len(args) > 4:  # factory is connect's fifth parameter
+            raise _unrecorded("a connection with its own factory")
         opened += 1
         log.steps.append(Step("connect", opened, settings={"args": args, "kwargs": kwargs}))
         conn = real(*args, factory=_Connection, **kwargs)
@@ -166,19 +209,27 @@ def _recording(log: _Log) -> Iterator[None]:
         conn.log, conn.number = log, opened
         return conn
 
-    saved = list(connections._template)
-    connections._template.clear()
+    made: list[_Connection] = []
+    with connections._template_lock:
+        saved = list(connections._template)
+        connections._template.clear()
     setattr(sqlite3, "connect", connect)  # noqa: B010 (restored below)
     try:
-        yield
+        yield made
+        made.extend(c for _, c in connections._template if isinstance(c, _Connection))
     finally:
         setattr(sqlite3, "connect", real)  # noqa: B010
-        connections._template[:] = saved
+        with connections._template_lock:
+            ours = [c for _, c in connections._template]
+            connections._template[:] = saved
+        for conn in ours:
+            sqlite3.Connection.close(conn)  # not a step of the replay
 
 
 @dataclass
 class Capture:
-    """The steps of one corpus replay; `setup` are the template's numbers (made untimed)."""
+    """The steps of one corpus replay; `setup` holds the template's connection number (the
+    engine made it once; the floor makes it before the clock starts)."""
 
     steps: list[Step]
     setup: frozenset[int]
@@ -198,14 +249,13 @@ def capture(replay: Callable[[], int]) -> Capture:
     """Record the sqlite3 calls of `replay()` (one corpus replay on sqlite-mem, returning
     how many operations it ran)."""
     log = _Log()
-    with _recording(log):
+    with _recording(log) as template:
         operations = replay()
-    sources = frozenset(s.conn for s in log.steps if s.kind == "backup")
     if not any(s.kind == "call" for s in log.steps):
         raise RuntimeError(
             "replay floor: the replay made no sqlite3 call through a recorded connection"
         )
-    return Capture(log.steps, sources, operations)
+    return Capture(log.steps, frozenset(c.number for c in template), operations)
 
 
 class Floor:
@@ -217,34 +267,42 @@ class Floor:
         self.timed = [
             s for s in captured.steps if s.conn not in captured.setup or s.kind == "backup"
         ]
-        self.stores = [s for s in self.timed if s.kind != "call"]
         self.templates: dict[int, sqlite3.Connection] = {}
-        for step in setup:  # the template(s), untimed, as the engine made them
+        for step in setup:  # the template, untimed, as the engine made it
             self._do(step, self.templates, {}, check=True)
 
     def run(self) -> dict[str, float]:
-        """Seconds to make every timed step's sqlite3 call once more (`seconds`), and then
-        only the stores' opening, copying and closing without their statements
-        (`stores_seconds`: the part a harness making one store per stream pays)."""
-        return {"seconds": self._timed(self.timed), "stores_seconds": self._timed(self.stores)}
-
-    def _timed(self, steps: list[Step]) -> float:
+        """Seconds to make every timed step's sqlite3 call once more (`seconds`), and the
+        part of them spent opening, copying and closing the stores (`stores_seconds`)."""
         made: dict[int, sqlite3.Connection] = dict(self.templates)
         cursors: dict[tuple[int, int], sqlite3.Cursor] = {}
-        do = self._do
-        started = time.perf_counter()
-        for step in steps:
-            do(step, made, cursors, check=False)
-        seconds = time.perf_counter() - started
+        do, clock = self._do, time.perf_counter
+        stores = 0.0
+        started = clock()
+        for step in self.timed:
+            if step.kind == "call":
+                do(step, made, cursors, check=False)
+            else:
+                at = clock()
+                do(step, made, cursors, check=False)
+                stores += clock() - at
+        seconds = clock() - started
         self._close(made)
-        return seconds
+        return {"seconds": seconds, "stores_seconds": stores}
 
     def check(self) -> None:
-        """Replay once, untimed, comparing every fetched row and failure with the capture."""
+        """Replay once, untimed, comparing with the capture every statement's failure, its
+        rowcount, the rows the engine fetched, and — where the engine read to the end — that
+        there are no more."""
         made: dict[int, sqlite3.Connection] = dict(self.templates)
         for step in self.timed:
             self._do(step, made, {}, check=True)
         self._close(made)
+
+    def close(self) -> None:
+        for conn in self.templates.values():
+            conn.close()
+        self.templates.clear()
 
     def _close(self, made: dict[int, sqlite3.Connection]) -> None:
         for number, conn in made.items():
@@ -268,20 +326,26 @@ class Floor:
                 if key not in cursors:
                     cursors[key] = conn.cursor()
                 target = cursors[key]
+            rowcount = -1
             try:
                 if step.many:
                     cursor = target.executemany(step.sql, step.rows)
                 else:
                     cursor = target.execute(step.sql, step.rows[0])
-                rows = cursor.fetchmany(len(step.fetched)) if step.fetched else []
+                rowcount = cursor.rowcount
+                if step.exhausted:  # the engine stepped to the end: so does the floor
+                    rows = cursor.fetchall()
+                else:
+                    rows = cursor.fetchmany(len(step.fetched)) if step.fetched else []
                 failed = None
             except sqlite3.Error as e:
                 rows, failed = [], type(e).__name__
-            if check and (failed != step.error or rows != step.fetched):
+            if check and (failed, rowcount, rows) != (step.error, step.rowcount, step.fetched):
                 raise RuntimeError(
                     f"replay floor differs from the engine's run at {' '.join(step.sql.split())!r}:"
-                    f" error {failed} (engine: {step.error}), {len(rows)} rows "
-                    f"(engine: {len(step.fetched)}, equal: {rows == step.fetched})"
+                    f" error {failed} (engine: {step.error}), rowcount {rowcount} (engine: "
+                    f"{step.rowcount}), {len(rows)} rows (engine: {len(step.fetched)}, equal: "
+                    f"{rows == step.fetched})"
                 )
         elif kind == "connect":
             made[step.conn] = sqlite3.connect(*step.settings["args"], **step.settings["kwargs"])

@@ -328,18 +328,22 @@ def _replay(results: dict[str, Any]) -> list[str]:
         f"{_number(replay.get('engine_us_per_op'))} µs of it in the engine calls (median over "
         f"{len(replay.get('rounds') or [])} rounds).",
         "",
-        *_replay_floor(replay.get("floor") or {}),
+        *_replay_floor(replay),
     ]
 
 
-def _replay_floor(floor: dict[str, Any]) -> list[str]:
+def _replay_floor(replay: dict[str, Any]) -> list[str]:
+    error = replay.get("floor_error")
+    if error:
+        return [f"The replay's floor could not be measured: {error}", ""]
+    floor = replay.get("floor") or {}
     if not floor:
         return []
     return [
         f"Its floor (`benchmarks/replayfloor.py`): the replay's own {floor['statements']:,} "
         f"statements, with their parameters, fetching the rows the engine fetched, on "
         f"{floor['stores']:,} fresh in-memory stores made as the engine makes them, checked "
-        f"row for row against the engine's run before timing: "
+        f"against the engine's run (failures, rowcounts, rows) before timing: "
         f"{_number(floor.get('us_per_op'))} µs per operation, "
         f"{_number(floor.get('stores_us_per_op'))} µs of it opening, copying and closing the "
         f"stores (median over {len(floor.get('rounds') or [])} rounds, interleaved with the "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import statistics
 import sys
 import threading
@@ -39,6 +40,7 @@ from benchmarks.timing import Progress, in_threads, median, percentile
 from mempill.core.canonical import canonical_json
 from mempill.core.search import INDEX_BLOCK, claim_terms, indexed_below
 from mempill.stores.sql import CLAIM_COLUMNS
+from mempill.stores.sqlite import connections
 from mempill.streams import StreamError, read_stream
 
 TARGET_KEYS = [
@@ -596,8 +598,8 @@ def test_judge_sets_each_floor_beside_its_target() -> None:
 
 def test_replay_floor_makes_the_replays_own_calls_and_checks_them() -> None:
     """The floor of a corpus replay records every store the replay opened and every call
-    it made, replays them on fresh stores row for row (`check`), and refuses a floor that
-    fetched other rows or failed elsewhere than the engine did."""
+    it made, replays them on fresh stores (`check`), and refuses a floor whose statements
+    failed, changed rows or returned rows otherwise than the engine's did."""
     loaded = replaycost.loaded_corpus()[:6]
 
     def replay() -> int:
@@ -611,27 +613,55 @@ def test_replay_floor_makes_the_replays_own_calls_and_checks_them() -> None:
     assert captured.stores >= len(loaded) and len(captured.setup) == 1
     kinds = [s.kind for s in captured.steps]
     assert kinds.count("backup") == kinds.count("close") == captured.stores
+    assert {s.conn for s in captured.steps if s.kind == "backup"} == captured.setup
     assert captured.statements >= operations
     floor = replayfloor.Floor(captured)
-    floor.check()
-    timed = floor.run()
-    assert 0 < timed["stores_seconds"] < timed["seconds"]
-    read = next(s for s in floor.timed if s.kind == "call" and len(s.fetched) > 1)
-    read.fetched[-1] = ("not", "what", "the", "engine", "read")
-    with pytest.raises(RuntimeError, match="differs from the engine's run"):
+    try:
         floor.check()
-    read.fetched.pop()
-    floor.check()  # as many rows as the engine read, no more: the floor fetches those
-    read.fetched.append(("one", "row", "more"))
-    read.fetched.append(("than", "the", "statement", "returns"))
-    with pytest.raises(RuntimeError, match="differs"):
-        floor.check()
-    read.fetched[-2:] = []
-    floor.check()
-    failed = next(s for s in floor.timed if s.kind == "call" and s.sql.startswith("INSERT"))
-    failed.error = "IntegrityError"  # the engine's INSERT failed, the floor's did not
-    with pytest.raises(RuntimeError, match="error None"):
-        floor.check()
+        timed = floor.run()
+        assert 0 < timed["stores_seconds"] < timed["seconds"]
+        calls = [s for s in floor.timed if s.kind == "call"]
+
+        def differs(step: replayfloor.Step, **changed: Any) -> None:
+            """`check` refuses the capture with `changed`, and accepts it once restored."""
+            saved = {name: getattr(step, name) for name in changed}
+            for name, value in changed.items():
+                setattr(step, name, value)
+            with pytest.raises(RuntimeError, match="differs from the engine's run"):
+                floor.check()
+            for name, value in saved.items():
+                setattr(step, name, value)
+            floor.check()
+
+        read = next(s for s in calls if s.exhausted and len(s.fetched) > 1)
+        differs(read, fetched=[*read.fetched[:-1], ("not", "what", "the", "engine", "read")])
+        differs(read, fetched=read.fetched[:-1])  # it read to the end: one row more is there
+        differs(read, fetched=[*read.fetched, ("a", "row", "too", "many")])
+        empty = next(s for s in calls if s.exhausted and not s.fetched and not s.many)
+        differs(empty, sql="SELECT 1", rows=((),))  # a row where the engine's read had none
+        written = next(s for s in calls if s.rowcount > 0)
+        differs(written, rowcount=written.rowcount + 1)
+        differs(next(s for s in calls if s.sql.startswith("INSERT")), error="IntegrityError")
+    finally:
+        floor.close()
+
+
+def test_replay_floor_refuses_calls_it_would_not_replay() -> None:
+    """A connection method the recorder does not record fails the capture (the floor would
+    otherwise leave its work out), and the engine's own template comes back after it."""
+    before, real = list(connections._template), sqlite3.connect
+
+    def commits() -> int:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.execute("CREATE TABLE t (x)")
+        conn.commit()
+        return 1
+
+    with pytest.raises(RuntimeError, match=r"Connection\.commit is not recorded"):
+        replayfloor.capture(commits)
+    with pytest.raises(RuntimeError, match="executescript is not recorded"):
+        replayfloor.capture(lambda: sqlite3.connect(":memory:").executescript("SELECT 1") and 1)
+    assert connections._template == before and sqlite3.connect is real
 
 
 def test_group_floor_commits_every_callers_claim_once_in_groups(tmp_path: Path) -> None:
