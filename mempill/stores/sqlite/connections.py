@@ -101,9 +101,10 @@ def connect(target: str, *, synchronous: str, read_only: bool = False) -> sqlite
         if read_only:
             conn.execute("PRAGMA query_only = ON")
         else:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if target != ":memory:" and str(mode).lower() != "wal":
-                raise StorageError(f"sqlite: could not enable WAL on {target} (got {mode})")
+            if target != ":memory:":  # an in-memory database keeps its "memory" journal
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(f"sqlite: could not enable WAL on {target} (got {mode})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
     return conn
