@@ -20,6 +20,7 @@ only: the engine's own cost without the fsync) and the reference.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import uuid
@@ -67,16 +68,18 @@ def store_axis(bench: Bench) -> dict[str, Any]:
     for label, driver in engines(bench):
         directory = bench.scratch(f"store-{label}")
         store = GrowingStore(bench, driver, directory, "store", "store", label)
-        points, copies = [], []
+        points: list[dict[str, Any]] = []
+        copies: list[Path] = []
         try:
-            for size in bench.sizes.store_sizes:
-                bench.progress.say(f"flat cost, store size {size:,}: {label}")
-                store.reach(size, lambda a, b: fillers("store", a, b))
-                points.append(_store_point(bench, driver, store, size))
-                copies.append(store.copy_to(bench.work / f"store-{label}-at-{size}"))
-        finally:
-            store.close()
-        try:
+            try:
+                for size in bench.sizes.store_sizes:
+                    bench.progress.say(f"flat cost, store size {size:,}: {label}")
+                    store.reach(size, lambda a, b: fillers("store", a, b))
+                    copy = bench.work / f"store-{label}-at-{size}"
+                    points.append(_store_point(bench, driver, store, size, copy))
+                    copies.append(copy)
+            finally:
+                store.close()
             bench.progress.say(f"flat cost, ingests at every store size in turn: {label}")
             _interleaved_ingests(bench, driver, copies, points)
         finally:
@@ -86,7 +89,11 @@ def store_axis(bench: Bench) -> dict[str, Any]:
     return results
 
 
-def _store_point(bench: Bench, driver: Driver, store: GrowingStore, size: int) -> dict[str, Any]:
+def _store_point(
+    bench: Bench, driver: Driver, store: GrowingStore, size: int, copy: Path
+) -> dict[str, Any]:
+    """The queries at `size`, then a copy of the store holding exactly `size` claims, then
+    this engine's claim_ref ingests (into the growing store, not the copy)."""
     sizes = bench.sizes
     rng = random.Random(size)
     cold: list[Queried] = []
@@ -97,10 +104,15 @@ def _store_point(bench: Bench, driver: Driver, store: GrowingStore, size: int) -
         queries = [filler_query("store", i) for i in picked]
         cold.append(driver.query(store.handle, queries))
         warm.append(driver.query(store.handle, queries))
+    store.copy_to(copy)
+    in_copy = store.total
     with_ref = _with_claim_ref(bench, driver, store, size)
+    extra = 1 if driver.name == "ours" else 0  # the claim_ref ingests went into the store
+    store.measured(size, sizes.flat_rounds * sizes.flat_ingests * extra)
     point = {
         "size": size,
         "filled": store.filled,
+        "claims_in_copy": in_copy,  # the measured ingests' store (`_interleaved_ingests`)
         "built_in_s": round(store.build_seconds, 3),
         "restored_from_cache": store.restored,
         "ingest_rate_with_claim_ref": with_ref,
@@ -108,8 +120,6 @@ def _store_point(bench: Bench, driver: Driver, store: GrowingStore, size: int) -
         "query_warm": latency_summary(warm),
         "builder": store.last_meta,
     }
-    extra = 1 if driver.name == "ours" else 0
-    store.measured(size, sizes.flat_rounds * sizes.flat_ingests * extra)
     return point
 
 
@@ -118,12 +128,16 @@ def _interleaved_ingests(
 ) -> None:
     """Each round ingests `flat_ingests` claims on new lines into a copy of the store at
     every size in turn, the first size rotating round by round, so the disk's drift over a
-    run moves every size alike: the sizes' rates are compared within each round."""
+    run moves every size alike: the sizes' rates are compared within each round. The
+    copies are synced to disk and each opened and written once (untimed) beforehand."""
     sizes = bench.sizes
+    os.sync()  # the copies' pages on disk now, not in the first measured checkpoint
     handles = [driver.open(copy, "store") for copy in copies]
     rates: list[list[float]] = [[] for _ in copies]
     dispositions: list[dict[str, int]] = [{} for _ in copies]
     try:
+        for at, handle in enumerate(handles):  # untimed: each store opened and written once
+            driver.ingest(handle, [fresh("store", f"warm{at}-", 0)])
         for number in range(sizes.flat_rounds):
             for at in rotated(list(range(len(copies))), number):
                 first = (at * sizes.flat_rounds + number) * sizes.flat_ingests

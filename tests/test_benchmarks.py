@@ -161,6 +161,7 @@ def test_flat_cost_points_cover_every_size(tiny: tuple[Path, dict[str, Any]]) ->
     # smallest's is the median of the per-round ratios (the smallest's is 1)
     for engine in ("ours", "ours_nosync"):
         points = flat["store"]["engines"][engine]
+        assert [p["claims_in_copy"] for p in points] == list(TINY.store_sizes)
         assert points[0]["ingest_over_smallest"] == 1.0
         for p in points:
             smallest = points[0]["ingest_round_rates"]

@@ -1,10 +1,11 @@
 """SQLite connections: the PRAGMAs, the migrations (or, read-only, the schema check), the
 translation of driver errors, and the bounded set of open agent databases.
 
-A writable connection sets `journal_mode=WAL`, `synchronous` and the busy timeout and
-migrates its database. A read-only one opens the file with a `mode=ro` URI and
-`PRAGMA query_only`, changes no journal mode and runs no migration: it checks that the
-schema is current and refuses a store that needs a writable open to migrate.
+A writable connection sets `journal_mode=WAL` (on a file: an in-memory database keeps its
+memory journal), `synchronous` and the busy timeout and migrates its database. A read-only
+one opens the file with a `mode=ro` URI and `PRAGMA query_only`, changes no journal mode and
+runs no migration: it checks that the schema is current and refuses a store that needs a
+writable open to migrate.
 """
 
 from __future__ import annotations
