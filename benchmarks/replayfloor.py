@@ -70,12 +70,6 @@ class _Cursor(sqlite3.Cursor):
     step: Step | None = None
     implicit = False  # made by the connection's execute, not by the engine
 
-    def _run(self, sql: str, rows: tuple[Params, ...], many: bool) -> Step:
-        step = Step("call", self.number, sql, rows, many, via=self._via())
-        self.log.steps.append(step)
-        self.step = step
-        return step
-
     def _via(self) -> int:
         if self.implicit:
             return 0
@@ -85,20 +79,20 @@ class _Cursor(sqlite3.Cursor):
         return self.log.cursors[id(self)]
 
     def execute(self, sql: str, parameters: Any = (), /) -> Self:
-        step = self._run(sql, (copy_row(parameters),), False)
-        try:
-            super().execute(sql, parameters)
-        except sqlite3.Error as e:
-            step.error = type(e).__name__
-            raise
-        step.rowcount = self.rowcount
-        return self
+        return self._call(sql, (copy_row(parameters),), many=False)
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
-        rows = tuple(copy_row(p) for p in seq_of_parameters)
-        step = self._run(sql, rows, True)
+        return self._call(sql, tuple(copy_row(p) for p in seq_of_parameters), many=True)
+
+    def _call(self, sql: str, rows: tuple[Params, ...], *, many: bool) -> Self:
+        step = Step("call", self.number, sql, rows, many, via=self._via())
+        self.log.steps.append(step)
+        self.step = step
         try:
-            super().executemany(sql, rows)
+            if many:
+                super().executemany(sql, rows)
+            else:
+                super().execute(sql, rows[0])
         except sqlite3.Error as e:
             step.error = type(e).__name__
             raise
