@@ -1,7 +1,7 @@
 """The SQL floor: what the sqlite3 calls of one engine-only ingest cost on their own.
 
 `capture` opens `mempill.open_default_in_memory()` with every sqlite3 connection it
-makes recording its calls (`sqlite3.connect` is wrapped for the duration, so no engine
+makes recording its calls (`benchmarks.recording`: `sqlite3.connect` is wrapped, so no engine
 code is changed or imported by name), ingests a few claims to warm the store, then
 records exactly the statements and parameters of the next fresh-line ingests, in order:
 `BEGIN IMMEDIATE`, its reads and inserts, `COMMIT`. It records a whole block of the word
@@ -34,12 +34,13 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import mempill
+from benchmarks.recording import Log, Params, recording
 from benchmarks.streams import fresh
 from mempill.core.search import INDEX_BLOCK
 from mempill.stores.sql import embedded_migrations, split_statements
@@ -54,7 +55,6 @@ AGENT = "floor"
 WARMUPS = 2 * INDEX_BLOCK + 2
 #: A JSON string literal (the word-index parameter's keys and terms are such strings).
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-Params = tuple[Any, ...] | dict[str, Any]  # positional, or named (`:name`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,74 +65,6 @@ class Call:
     sql: str
     rows: tuple[Params, ...]  # one row of parameters, or executemany's rows
     many: bool = False
-
-
-class _Log:
-    """What the recording connections write into while `on`."""
-
-    def __init__(self) -> None:
-        self.on = False
-        self.calls: list[Call] = []
-        self.connections: set[int] = set()
-        self._cursors: dict[int, int] = {}
-        self._keep: list[sqlite3.Cursor] = []  # ids stay unique while they live
-
-    def add(self, conn: sqlite3.Connection, cursor: sqlite3.Cursor | None, call: Call) -> None:
-        if not self.on:
-            return
-        self.connections.add(id(conn))
-        via = 0
-        if cursor is not None:
-            via = self._cursors.setdefault(id(cursor), len(self._cursors) + 1)
-            self._keep.append(cursor)
-        self.calls.append(Call(via, call.sql, call.rows, call.many))
-
-
-def copy_row(parameters: Any) -> Params:
-    """A copy of one call's parameters (a later change by the caller cannot alter it)."""
-    return dict(parameters) if isinstance(parameters, Mapping) else tuple(parameters)
-
-
-class RecordingCursor(sqlite3.Cursor):
-    log: _Log | None = None
-
-    def execute(self, sql: str, parameters: Any = (), /) -> Self:
-        if self.log is not None:
-            self.log.add(self.connection, self, Call(0, sql, (copy_row(parameters),)))
-        return super().execute(sql, parameters)
-
-    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
-        rows = tuple(copy_row(p) for p in seq_of_parameters)
-        if self.log is not None:
-            self.log.add(self.connection, self, Call(0, sql, rows, many=True))
-        return super().executemany(sql, rows)
-
-
-class RecordingConnection(sqlite3.Connection):
-    """A connection that logs its calls; `history` keeps every statement since it opened."""
-
-    log: _Log | None = None
-    settings: dict[str, Any]
-    history: list[str]
-
-    def cursor(self, factory: Any = None) -> Any:
-        cursor = super().cursor(factory or RecordingCursor)
-        if isinstance(cursor, RecordingCursor):
-            cursor.log = self.log
-        return cursor
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        self.history.append(sql)
-        if self.log is not None:
-            self.log.add(self, None, Call(0, sql, (copy_row(parameters),)))
-        return super().execute(sql, parameters)
-
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
-        rows = tuple(copy_row(p) for p in parameters)
-        self.history.append(sql)
-        if self.log is not None:
-            self.log.add(self, None, Call(0, sql, rows, many=True))
-        return super().executemany(sql, rows)
 
 
 @dataclass
@@ -177,29 +109,15 @@ def capture(warmups: int = WARMUPS, batch: int = 0) -> Capture:
     `open_default_in_memory()` (one ingest when its store writes the word index with each
     claim; `batch` > 0: of the `ingest_many` calls of that many claims each, on new lines,
     that write whole blocks: as many terms per claim as the engine writes in the long run)."""
-    log = _Log()
-    made: list[RecordingConnection] = []
-    real = sqlite3.connect
-
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        if "factory" in kwargs:  # not ours to record: the capture will see no calls
-            plain: sqlite3.Connection = real(*args, **kwargs)
-            return plain
-        conn = real(*args, factory=RecordingConnection, **kwargs)
-        assert isinstance(conn, RecordingConnection)
-        conn.log, conn.settings, conn.history = log, dict(kwargs), []
-        made.append(conn)
-        return conn
-
-    setattr(sqlite3, "connect", connect)  # noqa: B010 (restored below)
-    try:
+    log = Log()
+    with recording(log):
         engine = mempill.open_default_in_memory()
         try:
             for i in range(warmups):
                 engine.ingest(fresh(AGENT, "floor-warmup", i))
             block = max(engine.store.index_block, 1)
             ingests = block // math.gcd(batch, block) if batch else block
-            log.on = True
+            first = len(log.steps)
             if batch:
                 for call in range(ingests):
                     claims = [fresh(AGENT, f"floor{call}-", i) for i in range(batch)]
@@ -207,26 +125,26 @@ def capture(warmups: int = WARMUPS, batch: int = 0) -> Capture:
             else:
                 receipts = [engine.ingest(fresh(AGENT, "floor", i)) for i in range(ingests)]
                 receipt = receipts[0]
-            log.on = False
+            captured = [s for s in log.steps[first:] if s.kind == "call"]
         finally:
             engine.close()
-    finally:
-        setattr(sqlite3, "connect", real)  # noqa: B010
-    if not log.calls:
+    if not captured:
         raise RuntimeError("the captured ingest made no sqlite3 call through a recorded connection")
-    used = [c for c in made if id(c) in log.connections]
-    opened = used[0] if used else made[-1]
+    used = sorted({s.conn for s in captured})
+    opened = next(s for s in log.steps if s.kind == "connect" and s.conn == used[0])
     setup = []
-    for sql in opened.history:
-        if not sql.lstrip().upper().startswith("PRAGMA"):
+    for step in log.steps:  # the PRAGMAs the store ran when it opened that connection
+        if step.conn != opened.conn or step.kind != "call":
+            continue
+        if not step.sql.lstrip().upper().startswith("PRAGMA"):
             break
-        setup.append(sql)
+        setup.append(step.sql)
     return Capture(
-        calls=log.calls,
-        settings=opened.settings,
+        calls=[Call(s.via, s.sql, s.rows, s.many) for s in captured],
+        settings=dict(opened.settings["kwargs"]),
         setup=setup,
         disposition=receipt.disposition.value,
-        connections=len(log.connections),
+        connections=len(used),
         ingests=ingests,
     )
 
