@@ -69,7 +69,7 @@ def aggregate_rate(engine: Ingests, prefix: str, writers: int, agents: int, coun
 def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
     """An engine for one configuration, on a fresh directory or a fresh schema."""
     clock = mempill.SteppingClock(CLOCK_START)
-    ids = mempill.SeededIds(config)
+    ids = mempill.time_ordered_ids  # the product's default (see OursDriver)
     with ExitStack() as stack:
         if config == "postgres":
             from mempill.lab.servers import fresh_schema

@@ -151,8 +151,8 @@ def trip_operations(ours: Engine, number: int) -> dict[str, Callable[[], object]
 def round_trips(dsn: str) -> dict[str, Any]:
     """Round trips and statements of every operation in `OPERATIONS` (see the docstring)."""
     with ExitStack() as stack:
-        schema, ours = stack.enter_context(schema_engine(dsn, 1, "pgperf-trips"))
-        other = open_engine(schema, 1, "pgperf-trips-other")
+        schema, ours = stack.enter_context(schema_engine(dsn, 1))
+        other = open_engine(schema, 1)
         stack.callback(other.close)
         ours.ingest(fresh("trips", "warmup", 0))
         ours.ingest(fresh("shared", "warmup", 0))
@@ -254,7 +254,7 @@ def measure(bench: Bench, label: str, dsn: str) -> dict[str, Any]:
     say = bench.progress.say
     say(f"postgres {label}: round trips")
     found: dict[str, Any] = {"round_trips": round_trips(dsn)}
-    with schema_engine(dsn, bench.sizes.pg_writers + 2, f"pgperf-{label}") as (schema, engine):
+    with schema_engine(dsn, bench.sizes.pg_writers + 2) as (schema, engine):
         say(f"postgres {label}: single-thread latency")
         found["latency"] = latency(engine, bench.sizes.pg_latency_ingests)
         found["writers"] = writers(bench, schema, engine)

@@ -46,23 +46,23 @@ ORDER BY 2 DESC, 1
 """
 
 
-def open_engine(dsn: str, pool: int, seed: str) -> Engine:
-    """The product opener with a stepping clock and seeded ids (`pool` connections)."""
+def open_engine(dsn: str, pool: int) -> Engine:
+    """The product opener with a stepping clock and its default (time-ordered) ids, `pool`
+    connections."""
     from mempill.openers import open_postgres
 
     clock = mempill.SteppingClock(CLOCK_START)
-    ids = mempill.SeededIds(seed)
-    return open_postgres(dsn, pool_max_size=pool, pool_min_size=pool, clock=clock, ids=ids)
+    return open_postgres(dsn, pool_max_size=pool, pool_min_size=pool, clock=clock)
 
 
 @contextmanager
-def schema_engine(dsn: str, pool: int, seed: str) -> Iterator[tuple[str, Engine]]:
+def schema_engine(dsn: str, pool: int) -> Iterator[tuple[str, Engine]]:
     """(dsn of a fresh schema, an engine on it); both gone afterwards."""
     from mempill.lab.servers import fresh_schema
 
     with ExitStack() as stack:
         schema = stack.enter_context(fresh_schema(dsn, prefix="bench"))
-        engine = open_engine(schema, pool, seed)
+        engine = open_engine(schema, pool)
         stack.callback(engine.close)
         yield schema, engine
 
@@ -130,9 +130,9 @@ class Builder:
         }
 
 
-def queries(dsn: str, lines: Sequence[Claim], seed: str) -> dict[str, Any]:
+def queries(dsn: str, lines: Sequence[Claim]) -> dict[str, Any]:
     """query_memory of each line on a fresh engine: first read, then repeated."""
-    engine = open_engine(dsn, 2, seed)
+    engine = open_engine(dsn, 2)
     found: dict[str, Any] = {}
     try:
         for kind in ("query_first", "query_repeated"):
@@ -197,7 +197,7 @@ def run(bench: Bench, label: str, dsn: str) -> dict[str, Any]:
     early = max(1, min(EARLY_CLAIMS, sizes.scale_claims // 10) // per_call)
     threads = sizes.scale_threads
     with ExitStack() as stack:
-        schema, engine = stack.enter_context(schema_engine(dsn, threads + 2, f"scale-{label}"))
+        schema, engine = stack.enter_context(schema_engine(dsn, threads + 2))
         builder = Builder(bench, engine, label, per_call)
         bench.progress.say(f"postgres {label}: scale build to {sizes.scale_claims:,} claims")
         builder.build(agents[:early])
@@ -222,7 +222,7 @@ def run(bench: Bench, label: str, dsn: str) -> dict[str, Any]:
             "early": early_probe,
             "late": late_probe,
             "late_over_early": finite(ratio(_num(late_probe["rate"]), _num(early_probe["rate"]))),
-            **queries(schema, lines, f"scale-{label}-query"),
+            **queries(schema, lines),
             **relation_sizes(schema, builder.stored),
         }
     return found

@@ -47,7 +47,7 @@ def _short(filename: str) -> str:
 
 def run(bench: Bench) -> dict[str, Any]:
     sizes = bench.sizes
-    driver = OursDriver(synchronous="OFF", seed=11)
+    driver = OursDriver(synchronous="OFF")
     directory: Path = bench.scratch("profile")
     handle = driver.open(directory, "prof")
     length = max(sizes.line_lengths)

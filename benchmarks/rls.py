@@ -59,7 +59,6 @@ def engines(dsn: str) -> Iterator[dict[str, Engine]]:
             engine = open_postgres(
                 target,
                 clock=mempill.SteppingClock(CLOCK_START),
-                ids=mempill.SeededIds(f"rls-{role}"),
                 cache_claims=0,
                 pool_min_size=1,
                 pool_max_size=2,

@@ -92,19 +92,15 @@ def stores(bench: Bench, backend: str) -> Iterator[tuple[Engine, Engine, Callabl
         options: dict[str, Any] = {"clock": mempill.SteppingClock(CLOCK_START)}
         if backend == "sqlite":
             folder = bench.scratch("search-sqlite")
-            on = mempill.open_directory(folder, ids=mempill.SeededIds("on"), **options)
-            off = mempill.open_directory(
-                folder, ids=mempill.SeededIds("off"), text_index=False, **options
-            )
+            on = mempill.open_directory(folder, **options)
+            off = mempill.open_directory(folder, text_index=False, **options)
         else:
             from mempill.lab.servers import fresh_schema
 
             assert bench.pg_dsn is not None
             dsn = stack.enter_context(fresh_schema(bench.pg_dsn, prefix="bench"))
-            on = mempill.open_postgres(dsn, ids=mempill.SeededIds("on"), **options)
-            off = mempill.open_postgres(
-                dsn, ids=mempill.SeededIds("off"), text_index=False, **options
-            )
+            on = mempill.open_postgres(dsn, **options)
+            off = mempill.open_postgres(dsn, text_index=False, **options)
         stack.callback(on.close)
         stack.callback(off.close)
 
