@@ -101,6 +101,22 @@ def test_single_file_is_bound_to_its_first_writer(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.parametrize("name", [":memory:", "./:memory:"])
+def test_a_file_called_memory_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """SQLite reads the exact name ":memory:" as an in-memory database; a store asked for
+    a file of that name (which `Path` spells the same for both forms) keeps its claims."""
+    monkeypatch.chdir(tmp_path)
+    engine = mempill.open_default(name)
+    assert put(engine, "Berlin").disposition is Disposition.COMMITTED_CHEAP
+    engine.close()
+    assert (tmp_path / ":memory:").is_file()
+    again = mempill.open_default(name)
+    assert again.query_memory(AGENT, "user", "city").value == "Berlin"
+    again.close()
+
+
 def test_directory_keeps_one_file_per_agent_and_validates_ids(tmp_path: Path) -> None:
     engine = mempill.open_directory(tmp_path / "agents")
     put(engine, "a", agent_id="alice")

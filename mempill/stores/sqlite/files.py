@@ -175,3 +175,11 @@ def location(value: object, what: str) -> Path | None:
     except UnicodeEncodeError as e:
         raise ConfigError(f"{what}: {parse.show(value)} is not a usable path: {e}") from e
     return found
+
+
+def sqlite_name(path: Path) -> str:
+    """`path` as sqlite3 is given it. SQLite reads the exact name ":memory:" as an in-memory
+    database, and `Path` turns "./:memory:" into that name: a file called ":memory:" keeps
+    its folder, so the store is the file it was asked for, not a database lost on close."""
+    text = str(path)
+    return os.path.join(os.curdir, text) if text == ":memory:" else text

@@ -40,6 +40,7 @@ from mempill.stores.sqlite.files import (
     make_folder,
     not_an_agent_store,
     not_sqlite,
+    sqlite_name,
 )
 
 
@@ -102,7 +103,7 @@ class SQLiteStore:
         if folder is not None and not read_only:
             make_folder(folder, durable=self._directory_sync)
         if self._path is not None:
-            self._shared = self._open_database(str(self._path))
+            self._shared = self._open_database(sqlite_name(self._path))
 
     @property
     def topology(self) -> str:
