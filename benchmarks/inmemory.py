@@ -1,6 +1,6 @@
 """Engine-only single ingest, in memory, against raw SQLite, the SQL floor and the script floor.
 
-No disk: `mempill.open_default_in_memory()` (product defaults: system clock, random ids),
+No disk: `mempill.open_default_in_memory()` (product defaults: system clock, time-ordered ids),
 one claim per `ingest` call, on new lines. Per round, in rotating order: the raw rate
 of one-row `BEGIN IMMEDIATE; INSERT; COMMIT` transactions on an in-memory database (the
 same row as the durable benchmark's), this engine, and the SQL floor (`sqlfloor`: the

@@ -758,7 +758,8 @@ def test_instructions_per_claim_under_callgrind(tmp_path: Path) -> None:
 def test_measured_engines_use_the_products_time_ordered_ids(tmp_path: Path) -> None:
     """The benchmarks measure the id factory users get (UUIDv7, as the floors' scripts
     use), not seeded version-4 ids whose random refs cost pages as a store grows: the
-    drivers of the durable, flat, memory and profile sections, and the concurrency grid."""
+    drivers of the durable, ingest_many, flat, memory and profile sections, and the
+    concurrency grid."""
     bench = Bench(TINY, tmp_path / "work", tmp_path / "cache", Progress())
     refs: dict[str, list[str]] = {}
     for name, driver, folder in (
