@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mempill.lab.runs import cpu
+from mempill.lab.runs import cpu, revision
 
 
 def disk(path: Path) -> dict[str, Any]:
@@ -52,16 +51,6 @@ def postgres(dsn: str | None) -> dict[str, Any] | None:
     return found
 
 
-def git_commit(root: Path) -> str | None:
-    done = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() or None
-
-
 def describe(work: Path, pg_dsn: str | None, root: Path) -> dict[str, Any]:
     import mempill
 
@@ -76,6 +65,6 @@ def describe(work: Path, pg_dsn: str | None, root: Path) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgres": postgres(pg_dsn),
         "mempill": mempill.__version__,
-        "git_commit": git_commit(root),
+        "git_commit": revision(root),  # `-dirty` with uncommitted changes
         "load_average_at_start": [round(x, 2) for x in load],
     }

@@ -10,6 +10,7 @@ import json
 import math
 import sqlite3
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from benchmarks import (
     concurrency,
     groupfloor,
     instructions,
+    machine,
     replaycost,
     replayfloor,
     report,
@@ -776,3 +778,28 @@ def test_measured_engines_use_the_products_time_ordered_ids(tmp_path: Path) -> N
     for name, made in refs.items():
         assert all(ref[14] == "7" for ref in made), (name, made)
         assert made == sorted(made), name
+
+
+def test_the_run_names_the_tree_it_measured(tmp_path: Path) -> None:
+    """The machine description's revision says `-dirty` when tracked files differ from
+    HEAD (a run of uncommitted code), not when only untracked files exist."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (repo / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = git("rev-parse", "--short", "HEAD")
+    assert machine.describe(tmp_path, None, repo)["git_commit"] == head
+    (repo / "new.txt").write_text("untracked\n")
+    assert machine.describe(tmp_path, None, repo)["git_commit"] == head
+    (repo / "a.txt").write_text("two\n")
+    assert machine.describe(tmp_path, None, repo)["git_commit"] == f"{head}-dirty"
+    assert machine.describe(tmp_path, None, tmp_path / "nowhere")["git_commit"] == "unknown"
