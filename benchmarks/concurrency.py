@@ -69,7 +69,6 @@ def aggregate_rate(engine: Ingests, prefix: str, writers: int, agents: int, coun
 def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
     """An engine for one configuration, on a fresh directory or a fresh schema."""
     clock = mempill.SteppingClock(CLOCK_START)
-    ids = mempill.time_ordered_ids  # the product's default (see OursDriver)
     with ExitStack() as stack:
         if config == "postgres":
             from mempill.lab.servers import fresh_schema
@@ -77,13 +76,11 @@ def open_config(bench: Bench, config: str, pool: int) -> Iterator[Engine]:
 
             assert bench.pg_dsn is not None
             dsn = stack.enter_context(fresh_schema(bench.pg_dsn, prefix="bench"))
-            engine = open_postgres(
-                dsn, pool_max_size=pool, pool_min_size=pool, clock=clock, ids=ids
-            )
+            engine = open_postgres(dsn, pool_max_size=pool, pool_min_size=pool, clock=clock)
         else:
             directory: Path = bench.scratch(f"concurrency-{config}")
             engine = mempill.open_directory(
-                directory, clock=clock, ids=ids, serialize_all_writes=config == "sqlite"
+                directory, clock=clock, serialize_all_writes=config == "sqlite"
             )
         stack.callback(engine.close)
         yield engine

@@ -82,7 +82,6 @@ class OursDriver:
 
     def __init__(self, synchronous: str = "FULL") -> None:
         self.synchronous = synchronous
-        self.ids = mempill.time_ordered_ids
         self.clock = mempill.SteppingClock(CLOCK_START, timedelta(milliseconds=1))
         self.engines: dict[int, Engine] = {}
         self._handles = itertools.count(1)
@@ -90,14 +89,14 @@ class OursDriver:
     def open(self, directory: Path | None, agent: str) -> int:
         """The product openers (`open_directory`, `open_default_in_memory`); the lab's own
         store only for a `synchronous` other than FULL."""
-        clock, ids = self.clock, self.ids
+        clock = self.clock  # ids: the product's default (no `ids=`)
         if directory is None:
-            engine = mempill.open_default_in_memory(clock=clock, ids=ids)
+            engine = mempill.open_default_in_memory(clock=clock)
         elif self.synchronous == "FULL":
-            engine = mempill.open_directory(directory, clock=clock, ids=ids)
+            engine = mempill.open_directory(directory, clock=clock)
         else:
             store = SQLiteStore(directory=directory, lab_synchronous=self.synchronous)
-            engine = Engine(store, clock=clock, ids=ids)
+            engine = Engine(store, clock=clock)
         handle = next(self._handles)
         self.engines[handle] = engine
         return handle
